@@ -1,0 +1,131 @@
+"""create_app(settings): every resource opened and closed in one cleanup context each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+from aiohttp import web
+
+from . import buffer, db
+from .embedded import EmbeddedServers
+from .flusher import Flusher
+from .keys import Keys
+from .metrics import Metrics
+from .openapi import openapi_bytes
+from .settings import Settings
+from .views import (
+    KEYS,
+    METRICS,
+    OPENAPI,
+    POOL,
+    REDIS,
+    SETTINGS,
+    add_routes,
+    errors_middleware,
+    metrics_middleware,
+)
+
+log = logging.getLogger(__name__)
+
+URLS: Final = web.AppKey("urls", tuple[str, str])  # (redis_url, database_url)
+FLUSHER: Final = web.AppKey("flusher", Flusher)
+STARTUP_WAIT_S: Final = 30.0
+
+
+async def embedded_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With no URLs configured, start Redis and PostgreSQL under the data directory."""
+    settings = app[SETTINGS]
+    if settings.redis_url is not None and settings.database_url is not None:
+        app[URLS] = (settings.redis_url, settings.database_url)
+        yield
+        return
+    servers = EmbeddedServers.under(settings.data_dir)
+    app[URLS] = await asyncio.to_thread(servers.start)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(servers.stop)
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = buffer.open_redis(app[URLS][0], timeout_s=settings.redis_timeout_s)
+    app[REDIS] = redis
+    try:
+        yield
+    finally:
+        await redis.aclose()
+
+
+async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the pool and bring the schema up to date (waiting a while for Postgres)."""
+    settings = app[SETTINGS]
+    pool = await connect_postgres(settings, app[URLS][1], migrate=True)
+    app[POOL] = pool
+    try:
+        yield
+    finally:
+        await asyncio.wait_for(pool.close(), settings.shutdown_timeout_s)
+
+
+async def connect_postgres(settings: Settings, url: str, *, migrate: bool) -> db.Pool:
+    deadline = time.monotonic() + STARTUP_WAIT_S
+    while True:
+        try:
+            pool = await db.open_pool(
+                url, size=settings.database_pool_size, timeout_s=settings.database_timeout_s
+            )
+            if migrate:
+                async with pool.acquire() as conn:
+                    await db.migrate(conn)
+            return pool
+        except db.UNAVAILABLE_ERRORS as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for Postgres: %s", exc)
+            await asyncio.sleep(1.0)
+
+
+def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        flusher = Flusher(app[SETTINGS], app[REDIS], app[POOL], app[KEYS], app[METRICS])
+        app[FLUSHER] = flusher
+        if not run_flusher:
+            yield
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(flusher.run(stop), name="tracker-flusher")
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(task, app[SETTINGS].shutdown_timeout_s)
+            except TimeoutError:
+                log.warning("flusher did not stop in time; cancelled")
+            # Requests are finished by now: move what they stored before closing.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flusher.run_once_logged(), app[SETTINGS].shutdown_timeout_s)
+
+    return ctx
+
+
+def create_app(settings: Settings, *, run_flusher: bool = True) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware, errors_middleware],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[KEYS] = Keys(settings.redis_prefix, settings.redis_shards)
+    app[OPENAPI] = openapi_bytes()
+    # Started in this order, cleaned up in reverse: the final flush runs before the
+    # connections close, and the embedded servers stop last.
+    app.cleanup_ctx.extend([embedded_ctx, redis_ctx, postgres_ctx, flusher_ctx(run_flusher)])
+    add_routes(app)
+    return app

@@ -1,0 +1,174 @@
+"""`tracker serve | flush | migrate`: one entry point, settings from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import click
+from aiohttp import web
+
+from . import __version__, db
+from .app import FLUSHER, create_app
+from .embedded import EmbeddedError
+from .settings import Settings, SettingsError
+from .views import POOL, SETTINGS
+
+log = logging.getLogger("tracker")
+T = TypeVar("T")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment plus command-line overrides; exit 2 naming the culprit."""
+    try:
+        settings = Settings.from_env()
+        changes = {name: value for name, value in overrides.items() if value is not None}
+        return settings.with_overrides(**changes) if changes else settings
+    except SettingsError as exc:
+        click.echo(f"tracker: invalid setting: {exc}", err=True)
+        sys.exit(2)
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(main())  # type: ignore[arg-type]
+    return uvloop.run(main())  # type: ignore[arg-type]
+
+
+async def wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def started(app: web.Application) -> AsyncIterator[web.AppRunner]:
+    """The app's resources opened (embedded servers, Redis, Postgres, flusher), then closed."""
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=app[SETTINGS].shutdown_timeout_s,
+    )
+    await runner.setup()
+    try:
+        yield runner
+    finally:
+        await runner.cleanup()
+
+
+def _setup(settings: Settings) -> None:
+    from .logs import configure_logging
+
+    configure_logging(settings)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"tracker: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tracker")
+def main() -> None:
+    """tracker: view and share counts for article pages.
+
+    Settings come from TRACKER_* environment variables (see README). With
+    TRACKER_REDIS_URL and TRACKER_DATABASE_URL unset, tracker runs its own Redis and
+    PostgreSQL under TRACKER_DATA_DIR.
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [TRACKER_HOST].")
+@click.option("--port", type=int, default=None, help="Port to listen on [TRACKER_PORT].")
+@click.option(
+    "--no-flusher",
+    is_flag=True,
+    help="Do not flush to Postgres in this process (run `tracker flush --loop` elsewhere).",
+)
+def serve(host: str | None, port: int | None, no_flusher: bool) -> None:
+    """Serve the HTTP API, with the flusher in-process unless --no-flusher."""
+    settings = load_settings(host=host, port=port)
+    _setup(settings)
+
+    async def main_() -> None:
+        app = create_app(settings, run_flusher=not no_flusher)
+        async with started(app) as runner:
+            site = web.TCPSite(runner, settings.host, settings.port)
+            await site.start()
+            log.info(
+                "tracker %s listening on http://%s:%d", __version__, settings.host, settings.port
+            )
+            await wait_for_signal()
+            log.info("stopping: finishing requests, flushing, closing")
+
+    _run_guarded(main_)
+
+
+@main.command()
+@click.option("--loop", "loop_", is_flag=True, help="Keep flushing every TRACKER_FLUSH_INTERVAL s.")
+def flush(loop_: bool) -> None:
+    """Move pending counters from Redis to Postgres: once, or until stopped (--loop)."""
+    settings = load_settings()
+    _setup(settings)
+
+    async def main_() -> None:
+        app = create_app(settings, run_flusher=loop_)
+        async with started(app):
+            if loop_:
+                log.info("flushing every %.3g s until stopped", settings.flush_interval_s)
+                await wait_for_signal()
+                return
+            result = await app[FLUSHER].flush_once()
+            if not result.lease:
+                _fail("another flusher holds the lease; nothing done")
+            click.echo(
+                f"flushed {result.batches} batch(es): {result.events} event(s), "
+                f"{result.counters} counter(s); {result.skipped} already applied"
+            )
+
+    _run_guarded(main_)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the Postgres schema up to date (safe to run twice, or from two processes)."""
+    settings = load_settings()
+    _setup(settings)
+
+    async def main_() -> None:
+        app = create_app(settings, run_flusher=False)
+        async with started(app):
+            async with app[POOL].acquire() as conn:
+                await db.migrate(conn)
+                versions = await db.schema_versions(conn)
+            for version, name in versions:
+                click.echo(f"{version:04d}_{name}")
+            click.echo(f"schema up to date ({len(versions)} migration(s))")
+
+    _run_guarded(main_)
+
+
+def _run_guarded(main_: Callable[[], Awaitable[None]]) -> None:
+    try:
+        run(main_)
+    except EmbeddedError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot connect or listen: {exc}")
+    except db.DatabaseUnavailable as exc:
+        _fail(f"Postgres unavailable: {exc}")

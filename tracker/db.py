@@ -1,0 +1,170 @@
+"""PostgreSQL side: pool, migrations, applying a batch in one transaction, reading totals."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from . import queries as q
+from .buffer import ClaimedBatch, PendingPiece
+from .models import METADATA_FIELDS
+
+log = logging.getLogger(__name__)
+
+Pool = asyncpg.Pool
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+
+
+class DatabaseUnavailable(Exception):
+    """Postgres could not answer now (down, restarting, timed out)."""
+
+
+# What asyncpg raises when the server is away, restarting or too slow.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.QueryCanceledError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+async def open_pool(url: str, *, size: int, timeout_s: float) -> Pool:
+    return await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=size,
+        timeout=timeout_s,
+        command_timeout=timeout_s,
+        # A pooled connection that saw the server restart is dropped, not handed out.
+        max_inactive_connection_lifetime=60,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+_MIGRATION_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>\w+)\.sql$")
+
+
+def load_migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("tracker.sql").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(
+                Migration(int(match.group("version")), match.group("name"), entry.read_text())
+            )
+    return sorted(found, key=lambda m: m.version)
+
+
+async def migrate(conn: Conn) -> list[int]:
+    """Apply what is missing, in order; returns the versions applied now.
+
+    An advisory lock held for the transaction makes concurrent runs take turns; the
+    second finds everything recorded and does nothing.
+    """
+    applied_now = []
+    async with conn.transaction():
+        await conn.execute(q.LOCK_MIGRATIONS, q.MIGRATION_LOCK_ID)
+        await conn.execute(q.MIGRATIONS_TABLE)
+        done = {row["version"] for row in await conn.fetch(q.APPLIED_MIGRATIONS)}
+        for migration in load_migrations():
+            if migration.version in done:
+                continue
+            log.info("applying migration %04d_%s", migration.version, migration.name)
+            await conn.execute(migration.sql)
+            await conn.execute(q.RECORD_MIGRATION, migration.version, migration.name)
+            applied_now.append(migration.version)
+    return applied_now
+
+
+async def schema_versions(conn: Conn) -> list[tuple[int, str]]:
+    return [(row["version"], row["name"]) for row in await conn.fetch(q.SCHEMA_VERSIONS)]
+
+
+def _hour_start(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * 3600, tz=UTC)
+
+
+async def apply_batch(pool: Pool, batch: ClaimedBatch) -> bool:
+    """Add a batch's counters in one transaction, recording its id.
+
+    False: the id was recorded before (applied by a flusher that died before releasing
+    it), so nothing is added again.
+    """
+    rows = sorted(batch.counters.items())
+    article_ids = [article_id for (article_id, _, _), _ in rows]
+    metrics = [metric for (_, metric, _), _ in rows]
+    hours = [_hour_start(hour) for (_, _, hour), _ in rows]
+    counts = [count for _, count in rows]
+    meta_ids = sorted(batch.metadata)
+    meta_columns = [[batch.metadata[a].get(name) for a in meta_ids] for name in METADATA_FIELDS]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                q.INSERT_APPLIED_BATCH, batch.batch_id, batch.shard.shard, batch.events, len(rows)
+            )
+            if inserted is None:
+                return False
+            if rows:
+                await conn.execute(q.UPSERT_HOURLY, article_ids, metrics, hours, counts)
+                await conn.execute(q.UPSERT_TOTALS, article_ids, metrics, counts)
+            if meta_ids:
+                await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
+            return True
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+async def totals_with_applied(
+    pool: Pool, article_ids: Sequence[str], pieces: Sequence[PendingPiece]
+) -> tuple[dict[str, dict[str, int]], set[str]]:
+    """Stored totals per article and metric, and which of the pieces' batch ids are applied."""
+    try:
+        rows = await pool.fetch(
+            q.TOTALS_WITH_APPLIED, list(article_ids), [piece.batch_id for piece in pieces]
+        )
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+    totals: dict[str, dict[str, int]] = {}
+    applied: set[str] = set(rows[0]["ids"]) if rows else set()
+    for row in rows:
+        if row["article_id"] is not None:
+            totals.setdefault(row["article_id"], {})[row["metric"]] = row["count"]
+    return totals, applied
+
+
+async def prune(pool: Pool, *, applied_batch_days: int, hourly_days: int) -> None:
+    try:
+        await pool.execute(q.PRUNE_APPLIED_BATCHES, applied_batch_days)
+        if hourly_days > 0:
+            await pool.execute(q.PRUNE_HOURLY, hourly_days)
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+async def ping(pool: Pool) -> None:
+    try:
+        await pool.fetchval(q.PING)
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc

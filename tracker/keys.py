@@ -1,0 +1,101 @@
+"""Redis key and hash-field names.
+
+Every key of a shard carries the hash tag `{s<N>}`, so that one script call, which only
+touches the keys of one shard, runs unchanged on Redis Cluster.
+
+Per shard:
+  live     hash: the counters being written now (the next batch, id `<epoch>:<gen+1>`)
+  batch    hash: the counters being flushed (at most one per shard), its id in field `_id`
+  gen      integer: how many batches this shard has cut
+  epoch    random token, set once: batch ids stay unique even if Redis loses its data
+
+Fields of a live/batch hash:
+  `b <hour> <metric> <article>`  count per hour bucket (what the flusher writes to Postgres)
+  `t <metric> <article>`         running count per article (what reads add to Postgres')
+  `m <article>`                  latest metadata (JSON) the events carried
+  `_first_ms`, `_events`, `_counters`, `_id`: bookkeeping (age, size, batch id)
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Final
+
+from .models import CHANNELS
+
+BUCKET: Final = "b"
+TOTAL: Final = "t"
+META: Final = "m"
+FIRST_MS: Final = "_first_ms"
+EVENTS: Final = "_events"
+COUNTERS: Final = "_counters"
+BATCH_ID: Final = "_id"
+
+VIEW_METRIC: Final = "view"
+SHARE_METRICS: Final = tuple(f"share:{channel}" for channel in CHANNELS)
+ALL_METRICS: Final = (VIEW_METRIC, *SHARE_METRICS)
+
+
+def shard_of(article_id: str, shards: int) -> int:
+    """Stable across processes and restarts (unlike hash())."""
+    if shards == 1:
+        return 0
+    return zlib.crc32(article_id.encode()) % shards
+
+
+def bucket_field(hour: int, metric: str, article_id: str) -> str:
+    return f"{BUCKET} {hour} {metric} {article_id}"
+
+
+def total_field(metric: str, article_id: str) -> str:
+    return f"{TOTAL} {metric} {article_id}"
+
+
+def meta_field(article_id: str) -> str:
+    return f"{META} {article_id}"
+
+
+def total_fields(article_id: str) -> list[str]:
+    """The fields a read asks for, in ALL_METRICS order."""
+    return [total_field(metric, article_id) for metric in ALL_METRICS]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardKeys:
+    shard: int
+    live: str
+    batch: str
+    gen: str
+    epoch: str
+
+    def batch_id(self, redis_id: str) -> str:
+        """The id recorded in Postgres: shard number plus the Redis-side `<epoch>:<gen>`."""
+        return f"{self.shard}:{redis_id}"
+
+
+class Keys:
+    def __init__(self, prefix: str, shards: int) -> None:
+        self.prefix = prefix
+        self.shards = shards
+        self.lease = f"{prefix}:flush-lease"
+        self._shards = [self._make(n) for n in range(shards)]
+
+    def _make(self, shard: int) -> ShardKeys:
+        base = f"{self.prefix}:{{s{shard}}}"
+        return ShardKeys(
+            shard=shard,
+            live=f"{base}:live",
+            batch=f"{base}:batch",
+            gen=f"{base}:gen",
+            epoch=f"{base}:epoch",
+        )
+
+    def shard(self, shard: int) -> ShardKeys:
+        return self._shards[shard]
+
+    def for_article(self, article_id: str) -> ShardKeys:
+        return self._shards[shard_of(article_id, self.shards)]
+
+    def all_shards(self) -> list[ShardKeys]:
+        return list(self._shards)

@@ -1,0 +1,111 @@
+"""Prometheus metrics, on a registry of the app's own. Labels are bounded sets, never ids."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .buffer import PendingStats
+
+REJECT_REASONS = ("invalid", "too_large", "unsupported_media_type", "unavailable")
+EVENT_TYPES = ("view", "share")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_accepted = Counter(
+            "tracker_events_accepted", "Events stored in Redis, by type.", ["type"], registry=r
+        )
+        self.events_rejected = Counter(
+            "tracker_events_rejected",
+            "Events (or requests, where the body could not be read) refused, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.flush_runs = Counter("tracker_flush_runs", "Flush runs started.", registry=r)
+        self.flush_failures = Counter(
+            "tracker_flush_failures",
+            "Flush runs that failed, by the server that failed them.",
+            ["reason"],
+            registry=r,
+        )
+        self.flush_duration = Histogram(
+            "tracker_flush_duration_seconds",
+            "Time of a successful flush run.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.flush_batches = Counter(
+            "tracker_flush_batches",
+            "Batches moved to Postgres (applied) or found there already (already_applied).",
+            ["outcome"],
+            registry=r,
+        )
+        self.flush_events = Counter(
+            "tracker_flush_events", "Events moved from Redis to Postgres.", registry=r
+        )
+        self.flush_counters = Counter(
+            "tracker_flush_rows",
+            "Hourly counter rows written to Postgres (one per article, metric and hour).",
+            registry=r,
+        )
+        self.last_flush_success = Gauge(
+            "tracker_last_flush_success_timestamp_seconds",
+            "When a flush run last succeeded (Unix time).",
+            registry=r,
+        )
+        self.pending_events = Gauge(
+            "tracker_pending_events", "Events in Redis not yet in Postgres.", registry=r
+        )
+        self.pending_counters = Gauge(
+            "tracker_pending_counters",
+            "Hourly counters in Redis not yet in Postgres.",
+            registry=r,
+        )
+        self.oldest_unflushed_age = Gauge(
+            "tracker_oldest_unflushed_event_age_seconds",
+            "Age of the oldest event in Redis not yet in Postgres (0 when none).",
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "tracker_dependency_up",
+            "Whether Redis / Postgres answered the last check (1) or not (0).",
+            ["dependency"],
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "tracker_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "tracker_http_request_duration_seconds",
+            "Time to answer, by route template.",
+            ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        # Zero-valued series from the start, so rate() and alerts see them before the first event.
+        for event_type in EVENT_TYPES:
+            self.events_accepted.labels(event_type)
+        for reason in REJECT_REASONS:
+            self.events_rejected.labels(reason)
+        for reason in ("redis", "postgres"):
+            self.flush_failures.labels(reason)
+        for outcome in ("applied", "already_applied"):
+            self.flush_batches.labels(outcome)
+
+    def set_pending(self, pending: PendingStats, now_ms: int) -> None:
+        self.pending_events.set(pending.events)
+        self.pending_counters.set(pending.counters)
+        age_s = (
+            0.0
+            if pending.oldest_event_ms is None
+            else max(0, now_ms - pending.oldest_event_ms) / 1000
+        )
+        self.oldest_unflushed_age.set(age_s)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

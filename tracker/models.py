@@ -1,0 +1,177 @@
+"""Events as the website sends them: decoding and validation with msgspec."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+CHANNELS: Final = (
+    "facebook",
+    "twitter",
+    "telegram",
+    "whatsapp",
+    "vk",
+    "linkedin",
+    "reddit",
+    "email",
+    "copy_link",
+    "print",
+    "other",
+)
+EVENT_TYPES: Final = ("view", "share")
+ARTICLE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:/-]{1,128}$"
+# fullmatch, because `$` in the schema pattern also matches before a final newline.
+ARTICLE_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+ARTICLE_ID_RULE: Final = "expected 1 to 128 characters of A-Za-z0-9_.:/-"
+METADATA_FIELDS: Final = ("url", "title", "category", "lang", "author")
+
+ArticleId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ARTICLE_ID_PATTERN)]
+Channel = Literal[
+    "facebook",
+    "twitter",
+    "telegram",
+    "whatsapp",
+    "vk",
+    "linkedin",
+    "reddit",
+    "email",
+    "copy_link",
+    "print",
+    "other",
+]
+Url = Annotated[str, msgspec.Meta(max_length=2048)]
+Title = Annotated[str, msgspec.Meta(max_length=512)]
+Label = Annotated[str, msgspec.Meta(max_length=128)]
+Lang = Annotated[str, msgspec.Meta(max_length=35)]
+Author = Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+    type: Literal["view", "share"]
+    article_id: ArticleId
+    channel: Channel | None = None
+    url: Url | None = None
+    referrer: Url | None = None
+    title: Title | None = None
+    category: Label | None = None
+    lang: Lang | None = None
+    author: Author | None = None
+
+    @property
+    def metric(self) -> str:
+        """The counter this event adds to: `view` or `share:<channel>`."""
+        return "view" if self.type == "view" else f"share:{self.channel}"
+
+    def metadata(self) -> dict[str, str]:
+        """What the event tells about its article (title, url, ...), for the articles table."""
+        found = {}
+        for name in METADATA_FIELDS:
+            value = getattr(self, name)
+            if value:
+                found[name] = value
+        return found
+
+
+class Batch(msgspec.Struct, frozen=True):
+    events: list[Event]
+
+
+class InvalidEvent(ValueError):
+    """A request body that is not an event or a batch of events; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.status = status
+
+
+_PATH_RE: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def _field_from_error(error: msgspec.ValidationError) -> tuple[str, str]:
+    """msgspec says "Expected `str` - at `$.events[0].type`": split it into field and message."""
+    text = str(error)
+    match = _PATH_RE.search(text)
+    if match is None:
+        missing = re.search(r"missing required field `(?P<name>[^`]+)`", text)
+        return (missing.group("name") if missing else "body"), text
+    path = match.group("path").lstrip(".")
+    message = text[: match.start()]
+    missing = re.search(r"missing required field `(?P<name>[^`]+)`", message)
+    if missing:
+        path = f"{path}.{missing.group('name')}" if path else missing.group("name")
+    return path or "body", message
+
+
+_decoder: Final = msgspec.json.Decoder()
+
+
+def parse_events(body: bytes, *, max_events: int) -> list[Event]:
+    """Decode one event or `{"events": [...]}`; raise InvalidEvent naming the field at fault."""
+    try:
+        raw: Any = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent("body", f"malformed JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidEvent("body", 'expected a JSON object: one event or {"events": [...]}')
+    if "events" in raw:
+        items = raw["events"]
+        if isinstance(items, list) and len(items) > max_events:
+            raise InvalidEvent(
+                "events",
+                f"at most {max_events} events in one request, got {len(items)}",
+                status=413,
+            )
+        if isinstance(items, list) and not items:
+            raise InvalidEvent("events", "expected at least one event")
+        try:
+            events = msgspec.convert(raw, Batch).events
+        except msgspec.ValidationError as exc:
+            raise InvalidEvent(*_field_from_error(exc)) from None
+        prefix = "events[{}]."
+    else:
+        try:
+            events = [msgspec.convert(raw, Event)]
+        except msgspec.ValidationError as exc:
+            raise InvalidEvent(*_field_from_error(exc)) from None
+        prefix = ""
+    for index, event in enumerate(events):
+        if not ARTICLE_ID_RE.fullmatch(event.article_id):
+            raise InvalidEvent(prefix.format(index) + "article_id", ARTICLE_ID_RULE)
+        if event.type == "share" and event.channel is None:
+            raise InvalidEvent(
+                prefix.format(index) + "channel",
+                f"required for a share: one of {', '.join(CHANNELS)}",
+            )
+    return events
+
+
+def parse_article_ids(raw: str | None, *, max_ids: int) -> list[str]:
+    """The `ids` query of the batch stats read: a comma list of article ids, in order."""
+    if raw is None or not raw.strip():
+        raise InvalidEvent("ids", "expected a comma-separated list of article ids")
+    ids = [part.strip() for part in raw.split(",") if part.strip()]
+    if len(ids) > max_ids:
+        raise InvalidEvent("ids", f"at most {max_ids} ids, got {len(ids)}")
+    for article_id in ids:
+        validate_article_id(article_id, field="ids")
+    return ids
+
+
+def validate_article_id(article_id: str, *, field: str = "article_id") -> str:
+    if not ARTICLE_ID_RE.fullmatch(article_id):
+        raise InvalidEvent(field, ARTICLE_ID_RULE)
+    return article_id
+
+
+def event_schema() -> dict[str, Any]:
+    """JSON Schema of one event, for the OpenAPI document."""
+    _, components = msgspec.json.schema_components([Event], ref_template="{name}")
+    event = dict(components["Event"])
+    # `channel` is required for shares; JSON Schema says so with if/then.
+    event["if"] = {"properties": {"type": {"const": "share"}}}
+    event["then"] = {"required": ["channel"], "properties": {"channel": {"type": "string"}}}
+    return event

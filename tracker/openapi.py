@@ -1,0 +1,221 @@
+"""The OpenAPI 3.1 description of tracker's HTTP API, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from . import __version__
+from .models import ARTICLE_ID_PATTERN, CHANNELS, event_schema
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        }
+    return response
+
+
+def _stats_ok(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": "Counts, including events not yet flushed to Postgres",
+        "headers": {
+            "ETag": {"schema": {"type": "string"}},
+            "Cache-Control": {"schema": {"type": "string"}},
+        },
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def build_openapi() -> dict[str, Any]:
+    event = event_schema()
+    unavailable = _error("Redis or Postgres cannot answer now", retry_after=True)
+    events_body = {
+        "oneOf": [
+            {"$ref": "#/components/schemas/Event"},
+            {"$ref": "#/components/schemas/EventBatch"},
+        ]
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tracker",
+            "version": __version__,
+            "description": "View and share counter for news article pages.",
+        },
+        "paths": {
+            "/api/v1/events": {
+                "post": {
+                    "operationId": "ingestEvents",
+                    "summary": "Record one event or a batch of up to 100",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": events_body},
+                            "text/plain": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Stored in Redis",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["accepted"],
+                                        "properties": {"accepted": {"type": "integer"}},
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error("Malformed or invalid; `detail.field` names the field"),
+                        "413": _error("Body or batch too large"),
+                        "415": _error("Content type other than application/json or text/plain"),
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/api/v1/articles/{article_id}/stats": {
+                "get": {
+                    "operationId": "articleStats",
+                    "summary": "Counts for one article (zeros for an unknown id)",
+                    "parameters": [
+                        {
+                            "name": "article_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "pattern": ARTICLE_ID_PATTERN,
+                                "maxLength": 128,
+                            },
+                        }
+                    ],
+                    "responses": {
+                        "200": _stats_ok({"$ref": "#/components/schemas/ArticleStats"}),
+                        "304": {"description": "Not modified (If-None-Match)"},
+                        "400": _error("Invalid article id"),
+                        "404": _error("No such route"),
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/api/v1/articles/stats": {
+                "get": {
+                    "operationId": "articlesStats",
+                    "summary": "Counts for up to 100 articles, in the order asked",
+                    "parameters": [
+                        {
+                            "name": "ids",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "Comma-separated article ids",
+                        }
+                    ],
+                    "responses": {
+                        "200": _stats_ok(
+                            {
+                                "type": "object",
+                                "required": ["articles"],
+                                "properties": {
+                                    "articles": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/ArticleStats"},
+                                    }
+                                },
+                            }
+                        ),
+                        "304": {"description": "Not modified (If-None-Match)"},
+                        "400": _error("Missing or invalid ids, or more than 100"),
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "The process is alive",
+                    "responses": {"200": {"description": "Alive"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Redis and Postgres both answer",
+                    "responses": {
+                        "200": {"description": "Ready"},
+                        "503": _error("Not ready; `detail` says which dependency"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus exposition format",
+                    "responses": {
+                        "200": {
+                            "description": "Metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Event": event,
+                "EventBatch": {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 100,
+                            "items": {"$ref": "#/components/schemas/Event"},
+                        }
+                    },
+                },
+                "ArticleStats": {
+                    "type": "object",
+                    "required": ["article_id", "views", "uniques", "shares", "shares_total"],
+                    "properties": {
+                        "article_id": {"type": "string"},
+                        "views": {"type": "integer", "minimum": 0},
+                        "uniques": {"type": "integer", "minimum": 0},
+                        "shares": {
+                            "type": "object",
+                            "properties": {c: {"type": "integer"} for c in CHANNELS},
+                            "additionalProperties": False,
+                        },
+                        "shares_total": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "detail"],
+                    "properties": {"error": {"type": "string"}, "detail": {}},
+                },
+            }
+        },
+    }
+
+
+def openapi_bytes() -> bytes:
+    return msgspec.json.encode(build_openapi())

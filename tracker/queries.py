@@ -1,0 +1,76 @@
+"""SQL statements, with $n parameters; batch writes take arrays (unnest), never a row at a time."""
+
+from typing import Final
+
+MIGRATIONS_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+# Serialises `tracker migrate` across processes; the number is arbitrary but fixed.
+MIGRATION_LOCK_ID: Final = 7_302_194_551
+LOCK_MIGRATIONS: Final = "SELECT pg_advisory_xact_lock($1)"
+APPLIED_MIGRATIONS: Final = "SELECT version FROM schema_migrations ORDER BY version"
+SCHEMA_VERSIONS: Final = "SELECT version, name FROM schema_migrations ORDER BY version"
+RECORD_MIGRATION: Final = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
+
+# No row back: the batch was applied before (a flusher died before deleting it from Redis).
+INSERT_APPLIED_BATCH: Final = """
+INSERT INTO applied_batches (batch_id, shard, events, counters)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (batch_id) DO NOTHING
+RETURNING batch_id
+"""
+
+# Rows arrive sorted by key, so concurrent flushers lock rows in the same order.
+UPSERT_HOURLY: Final = """
+INSERT INTO article_hourly AS h (article_id, metric, hour, count)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
+ON CONFLICT (article_id, metric, hour) DO UPDATE SET count = h.count + EXCLUDED.count
+"""
+
+UPSERT_TOTALS: Final = """
+INSERT INTO article_totals AS t (article_id, metric, count)
+SELECT article_id, metric, sum(count)
+FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (article_id, metric, count)
+GROUP BY article_id, metric
+ORDER BY article_id, metric
+ON CONFLICT (article_id, metric) DO UPDATE SET count = t.count + EXCLUDED.count
+"""
+
+UPSERT_ARTICLES: Final = """
+INSERT INTO articles AS a (article_id, url, title, category, lang, author)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+ON CONFLICT (article_id) DO UPDATE SET
+    url = coalesce(EXCLUDED.url, a.url),
+    title = coalesce(EXCLUDED.title, a.title),
+    category = coalesce(EXCLUDED.category, a.category),
+    lang = coalesce(EXCLUDED.lang, a.lang),
+    author = coalesce(EXCLUDED.author, a.author),
+    last_seen = now()
+"""
+
+# Totals and which pending batch ids are applied, in one statement: one snapshot, so a
+# flush committing in between cannot make a batch both missing and dropped.
+TOTALS_WITH_APPLIED: Final = """
+WITH applied AS (
+    SELECT coalesce(array_agg(batch_id), '{}') AS ids
+    FROM applied_batches WHERE batch_id = ANY($2::text[])
+)
+SELECT applied.ids, t.article_id, t.metric, t.count
+FROM applied
+LEFT JOIN article_totals t ON t.article_id = ANY($1::text[])
+"""
+
+PRUNE_APPLIED_BATCHES: Final = """
+DELETE FROM applied_batches WHERE applied_at < now() - make_interval(days => $1)
+"""
+
+PRUNE_HOURLY: Final = """
+DELETE FROM article_hourly WHERE hour < now() - make_interval(days => $1)
+"""
+
+PING: Final = "SELECT 1"

@@ -1,0 +1,221 @@
+"""Settings: one typed dataclass, built once from the TRACKER_* environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TRACKER_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value tracker cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Connections. Both unset: tracker starts embedded Redis and PostgreSQL under data_dir.
+    redis_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path("tracker-data")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    flush_interval_s: float = 5.0
+    # Flush sooner than the interval once this many events wait in Redis.
+    flush_max_pending_events: int = 50_000
+    flush_max_backoff_s: float = 60.0
+    flush_lease_s: float = 30.0
+
+    dedup_window_s: int = 1800
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    respect_dnt: bool = False
+    demo: bool = False
+
+    redis_shards: int = 1
+    redis_prefix: str = "trk"
+    redis_timeout_s: float = 2.0
+    database_timeout_s: float = 10.0
+    database_pool_size: int = 10
+
+    max_body_bytes: int = 256 * 1024
+    max_batch_events: int = 100
+    stats_max_age_s: int = 5
+    retry_after_s: int = 2
+    shutdown_timeout_s: float = 10.0
+
+    hourly_retention_days: int = 0  # 0 keeps hourly buckets forever
+    applied_batch_retention_days: int = 30
+
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None and self.database_url is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = ENV_PREFIX + f.name.upper().removesuffix("_S")
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            parse = _PARSERS[f.name]
+            try:
+                values[f.name] = parse(raw.strip())
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"{name}={raw!r}: {exc}") from None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        settings = replace(self, **changes)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if (self.redis_url is None) != (self.database_url is None):
+            missing = "TRACKER_REDIS_URL" if self.redis_url is None else "TRACKER_DATABASE_URL"
+            raise SettingsError(
+                f"{missing} is unset while the other URL is set: set both, or neither "
+                "for the embedded Redis and PostgreSQL"
+            )
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError(f"TRACKER_REDIS_URL={self.redis_url!r}: expected redis://...")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgres://", "postgresql://")
+        ):
+            raise SettingsError(
+                f"TRACKER_DATABASE_URL={self.database_url!r}: expected postgresql://..."
+            )
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"expected a whole number {bound}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, *, exclusive: bool = False) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number of seconds") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
+        if value < low or (exclusive and value == low):
+            raise ValueError(f"expected a number {'above' if exclusive else 'at least'} {low}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _choice(options: tuple[str, ...], *, upper: bool) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)} (any case)")
+        return value
+
+    return parse
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"origin {origin!r} must be '*' or start with http:// or https://")
+    return origins
+
+
+def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an address or CIDR network") from None
+    return tuple(networks)
+
+
+def _prefix(raw: str) -> str:
+    if not all(ch.isalnum() or ch in "_-." for ch in raw):
+        raise ValueError("expected letters, digits, '_', '-' or '.'")
+    return raw
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "redis_url": _str,
+    "database_url": _str,
+    "data_dir": Path,
+    "host": _str,
+    "port": _int_in(0, 65535),
+    "flush_interval_s": _float_in(0.0, exclusive=True),
+    "flush_max_pending_events": _int_in(1),
+    "flush_max_backoff_s": _float_in(0.0, exclusive=True),
+    "flush_lease_s": _float_in(1.0),
+    "dedup_window_s": _int_in(0),
+    "allowed_origins": _origins,
+    "trusted_proxies": _networks,
+    "respect_dnt": _bool,
+    "demo": _bool,
+    "redis_shards": _int_in(1, 1024),
+    "redis_prefix": _prefix,
+    "redis_timeout_s": _float_in(0.0, exclusive=True),
+    "database_timeout_s": _float_in(0.0, exclusive=True),
+    "database_pool_size": _int_in(1, 1000),
+    "max_body_bytes": _int_in(1024),
+    "max_batch_events": _int_in(1, 10_000),
+    "stats_max_age_s": _int_in(0),
+    "retry_after_s": _int_in(1),
+    "shutdown_timeout_s": _float_in(0.0),
+    "hourly_retention_days": _int_in(0),
+    "applied_batch_retention_days": _int_in(1),
+    "log_level": _choice(LOG_LEVELS, upper=True),
+    "log_format": _choice(LOG_FORMATS, upper=False),
+}
+
+ENV_NAMES: dict[str, str] = {
+    f.name: ENV_PREFIX + f.name.upper().removesuffix("_S") for f in fields(Settings)
+}
