@@ -10,6 +10,9 @@ from . import __version__
 from .models import ARTICLE_ID_PATTERN, CHANNELS, event_schema
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+# `ids`: 1 to 100 article ids joined by commas (what parse_article_ids accepts).
+_ONE_ID = ARTICLE_ID_PATTERN.removeprefix("^").removesuffix("$")
+IDS_PATTERN = f"^{_ONE_ID}(,{_ONE_ID}){{0,99}}$"
 
 
 def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
@@ -60,7 +63,8 @@ def build_openapi() -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {"schema": events_body},
-                            "text/plain": {"schema": {"type": "string"}},
+                            # navigator.sendBeacon sends the same JSON as text/plain.
+                            "text/plain": {"schema": events_body},
                         },
                     },
                     "responses": {
@@ -117,8 +121,8 @@ def build_openapi() -> dict[str, Any]:
                             "name": "ids",
                             "in": "query",
                             "required": True,
-                            "schema": {"type": "string"},
-                            "description": "Comma-separated article ids",
+                            "schema": {"type": "string", "pattern": IDS_PATTERN},
+                            "description": "Comma-separated article ids, at most 100",
                         }
                     ],
                     "responses": {

@@ -1,0 +1,166 @@
+"""The flusher's exactly-once shape, with a crash injected in each gap between its steps.
+
+Crashes are injected by making one step raise, as a killed process or a dropped
+connection would leave things; Redis and Postgres are the real servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from tests.helpers import Client, flush, post_events, share, stats, view
+from tracker import buffer, db
+from tracker.app import FLUSHER
+from tracker.buffer import RedisUnavailable
+from tracker.db import DatabaseUnavailable
+from tracker.flusher import Flusher
+from tracker.settings import Settings
+from tracker.views import KEYS, METRICS, POOL, REDIS
+
+
+async def stored_totals(settings: Settings) -> dict[tuple[str, str], int]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch("SELECT article_id, metric, count FROM article_totals")
+        hourly = await conn.fetch(
+            "SELECT article_id, metric, sum(count) AS count FROM article_hourly "
+            "GROUP BY article_id, metric"
+        )
+    finally:
+        await conn.close()
+    totals = {(r["article_id"], r["metric"]): r["count"] for r in rows}
+    assert totals == {(r["article_id"], r["metric"]): r["count"] for r in hourly}
+    return totals
+
+
+async def test_crash_after_claim_before_commit_resumes_the_batch(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await post_events(client, view("x"), view("x"), share("x", "email"))
+
+    async def postgres_dies(*args: object) -> bool:
+        raise DatabaseUnavailable("connection lost mid-transaction")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "apply_batch", postgres_dies)
+        with pytest.raises(DatabaseUnavailable):
+            await flush(client)
+    # The batch key waits in Redis; reads still count it, once.
+    assert (await stats(client, "x"))["views"] == 2
+    await post_events(client, view("x"))  # lands in a fresh live hash
+
+    result = await flush(client)
+
+    # The left-over batch first (resumed), then the live hash cut in the same run.
+    assert (result.batches, result.events) == (2, 4)
+    assert await stored_totals(settings) == {("x", "view"): 3, ("x", "share:email"): 1}
+    assert (await stats(client, "x"))["views"] == 3
+
+
+async def test_crash_after_commit_before_release_is_not_applied_twice(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await post_events(client, view("y"), view("y"))
+
+    async def redis_dies(*args: object) -> bool:
+        raise RedisUnavailable("connection reset")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(buffer, "release_batch", redis_dies)
+        with pytest.raises(RedisUnavailable):
+            await flush(client)
+    # Committed in Postgres and still in Redis: a read counts it once, not twice.
+    assert (await stats(client, "y"))["views"] == 2
+
+    result = await flush(client)
+
+    assert (result.batches, result.skipped) == (0, 1)
+    assert await stored_totals(settings) == {("y", "view"): 2}
+    assert (await stats(client, "y"))["views"] == 2
+    metrics = client.app[METRICS].registry
+    assert metrics.get_sample_value(
+        "tracker_flush_batches_total", {"outcome": "already_applied"}
+    ) == 1
+    assert metrics.get_sample_value("tracker_flush_failures_total", {"reason": "redis"}) == 1
+
+
+async def test_stale_flusher_cannot_delete_a_newer_batch(client: Client) -> None:
+    app = client.app
+    await post_events(client, view("z"))
+    shard = app[KEYS].for_article("z")
+    old = await buffer.claim_batch(app[REDIS], shard)
+    assert old is not None
+    assert await db.apply_batch(app[POOL], old)
+    assert await buffer.release_batch(app[REDIS], old)
+    await post_events(client, view("z"))
+    newer = await buffer.claim_batch(app[REDIS], shard)
+    assert newer is not None
+    assert newer.batch_id != old.batch_id
+
+    # The stale flusher wakes up and releases what it holds: the newer batch must stay.
+    assert not await buffer.release_batch(app[REDIS], old)
+
+    assert await app[REDIS].exists(shard.batch) == 1
+    assert (await stats(client, "z"))["views"] == 2
+
+
+async def test_concurrent_flushers_count_each_event_once(
+    client: Client, settings: Settings
+) -> None:
+    app = client.app
+    flushers = [
+        Flusher(settings, app[REDIS], app[POOL], app[KEYS], app[METRICS]) for _ in range(3)
+    ]
+    sent = 0
+
+    async def send() -> None:
+        nonlocal sent
+        for n in range(60):
+            events = [view(f"c{n % 7}"), share(f"c{n % 5}", "whatsapp")]
+            assert await post_events(client, *events) == 202
+            sent += 2
+            await asyncio.sleep(0)
+
+    async def flush_a_lot(flusher: Flusher) -> None:
+        for _ in range(40):
+            await flusher.run_once_logged()
+            await asyncio.sleep(0.001)
+
+    await asyncio.gather(send(), *(flush_a_lot(f) for f in flushers))
+    await app[FLUSHER].flush_once()
+
+    totals = await stored_totals(settings)
+    assert sum(totals.values()) == sent == 120
+    assert totals[("c0", "view")] == len([n for n in range(60) if n % 7 == 0])
+
+
+async def test_reads_between_a_flush_commit_and_release_never_double_count(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worst interleaving, forced: Redis is read, then a whole flush commits, then
+    Postgres is read. The piece read from Redis must be dropped, not added."""
+    await post_events(client, *[view("m")] * 5)
+    real_totals = db.totals_with_applied
+    flushed_inside_read = 0
+
+    async def flush_then_read(*args: object, **kwargs: object) -> object:
+        nonlocal flushed_inside_read
+        result = await client.app[FLUSHER].flush_once()
+        flushed_inside_read += result.batches
+        return await real_totals(*args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "totals_with_applied", flush_then_read)
+        during = await stats(client, "m")
+
+    assert flushed_inside_read == 1
+    assert during["views"] == 5
+    assert (await stats(client, "m"))["views"] == 5
+
+
+async def test_flush_with_nothing_pending_does_nothing(client: Client) -> None:
+    result = await flush(client)
+    assert (result.batches, result.skipped, result.events) == (0, 0, 0)

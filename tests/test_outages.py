@@ -1,0 +1,147 @@
+"""Redis or Postgres away: what ingest, reads, readiness and the flusher do, and recovery.
+
+Each test stops a server of its own (never the machine's shared ones)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from tests.conftest import MakeClient, wait_until
+from tests.helpers import Client, post_events, stats, view
+from tracker.app import FLUSHER
+from tracker.embedded import EmbeddedPostgres, EmbeddedRedis
+from tracker.settings import Settings
+from tracker.views import METRICS
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+async def test_redis_down_gives_503_with_retry_after_then_recovers_without_restart(
+    own_redis: EmbeddedRedis, settings: Settings, make_client: MakeClient
+) -> None:
+    client = await make_client(settings.with_overrides(redis_url=own_redis.url))
+    assert await post_events(client, view("r1")) == 202
+    port = own_redis.port
+
+    await asyncio.to_thread(own_redis.stop)
+    statuses = []
+    for _ in range(5):
+        response = await client.post("/api/v1/events", json=view("r1"))
+        statuses.append(response.status)
+        body = await response.json()
+        assert response.headers["Retry-After"] == str(settings.retry_after_s)
+        assert body["error"] == "unavailable"
+        assert body["detail"]["dependency"] == "redis"
+    ready = await client.get("/readyz")
+    ready_body = await ready.json()
+
+    await asyncio.to_thread(own_redis.start, port=port)
+    recovered = await client.post("/api/v1/events", json=view("r1"))
+
+    assert statuses == [503] * 5
+    assert ready.status == 503
+    assert ready_body["detail"]["redis"].startswith("unavailable")
+    assert ready_body["detail"]["postgres"] == "ok"
+    assert recovered.status == 202
+    # Only the two acknowledged views exist: the AOF kept the first one over the restart.
+    assert (await stats(client, "r1"))["views"] == 2
+    rejected = client.app[METRICS].registry.get_sample_value(
+        "tracker_events_rejected_total", {"reason": "unavailable"}
+    )
+    assert rejected == 5
+
+
+async def test_redis_killed_mid_run_never_acknowledges_what_it_did_not_store(
+    own_redis: EmbeddedRedis, settings: Settings, make_client: MakeClient
+) -> None:
+    client = await make_client(settings.with_overrides(redis_url=own_redis.url))
+    port = own_redis.port
+    acknowledged = 0
+
+    async def sender() -> None:
+        nonlocal acknowledged
+        for _ in range(300):
+            response = await client.post("/api/v1/events", json=view("k1"))
+            assert response.status in (202, 503)
+            acknowledged += response.status == 202
+            await asyncio.sleep(0.002)
+
+    async def killer() -> None:
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(own_redis.kill)  # SIGKILL: no shutdown, AOF fsync=always
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(own_redis.start, port=port)
+
+    await asyncio.gather(sender(), killer())
+
+    assert 0 < acknowledged < 300
+    assert (await stats(client, "k1"))["views"] == acknowledged
+
+
+async def test_postgres_down_ingest_still_accepted_flush_backs_off_and_catches_up(
+    own_postgres: EmbeddedPostgres, settings: Settings, make_client: MakeClient
+) -> None:
+    settings = settings.with_overrides(
+        database_url=own_postgres.url, flush_interval_s=0.05, flush_max_backoff_s=0.4
+    )
+    client = await make_client(settings, run_flusher=True)
+    registry = client.app[METRICS].registry
+    flusher = client.app[FLUSHER]
+
+    await asyncio.to_thread(own_postgres.stop_server)
+    statuses = [await post_events(client, view("p1"), view("p2")) for _ in range(20)]
+    ready = await client.get("/readyz")
+    ready_body = await ready.json()
+
+    async def failed_twice() -> bool:
+        failures = registry.get_sample_value("tracker_flush_failures_total", {"reason": "postgres"})
+        return (failures or 0) >= 2
+
+    await wait_until(failed_twice, timeout_s=20)
+    assert flusher.consecutive_failures >= 2
+    assert flusher.next_delay_s() > settings.flush_interval_s  # backing off
+    read_while_down = await client.get("/api/v1/articles/p1/stats")
+
+    await asyncio.to_thread(own_postgres.start_again)
+
+    async def all_flushed() -> bool:
+        response = await client.get("/metrics")
+        text = await response.text()
+        return "tracker_pending_events 0.0" in text and flusher.consecutive_failures == 0
+
+    await wait_until(all_flushed, timeout_s=30)
+    conn = await asyncpg.connect(own_postgres.url)
+    try:
+        rows = await conn.fetch("SELECT article_id, count FROM article_totals ORDER BY 1")
+    finally:
+        await conn.close()
+
+    assert statuses == [202] * 20
+    assert ready.status == 503
+    assert ready_body["detail"]["postgres"].startswith("unavailable")
+    assert ready_body["detail"]["redis"] == "ok"
+    assert read_while_down.status == 503
+    assert read_while_down.headers["Retry-After"]
+    assert [tuple(r) for r in rows] == [("p1", 20), ("p2", 20)]
+    assert (await client.get("/readyz")).status == 200
+
+
+async def test_shutdown_runs_a_final_flush(settings: Settings, make_client: MakeClient) -> None:
+    client: Client = await make_client(
+        settings.with_overrides(flush_interval_s=3600), run_flusher=True
+    )
+    assert await post_events(client, view("bye"), view("bye")) == 202
+
+    await client.close()  # runs the app's cleanup: stop the loop, final flush, close
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        count = await conn.fetchval(
+            "SELECT count FROM article_totals WHERE article_id = 'bye' AND metric = 'view'"
+        )
+    finally:
+        await conn.close()
+    assert count == 2
