@@ -115,6 +115,7 @@ def serve(host: str | None, port: int | None, no_flusher: bool) -> None:
             )
             await wait_for_signal()
             log.info("stopping: finishing requests, flushing, closing")
+        log.info("tracker stopped")
 
     _run_guarded(main_)
 
