@@ -11,6 +11,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from tests.conftest import MakeClient, wait_until
 from tests.helpers import Client, flush, post_events, share, stats, view
 from tracker import buffer, db
 from tracker.app import FLUSHER
@@ -81,9 +82,9 @@ async def test_crash_after_commit_before_release_is_not_applied_twice(
     assert await stored_totals(settings) == {("y", "view"): 2}
     assert (await stats(client, "y"))["views"] == 2
     metrics = client.app[METRICS].registry
-    assert metrics.get_sample_value(
-        "tracker_flush_batches_total", {"outcome": "already_applied"}
-    ) == 1
+    assert (
+        metrics.get_sample_value("tracker_flush_batches_total", {"outcome": "already_applied"}) == 1
+    )
     assert metrics.get_sample_value("tracker_flush_failures_total", {"reason": "redis"}) == 1
 
 
@@ -111,9 +112,7 @@ async def test_concurrent_flushers_count_each_event_once(
     client: Client, settings: Settings
 ) -> None:
     app = client.app
-    flushers = [
-        Flusher(settings, app[REDIS], app[POOL], app[KEYS], app[METRICS]) for _ in range(3)
-    ]
+    flushers = [Flusher(settings, app[REDIS], app[POOL], app[KEYS], app[METRICS]) for _ in range(3)]
     sent = 0
 
     async def send() -> None:
@@ -164,3 +163,30 @@ async def test_reads_between_a_flush_commit_and_release_never_double_count(
 async def test_flush_with_nothing_pending_does_nothing(client: Client) -> None:
     result = await flush(client)
     assert (result.batches, result.skipped, result.events) == (0, 0, 0)
+
+
+async def test_unexpected_error_does_not_end_the_background_flusher(
+    settings: Settings, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client(settings.with_overrides(flush_interval_s=0.02), run_flusher=True)
+    real_apply = db.apply_batch
+    calls = 0
+
+    async def buggy_once(*args: object, **kwargs: object) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a bug")
+        return await real_apply(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db, "apply_batch", buggy_once)
+    await post_events(client, view("bug"))
+
+    async def flushed() -> bool:
+        pending = await buffer.pending_stats(client.app[REDIS], client.app[KEYS])
+        return calls >= 2 and pending.events == 0
+
+    await wait_until(flushed, timeout_s=10)
+    registry = client.app[METRICS].registry
+    assert registry.get_sample_value("tracker_flush_failures_total", {"reason": "error"}) == 1
+    assert await stored_totals(settings) == {("bug", "view"): 1}

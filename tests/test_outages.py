@@ -78,7 +78,11 @@ async def test_redis_killed_mid_run_never_acknowledges_what_it_did_not_store(
     await asyncio.gather(sender(), killer())
 
     assert 0 < acknowledged < 300
-    assert (await stats(client, "k1"))["views"] == acknowledged
+    stored = (await stats(client, "k1"))["views"]
+    # Every 202 is stored. A kill can land after Redis ran the script and before its reply
+    # left, so the one request in flight then may be stored yet answered 503 (never more:
+    # the sender has one request in flight).
+    assert acknowledged <= stored <= acknowledged + 1
 
 
 async def test_postgres_down_ingest_still_accepted_flush_backs_off_and_catches_up(

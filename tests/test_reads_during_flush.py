@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -46,7 +47,7 @@ async def test_totals_never_decrease_during_flushes_and_end_exact(
     await client.app[FLUSHER].flush_once()
     final = await stats(client, "hot")
 
-    drops = [(a, b) for a, b in zip(seen, seen[1:], strict=False) if b[0] < a[0] or b[1] < a[1]]
+    drops = [(a, b) for a, b in itertools.pairwise(seen) if b[0] < a[0] or b[1] < a[1]]
     flushes = client.app[FLUSHER].metrics.registry.get_sample_value(
         "tracker_flush_batches_total", {"outcome": "applied"}
     )

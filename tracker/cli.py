@@ -94,7 +94,9 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Address to listen on [TRACKER_HOST].")
-@click.option("--port", type=int, default=None, help="Port to listen on [TRACKER_PORT].")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on [TRACKER_PORT]."
+)
 @click.option(
     "--no-flusher",
     is_flag=True,

@@ -202,6 +202,15 @@ class Flusher:
                 self.next_delay_s(),
             )
             return None
+        except Exception:
+            # A bug or an unexpected server answer must not end the flusher: log it,
+            # count it, and retry with backoff like any other failure.
+            self.consecutive_failures += 1
+            self.metrics.flush_failures.labels("error").inc()
+            log.exception(
+                "flush failed unexpectedly; retrying in about %.1f s", self.next_delay_s()
+            )
+            return None
         if self.consecutive_failures:
             log.info("flush recovered after %d failed attempt(s)", self.consecutive_failures)
         self.consecutive_failures = 0

@@ -92,7 +92,7 @@ class Metrics:
             self.events_accepted.labels(event_type)
         for reason in REJECT_REASONS:
             self.events_rejected.labels(reason)
-        for reason in ("redis", "postgres"):
+        for reason in ("redis", "postgres", "error"):
             self.flush_failures.labels(reason)
         for outcome in ("applied", "already_applied"):
             self.flush_batches.labels(outcome)

@@ -41,11 +41,13 @@ Channel = Literal[
     "print",
     "other",
 ]
-Url = Annotated[str, msgspec.Meta(max_length=2048)]
-Title = Annotated[str, msgspec.Meta(max_length=512)]
-Label = Annotated[str, msgspec.Meta(max_length=128)]
-Lang = Annotated[str, msgspec.Meta(max_length=35)]
-Author = Annotated[str, msgspec.Meta(max_length=256)]
+# No U+0000: PostgreSQL text cannot hold it, and one in metadata made its batch unflushable.
+NO_NUL: Final = r"^[^\x00]*$"
+Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=NO_NUL)]
+Title = Annotated[str, msgspec.Meta(max_length=512, pattern=NO_NUL)]
+Label = Annotated[str, msgspec.Meta(max_length=128, pattern=NO_NUL)]
+Lang = Annotated[str, msgspec.Meta(max_length=35, pattern=NO_NUL)]
+Author = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_NUL)]
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -113,7 +115,9 @@ def parse_events(body: bytes, *, max_events: int) -> list[Event]:
     """Decode one event or `{"events": [...]}`; raise InvalidEvent naming the field at fault."""
     try:
         raw: Any = _decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    # msgspec raises UnicodeDecodeError for bad UTF-8 inside a string, and RecursionError
+    # for very deep nesting: both are the client's malformed body, not a server error.
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidEvent("body", f"malformed JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidEvent("body", 'expected a JSON object: one event or {"events": [...]}')
@@ -154,6 +158,8 @@ def parse_article_ids(raw: str | None, *, max_ids: int) -> list[str]:
     if raw is None or not raw.strip():
         raise InvalidEvent("ids", "expected a comma-separated list of article ids")
     ids = [part.strip() for part in raw.split(",") if part.strip()]
+    if not ids:  # only commas
+        raise InvalidEvent("ids", "expected a comma-separated list of article ids")
     if len(ids) > max_ids:
         raise InvalidEvent("ids", f"at most {max_ids} ids, got {len(ids)}")
     for article_id in ids:

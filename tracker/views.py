@@ -132,6 +132,9 @@ async def ingest(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         metrics.events_rejected.labels("too_large").inc()
         return _too_large(settings)
+    except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims
+        metrics.events_rejected.labels("invalid").inc()
+        raise InvalidEvent("body", f"cannot read the body: {exc}") from None
     try:
         events = parse_events(body, max_events=settings.max_batch_events)
     except InvalidEvent as exc:
@@ -242,7 +245,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/events", ingest)
     # Registered before the single-article route; ids may hold '/', hence the regex.
     app.router.add_get("/api/v1/articles/stats", articles_stats)
-    app.router.add_get(r"/api/v1/articles/{article_id:.+}/stats", article_stats)
+    # [\s\S], not `.`: an id with a newline is a bad id (400), not an unknown route (404).
+    app.router.add_get(r"/api/v1/articles/{article_id:[\s\S]+}/stats", article_stats)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

@@ -1,0 +1,36 @@
+"""Key layout: every script call touches one Redis Cluster hash slot."""
+
+from __future__ import annotations
+
+from redis.crc import key_slot
+
+from tracker import buffer
+from tracker.keys import Keys, shard_of
+from tracker.models import Event
+
+
+def test_every_key_of_a_shard_maps_to_one_cluster_slot() -> None:
+    keys = Keys("trk", 16)
+    for shard in keys.all_shards():
+        slots = {key_slot(k.encode()) for k in (shard.live, shard.batch, shard.gen, shard.epoch)}
+        assert len(slots) == 1, shard
+
+
+def test_a_multi_article_request_sends_one_single_slot_call_per_shard() -> None:
+    keys = Keys("trk", 8)
+    events = [Event(type="view", article_id=f"a{n}") for n in range(50)]
+
+    calls = buffer.record_calls(keys, events, now_s=1_800_000_000)
+
+    assert len(calls) == len({shard_of(e.article_id, 8) for e in events})
+    for call in calls:
+        assert len({key_slot(k.encode()) for k in call.keys}) == 1
+
+
+def test_shard_of_is_stable_across_processes() -> None:
+    # crc32, not hash(): the same article lands in the same shard in every process.
+    assert [shard_of(a, 4) for a in ("a", "news/2026/x", "b")] == [
+        shard_of(a, 4) for a in ("a", "news/2026/x", "b")
+    ]
+    assert shard_of("anything", 1) == 0
+    assert shard_of("a", 4) == 3  # zlib.crc32(b"a") % 4

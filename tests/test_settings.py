@@ -1,0 +1,352 @@
+"""Settings from the TRACKER_* environment, and the command line that reads them."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tracker.cli import main
+from tracker.settings import ENV_NAMES, Settings, SettingsError
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tracker"
+
+
+def names(variable: str) -> re.Pattern[str]:
+    """Matches the variable's name on its own (TRACKER_PORT, not TRACKER_PORTS)."""
+    return re.compile(rf"(?<![A-Z_]){re.escape(variable)}(?![A-Z_])")
+
+
+def clean_environ(**variables: str) -> dict[str, str]:
+    """This process's environment without any TRACKER_* setting, plus `variables`."""
+    env = {key: value for key, value in os.environ.items() if key not in ENV_NAMES.values()}
+    env.update(variables)
+    return env
+
+
+# --- Settings.from_env --------------------------------------------------------------
+
+
+def test_empty_environment_gives_the_documented_defaults() -> None:
+    settings = Settings.from_env({})
+
+    assert settings == Settings()
+    assert settings.redis_url is None
+    assert settings.database_url is None
+    assert settings.embedded
+    assert settings.data_dir == Path("tracker-data")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.flush_interval_s == 5.0
+    assert settings.dedup_window_s == 1800
+    assert settings.allowed_origins == ()
+    assert settings.trusted_proxies == ()
+    assert settings.respect_dnt is False
+    assert settings.demo is False
+    assert settings.redis_shards == 1
+    assert settings.hourly_retention_days == 0
+    assert settings.max_body_bytes == 256 * 1024
+    assert settings.max_batch_events == 100
+    assert (settings.log_level, settings.log_format) == ("INFO", "text")
+
+
+def test_variable_names_are_prefixed_field_names_without_unit_suffix() -> None:
+    assert ENV_NAMES["flush_interval_s"] == "TRACKER_FLUSH_INTERVAL"
+    assert ENV_NAMES["dedup_window_s"] == "TRACKER_DEDUP_WINDOW"
+    assert ENV_NAMES["redis_shards"] == "TRACKER_REDIS_SHARDS"
+    assert ENV_NAMES["max_body_bytes"] == "TRACKER_MAX_BODY_BYTES"
+    assert set(ENV_NAMES) == {f.name for f in fields(Settings)}
+    assert len(set(ENV_NAMES.values())) == len(ENV_NAMES), "two settings share a variable"
+
+
+def test_unrelated_and_blank_variables_leave_defaults() -> None:
+    environ = {"PORT": "1", "TRACKER_PORT": "  ", "TRACKER_LOG_LEVEL": "", "HOST": "x"}
+
+    assert Settings.from_env(environ) == Settings()
+
+
+def test_from_env_reads_the_process_environment_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in ENV_NAMES.values():
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("TRACKER_PORT", "9123")
+
+    assert Settings.from_env().port == 9123
+
+
+# (variable, raw value, field, parsed value): one row per setting at least.
+VALID_VALUES: list[tuple[str, str, str, Any]] = [
+    ("TRACKER_DATA_DIR", "/var/lib/tracker", "data_dir", Path("/var/lib/tracker")),
+    ("TRACKER_HOST", "0.0.0.0", "host", "0.0.0.0"),
+    ("TRACKER_PORT", "9000", "port", 9000),
+    ("TRACKER_PORT", " 9000 ", "port", 9000),
+    ("TRACKER_PORT", "0", "port", 0),
+    ("TRACKER_FLUSH_INTERVAL", "2.5", "flush_interval_s", 2.5),
+    ("TRACKER_FLUSH_INTERVAL", "1", "flush_interval_s", 1.0),
+    ("TRACKER_FLUSH_MAX_PENDING_EVENTS", "1000", "flush_max_pending_events", 1000),
+    ("TRACKER_FLUSH_MAX_BACKOFF", "120", "flush_max_backoff_s", 120.0),
+    ("TRACKER_FLUSH_LEASE", "10", "flush_lease_s", 10.0),
+    ("TRACKER_DEDUP_WINDOW", "60", "dedup_window_s", 60),
+    ("TRACKER_DEDUP_WINDOW", "0", "dedup_window_s", 0),
+    (
+        "TRACKER_ALLOWED_ORIGINS",
+        "https://news.example, http://localhost:3000/,,",
+        "allowed_origins",
+        ("https://news.example", "http://localhost:3000"),
+    ),
+    ("TRACKER_ALLOWED_ORIGINS", "*", "allowed_origins", ("*",)),
+    (
+        "TRACKER_TRUSTED_PROXIES",
+        "10.0.0.0/8, 192.168.1.7,::1, 2001:db8::/32",
+        "trusted_proxies",
+        (
+            ipaddress.ip_network("10.0.0.0/8"),
+            ipaddress.ip_network("192.168.1.7/32"),
+            ipaddress.ip_network("::1/128"),
+            ipaddress.ip_network("2001:db8::/32"),
+        ),
+    ),
+    # Host bits set: the network it lies in, not an error.
+    (
+        "TRACKER_TRUSTED_PROXIES",
+        "10.1.2.3/8",
+        "trusted_proxies",
+        (ipaddress.ip_network("10.0.0.0/8"),),
+    ),
+    ("TRACKER_RESPECT_DNT", "1", "respect_dnt", True),
+    ("TRACKER_RESPECT_DNT", "TRUE", "respect_dnt", True),
+    ("TRACKER_RESPECT_DNT", "yes", "respect_dnt", True),
+    ("TRACKER_RESPECT_DNT", "on", "respect_dnt", True),
+    ("TRACKER_RESPECT_DNT", "0", "respect_dnt", False),
+    ("TRACKER_RESPECT_DNT", "False", "respect_dnt", False),
+    ("TRACKER_RESPECT_DNT", "no", "respect_dnt", False),
+    ("TRACKER_RESPECT_DNT", "off", "respect_dnt", False),
+    ("TRACKER_DEMO", "true", "demo", True),
+    ("TRACKER_REDIS_SHARDS", "16", "redis_shards", 16),
+    ("TRACKER_REDIS_SHARDS", "1024", "redis_shards", 1024),
+    ("TRACKER_REDIS_PREFIX", "news-site.v2", "redis_prefix", "news-site.v2"),
+    ("TRACKER_REDIS_TIMEOUT", "0.5", "redis_timeout_s", 0.5),
+    ("TRACKER_DATABASE_TIMEOUT", "30", "database_timeout_s", 30.0),
+    ("TRACKER_DATABASE_POOL_SIZE", "4", "database_pool_size", 4),
+    ("TRACKER_MAX_BODY_BYTES", "65536", "max_body_bytes", 65536),
+    ("TRACKER_MAX_BATCH_EVENTS", "500", "max_batch_events", 500),
+    ("TRACKER_STATS_MAX_AGE", "0", "stats_max_age_s", 0),
+    ("TRACKER_RETRY_AFTER", "5", "retry_after_s", 5),
+    ("TRACKER_SHUTDOWN_TIMEOUT", "0", "shutdown_timeout_s", 0.0),
+    ("TRACKER_HOURLY_RETENTION_DAYS", "90", "hourly_retention_days", 90),
+    ("TRACKER_APPLIED_BATCH_RETENTION_DAYS", "7", "applied_batch_retention_days", 7),
+    ("TRACKER_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+    ("TRACKER_LOG_LEVEL", "Warning", "log_level", "WARNING"),
+    ("TRACKER_LOG_LEVEL", "ERROR", "log_level", "ERROR"),
+    ("TRACKER_LOG_FORMAT", "json", "log_format", "json"),
+    ("TRACKER_LOG_FORMAT", "JSON", "log_format", "json"),
+    ("TRACKER_LOG_FORMAT", "text", "log_format", "text"),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "field", "expected"),
+    VALID_VALUES,
+    ids=[f"{row[0]}={row[1]!r}" for row in VALID_VALUES],
+)
+def test_each_variable_is_parsed_into_its_field(
+    variable: str, raw: str, field: str, expected: Any
+) -> None:
+    settings = Settings.from_env({variable: raw})
+
+    assert getattr(settings, field) == expected
+    assert settings == Settings(**{field: expected})  # and nothing else changed
+
+
+def test_every_setting_has_a_parse_case() -> None:
+    covered = {row[2] for row in VALID_VALUES} | {"redis_url", "database_url"}
+    missing = set(ENV_NAMES) - covered
+    assert not missing, f"add rows to VALID_VALUES (and INVALID_VALUES) for: {sorted(missing)}"
+
+
+def test_both_urls_set_means_external_servers() -> None:
+    settings = Settings.from_env(
+        {"TRACKER_REDIS_URL": REDIS_URL, "TRACKER_DATABASE_URL": DATABASE_URL}
+    )
+
+    assert (settings.redis_url, settings.database_url) == (REDIS_URL, DATABASE_URL)
+    assert not settings.embedded
+
+
+INVALID_VALUES: list[tuple[str, str]] = [
+    ("TRACKER_PORT", "abc"),
+    ("TRACKER_PORT", "-1"),
+    ("TRACKER_PORT", "65536"),
+    ("TRACKER_PORT", "80.5"),
+    ("TRACKER_FLUSH_INTERVAL", "-1"),
+    ("TRACKER_FLUSH_INTERVAL", "0"),
+    ("TRACKER_FLUSH_INTERVAL", "soon"),
+    ("TRACKER_FLUSH_INTERVAL", "nan"),
+    ("TRACKER_FLUSH_INTERVAL", "inf"),
+    ("TRACKER_FLUSH_MAX_PENDING_EVENTS", "0"),
+    ("TRACKER_FLUSH_MAX_BACKOFF", "0"),
+    ("TRACKER_FLUSH_LEASE", "0.5"),
+    ("TRACKER_DEDUP_WINDOW", "-1"),
+    ("TRACKER_DEDUP_WINDOW", "1.5"),
+    ("TRACKER_DEDUP_WINDOW", "30m"),
+    ("TRACKER_ALLOWED_ORIGINS", "news.example"),
+    ("TRACKER_ALLOWED_ORIGINS", "https://a.example,ftp://b.example"),
+    ("TRACKER_TRUSTED_PROXIES", "10.0.0.0/33"),
+    ("TRACKER_TRUSTED_PROXIES", "10.0.0.1,proxy.internal"),
+    ("TRACKER_RESPECT_DNT", "maybe"),
+    ("TRACKER_DEMO", "2"),
+    ("TRACKER_REDIS_SHARDS", "0"),
+    ("TRACKER_REDIS_SHARDS", "1025"),
+    ("TRACKER_REDIS_SHARDS", "two"),
+    ("TRACKER_REDIS_PREFIX", "trk:prod"),
+    ("TRACKER_REDIS_TIMEOUT", "0"),
+    ("TRACKER_DATABASE_TIMEOUT", "-3"),
+    ("TRACKER_DATABASE_POOL_SIZE", "0"),
+    ("TRACKER_MAX_BODY_BYTES", "100"),
+    ("TRACKER_MAX_BATCH_EVENTS", "0"),
+    ("TRACKER_STATS_MAX_AGE", "-1"),
+    ("TRACKER_RETRY_AFTER", "0"),
+    ("TRACKER_SHUTDOWN_TIMEOUT", "-1"),
+    ("TRACKER_HOURLY_RETENTION_DAYS", "-1"),
+    ("TRACKER_HOURLY_RETENTION_DAYS", "a week"),
+    ("TRACKER_APPLIED_BATCH_RETENTION_DAYS", "0"),
+    ("TRACKER_LOG_LEVEL", "verbose"),
+    ("TRACKER_LOG_FORMAT", "xml"),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"), INVALID_VALUES, ids=[f"{v}={r!r}" for v, r in INVALID_VALUES]
+)
+def test_invalid_value_raises_settings_error_naming_the_variable(variable: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: raw})
+
+    message = str(caught.value)
+    assert names(variable).search(message), message
+    assert repr(raw) in message, message
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"TRACKER_REDIS_URL": REDIS_URL}, "TRACKER_DATABASE_URL"),
+        ({"TRACKER_DATABASE_URL": DATABASE_URL}, "TRACKER_REDIS_URL"),
+        (
+            {"TRACKER_REDIS_URL": "http://127.0.0.1:6379", "TRACKER_DATABASE_URL": DATABASE_URL},
+            "TRACKER_REDIS_URL",
+        ),
+        (
+            {"TRACKER_REDIS_URL": REDIS_URL, "TRACKER_DATABASE_URL": "mysql://db/tracker"},
+            "TRACKER_DATABASE_URL",
+        ),
+    ],
+    ids=["redis-url-only", "database-url-only", "redis-url-scheme", "database-url-scheme"],
+)
+def test_unusable_url_pair_raises_settings_error_naming_the_variable(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(environ)
+
+    assert names(named).search(str(caught.value)), str(caught.value)
+
+
+def test_overrides_are_validated_like_the_environment() -> None:
+    with pytest.raises(SettingsError, match="TRACKER_DATABASE_URL"):
+        Settings().with_overrides(redis_url=REDIS_URL)
+
+
+# --- the command line ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "listed"),
+    [
+        ([], ["serve", "flush", "migrate", "--help", "--version"]),
+        (["serve"], ["--host", "--port", "--no-flusher", "TRACKER_HOST", "TRACKER_PORT"]),
+        (["flush"], ["--loop", "TRACKER_FLUSH_INTERVAL"]),
+        (["migrate"], ["schema"]),
+    ],
+    ids=["tracker", "serve", "flush", "migrate"],
+)
+def test_help_exits_0_and_lists_commands_and_options(args: list[str], listed: list[str]) -> None:
+    result = CliRunner().invoke(main, [*args, "--help"], catch_exceptions=False)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Usage: "), result.stdout
+    for word in listed:
+        assert word in result.stdout, f"{word!r} missing from:\n{result.stdout}"
+    assert result.stderr == ""
+
+
+def test_short_help_flag_works_like_long() -> None:
+    runner = CliRunner()
+
+    assert runner.invoke(main, ["-h"]).stdout == runner.invoke(main, ["--help"]).stdout
+
+
+def test_version_prints_the_package_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "tracker, version 0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "raw"),
+    [
+        ("serve", "TRACKER_PORT", "abc"),
+        ("serve", "TRACKER_FLUSH_INTERVAL", "-1"),
+        ("serve", "TRACKER_LOG_FORMAT", "xml"),
+        ("serve", "TRACKER_REDIS_URL", REDIS_URL),  # without TRACKER_DATABASE_URL
+        ("flush", "TRACKER_DEDUP_WINDOW", "-5"),
+        ("migrate", "TRACKER_REDIS_SHARDS", "0"),
+    ],
+)
+def test_invalid_setting_exits_2_with_one_line_naming_the_variable(
+    tmp_path: Path, command: str, variable: str, raw: str
+) -> None:
+    env = clean_environ(**{variable: raw, "TRACKER_DATA_DIR": str(tmp_path / "data")})
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done
+    assert len(lines) == 1, done.stderr
+    named = "TRACKER_DATABASE_URL" if variable == "TRACKER_REDIS_URL" else variable
+    assert names(named).search(lines[0]), lines[0]
+    assert lines[0].startswith("tracker: invalid setting: "), lines[0]
+    assert done.stdout == ""
+    assert not (tmp_path / "data").exists(), "nothing may start before settings are valid"
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_port_option_out_of_range_exits_2_naming_the_option(port: str) -> None:
+    # TRACKER_REDIS_URL alone is itself invalid: should --port ever pass, serve still exits
+    # before starting servers, and the assertion on "--port" tells the two apart.
+    unset: dict[str, str | None] = dict.fromkeys(ENV_NAMES.values())
+    runner = CliRunner(env={**unset, "TRACKER_REDIS_URL": REDIS_URL})
+
+    result = runner.invoke(main, ["serve", "--port", port])
+
+    assert result.exit_code == 2, result.output
+    assert "--port" in result.stderr, result.stderr
+    assert "TRACKER_" not in result.stderr, result.stderr
