@@ -9,6 +9,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +23,10 @@ from tracker.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tracker.settings import Settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -117,6 +122,8 @@ def settings(redis_url: str, database_url: str, redis_prefix: str, redis: Redis)
         database_url=database_url,
         redis_prefix=redis_prefix,
         flush_interval_s=0.2,
+        # Counting tests post the same event again and again; de-duplication has its own.
+        dedup_window_s=0,
         redis_timeout_s=1.0,
         database_timeout_s=3.0,
         shutdown_timeout_s=5.0,
@@ -138,9 +145,13 @@ def make_client(
     dropped (fixtures are torn down in reverse order of setup)."""
 
     async def make(
-        settings: Settings, *, run_flusher: bool = False
+        settings: Settings, *, run_flusher: bool = False, **app_options: Any
     ) -> TestClient[web.Request, web.Application]:
-        return await aiohttp_client(create_app(settings, run_flusher=run_flusher))
+        # A browser's User-Agent: aiohttp's own would be classified as a bot, not counted.
+        return await aiohttp_client(
+            create_app(settings, run_flusher=run_flusher, **app_options),
+            headers={"User-Agent": BROWSER_UA},
+        )
 
     return make
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.crc import key_slot
 
 from tracker import buffer
+from tracker.bots import READER
 from tracker.keys import Keys, shard_of
 from tracker.models import Event
 
@@ -19,11 +20,16 @@ def test_every_key_of_a_shard_maps_to_one_cluster_slot() -> None:
 def test_a_multi_article_request_sends_one_single_slot_call_per_shard() -> None:
     keys = Keys("trk", 8)
     events = [Event(type="view", article_id=f"a{n}") for n in range(50)]
+    visitor = buffer.Visitor(reader=b"r" * 16, agent=READER)
 
-    calls = buffer.record_calls(keys, events, now_s=1_800_000_000)
+    calls = buffer.record_calls(
+        keys, [(e, visitor) for e in events], now_s=1_800_000_000, dedup_window_s=60
+    )
 
     assert len(calls) == len({shard_of(e.article_id, 8) for e in events})
     for call in calls:
+        # The live hash, and the dedup and reader-sketch keys of its events: one slot.
+        assert len(call.keys) > 1
         assert len({key_slot(k.encode()) for k in call.keys}) == 1
 
 

@@ -12,22 +12,28 @@ from typing import Final
 from aiohttp import web
 
 from . import buffer, db
+from .bots import BotClassifier
 from .embedded import EmbeddedServers
 from .flusher import Flusher
 from .keys import Keys
 from .metrics import Metrics
+from .middleware import cors_middleware, errors_middleware, metrics_middleware
 from .openapi import openapi_bytes
+from .readers import SaltStore
 from .settings import Settings
+from .snippet import Snippet
 from .views import (
+    BOTS,
+    CLOCK,
     KEYS,
     METRICS,
     OPENAPI,
     POOL,
     REDIS,
+    SALTS,
     SETTINGS,
+    SNIPPET,
     add_routes,
-    errors_middleware,
-    metrics_middleware,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis = buffer.open_redis(app[URLS][0], timeout_s=settings.redis_timeout_s)
     app[REDIS] = redis
+    app[SALTS] = SaltStore(redis, settings.redis_prefix)
     try:
         yield
     finally:
@@ -93,7 +100,9 @@ async def connect_postgres(settings: Settings, url: str, *, migrate: bool) -> db
 
 def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        flusher = Flusher(app[SETTINGS], app[REDIS], app[POOL], app[KEYS], app[METRICS])
+        flusher = Flusher(
+            app[SETTINGS], app[REDIS], app[POOL], app[KEYS], app[METRICS], clock=app[CLOCK]
+        )
         app[FLUSHER] = flusher
         if not run_flusher:
             yield
@@ -115,15 +124,20 @@ def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[
     return ctx
 
 
-def create_app(settings: Settings, *, run_flusher: bool = True) -> web.Application:
+def create_app(
+    settings: Settings, *, run_flusher: bool = True, clock: Callable[[], float] = time.time
+) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, errors_middleware],
+        middlewares=[metrics_middleware, errors_middleware, cors_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[KEYS] = Keys(settings.redis_prefix, settings.redis_shards)
     app[OPENAPI] = openapi_bytes()
+    app[BOTS] = BotClassifier()
+    app[SNIPPET] = Snippet.build(settings)
+    app[CLOCK] = clock
     # Started in this order, cleaned up in reverse: the final flush runs before the
     # connections close, and the embedded servers stop last.
     app.cleanup_ctx.extend([embedded_ctx, redis_ctx, postgres_ctx, flusher_ctx(run_flusher)])

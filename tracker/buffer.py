@@ -21,34 +21,58 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from . import keys as k
+from .bots import HUMAN, PREVIEW, Agent
 from .keys import Keys, ShardKeys
 from .models import Event
+from .referrals import referral_channel
 
-# ARGV: now_ms, number of counter pairs, then (field, increment) pairs, then (field, value)
-# metadata pairs. Counts new `b` fields so the flusher knows the batch size without HLEN.
+# One call records the events of one shard. KEYS[1] is the live hash; KEYS[2..] are the
+# dedup and sketch keys the events name by index (0: none). ARGV: now_ms, dedup window
+# (s), sketch TTL (s), number of events, then per event: dedup index, sketch index,
+# reader, number of fields, the fields (each +1); then metadata (field, value) pairs.
+# A repeat (its dedup key exists) adds nothing. Returns {counted, repeats}.
 RECORD_LUA: Final = """
 local live = KEYS[1]
-redis.call('HSETNX', live, '_first_ms', ARGV[1])
-local pairs = tonumber(ARGV[2])
-local events = tonumber(ARGV[3])
-local new_counters = 0
-local i = 4
-for _ = 1, pairs do
-  local incr = tonumber(ARGV[i + 1])
-  local value = redis.call('HINCRBY', live, ARGV[i], incr)
-  if value == incr and string.sub(ARGV[i], 1, 2) == 'b ' then
-    new_counters = new_counters + 1
+local window = tonumber(ARGV[2])
+local sketch_ttl = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local i = 5
+local counted, repeats, new_counters = 0, 0, 0
+for _ = 1, n do
+  local dedup = tonumber(ARGV[i])
+  local sketch = tonumber(ARGV[i + 1])
+  local nfields = tonumber(ARGV[i + 3])
+  local fresh = true
+  if dedup > 0 then
+    fresh = redis.call('SET', KEYS[dedup], '1', 'NX', 'EX', window) ~= false
   end
-  i = i + 2
+  if fresh then
+    counted = counted + 1
+    for j = i + 4, i + 3 + nfields do
+      if redis.call('HINCRBY', live, ARGV[j], 1) == 1 and string.byte(ARGV[j]) == 98 then
+        new_counters = new_counters + 1
+      end
+    end
+    if sketch > 0 then
+      redis.call('PFADD', KEYS[sketch], ARGV[i + 2])
+      redis.call('EXPIRE', KEYS[sketch], sketch_ttl)
+    end
+  else
+    repeats = repeats + 1
+  end
+  i = i + 4 + nfields
 end
 if i <= #ARGV then
   redis.call('HSET', live, unpack(ARGV, i))
 end
-redis.call('HINCRBY', live, '_events', events)
+if counted > 0 then
+  redis.call('HSETNX', live, '_first_ms', ARGV[1])
+  redis.call('HINCRBY', live, '_events', counted)
+end
 if new_counters > 0 then
   redis.call('HINCRBY', live, '_counters', new_counters)
 end
-return events
+return {counted, repeats}
 """
 
 # Cut a batch: resume the one left by a flusher that died, else rename live -> batch with
@@ -79,8 +103,9 @@ end
 return 0
 """
 
-# What is pending for some articles, with the ids of the pieces, read atomically.
-# KEYS: live, batch, gen, epoch. ARGV: an epoch candidate, then the fields.
+# What is pending for some articles, with the ids of the pieces, read atomically, and the
+# reader counts of the sketches still in Redis. KEYS: live, batch, gen, epoch, then
+# sketch keys. ARGV: an epoch candidate, then the fields.
 READ_LUA: Final = """
 redis.call('SET', KEYS[4], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[4])
@@ -92,7 +117,27 @@ local batch = false
 if batch_id then
   batch = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
 end
-return {live_id, live, batch_id, batch}
+local readers = {}
+for i = 5, #KEYS do
+  readers[i - 4] = redis.call('PFCOUNT', KEYS[i])
+end
+return {live_id, live, batch_id, batch, readers}
+"""
+
+# Readers in the union of sketches: stored ones (ARGV) and ones still in Redis
+# (KEYS[3..]), merged in two scratch keys of the shard (KEYS[1], KEYS[2]).
+MERGE_LUA: Final = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV do
+  redis.call('SET', KEYS[2], ARGV[i])
+  redis.call('PFMERGE', KEYS[1], KEYS[2])
+end
+if #KEYS > 2 then
+  redis.call('PFMERGE', KEYS[1], unpack(KEYS, 3))
+end
+local readers = redis.call('PFCOUNT', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+return readers
 """
 
 # Size and age of what waits in one shard. KEYS: live, batch.
@@ -122,7 +167,7 @@ class Script:
 class Call:
     script: Script
     keys: Sequence[str]
-    args: Sequence[str | int]
+    args: Sequence[str | int | bytes]
 
 
 def open_redis(url: str, *, timeout_s: float, max_connections: int = 64) -> Redis:
@@ -181,6 +226,7 @@ CLAIM: Final = Script(CLAIM_LUA)
 RELEASE: Final = Script(RELEASE_LUA)
 READ: Final = Script(READ_LUA)
 PENDING: Final = Script(PENDING_LUA)
+MERGE: Final = Script(MERGE_LUA)
 
 
 def hour_of(now_s: float) -> int:
@@ -188,43 +234,120 @@ def hour_of(now_s: float) -> int:
     return int(now_s // 3600)
 
 
-def record_calls(keys: Keys, events: Sequence[Event], now_s: float) -> list[Call]:
-    """One script call per shard the events touch, with equal counters summed."""
+def day_of(now_s: float) -> int:
+    """Days since the Unix epoch (UTC): the day of a reader sketch and of a salt."""
+    return int(now_s // 86_400)
+
+
+# A day's reader sketch lives this long after its last reader even if never flushed;
+# the flusher shortens it to PERSISTED_SKETCH_TTL_S once a past day's sketch is stored.
+SKETCH_TTL_S: Final = 8 * 86_400
+PERSISTED_SKETCH_TTL_S: Final = 3_600
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who sent the events: the day's reader id and what kind of agent it is."""
+
+    reader: bytes
+    agent: Agent
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    counted: int
+    repeats: int
+
+
+def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
+    """The counters one event adds to, before de-duplication."""
+    if visitor.agent.kind == PREVIEW:
+        return (f"{k.PREVIEW}:{visitor.agent.channel}",)
+    if event.type == "view":
+        channel = referral_channel(event.referrer, event.url)
+        if channel is not None:
+            return (k.VIEW_METRIC, f"{k.REFERRAL}:{channel}")
+        return (k.VIEW_METRIC,)
+    return (event.metric,)
+
+
+class _ShardCall:
+    """The arguments of one shard's RECORD call, built event by event."""
+
+    def __init__(self, live: str, now_ms: int, window_s: int) -> None:
+        self.keys: list[str] = [live]
+        self._index: dict[str, int] = {}
+        self.window_s = window_s
+        self.now_ms = now_ms
+        self.events: list[str | int | bytes] = []
+        self.count = 0
+        self.meta: dict[str, str] = {}
+
+    def key_index(self, key: str) -> int:
+        index = self._index.get(key)
+        if index is None:
+            self.keys.append(key)
+            index = self._index[key] = len(self.keys)
+        return index
+
+    def add(self, dedup: int, sketch: int, reader: bytes, fields: list[str]) -> None:
+        self.events += (dedup, sketch, reader, len(fields), *fields)
+        self.count += 1
+
+    def call(self) -> Call:
+        args: list[str | int | bytes] = [self.now_ms, self.window_s, SKETCH_TTL_S, self.count]
+        args += self.events
+        for name, value in self.meta.items():
+            args += (name, value)
+        return Call(RECORD, self.keys, args)
+
+
+def record_calls(
+    keys: Keys, entries: Sequence[tuple[Event, Visitor]], now_s: float, dedup_window_s: int
+) -> list[Call]:
+    """One script call per shard the events touch."""
     hour = hour_of(now_s)
-    per_shard: dict[int, dict[str, int]] = defaultdict(dict)
-    events_per_shard: dict[int, int] = defaultdict(int)
-    meta_per_shard: dict[int, dict[str, str]] = defaultdict(dict)
-    for event in events:
+    day = day_of(now_s)
+    now_ms = int(now_s * 1000)
+    shards: dict[int, _ShardCall] = {}
+    for event, visitor in entries:
         shard_keys = keys.for_article(event.article_id)
-        counters = per_shard[shard_keys.shard]
-        metric = event.metric
-        for name in (
-            k.bucket_field(hour, metric, event.article_id),
-            k.total_field(metric, event.article_id),
-        ):
-            counters[name] = counters.get(name, 0) + 1
-        events_per_shard[shard_keys.shard] += 1
+        shard = shards.get(shard_keys.shard)
+        if shard is None:
+            shard = shards[shard_keys.shard] = _ShardCall(shard_keys.live, now_ms, dedup_window_s)
+        metrics = event_metrics(event, visitor)
+        fields = []
+        for metric in metrics:
+            fields.append(k.bucket_field(hour, metric, event.article_id))
+            fields.append(k.total_field(metric, event.article_id))
+        sketch = 0
+        if visitor.agent.kind == HUMAN and event.type == "view":
+            sketch = shard.key_index(shard_keys.uniques(day, event.article_id))
+            fields.append(k.uniques_field(day, event.article_id))
+        dedup = 0
+        if dedup_window_s > 0:
+            dedup = shard.key_index(shard_keys.dedup(visitor.reader, metrics[0], event.article_id))
+        shard.add(dedup, sketch, visitor.reader, fields)
         metadata = event.metadata()
         if metadata:
-            meta_per_shard[shard_keys.shard][k.meta_field(event.article_id)] = json.dumps(
+            shard.meta[k.meta_field(event.article_id)] = json.dumps(
                 metadata, separators=(",", ":"), ensure_ascii=False
             )
-    now_ms = int(now_s * 1000)
-    calls = []
-    for shard, counters in per_shard.items():
-        args: list[str | int] = [now_ms, len(counters), events_per_shard[shard]]
-        for name, incr in counters.items():
-            args += (name, incr)
-        for name, value in meta_per_shard[shard].items():
-            args += (name, value)
-        calls.append(Call(RECORD, (keys.shard(shard).live,), args))
-    return calls
+    return [shard.call() for shard in shards.values()]
 
 
-async def record(redis: Redis, keys: Keys, events: Sequence[Event], now_s: float) -> int:
+async def record(
+    redis: Redis,
+    keys: Keys,
+    entries: Sequence[tuple[Event, Visitor]],
+    now_s: float,
+    dedup_window_s: int,
+) -> Recorded:
     """Store events; returns when Redis has them. Raises RedisUnavailable otherwise."""
-    await run_calls(redis, record_calls(keys, events, now_s))
-    return len(events)
+    results = await run_calls(redis, record_calls(keys, entries, now_s, dedup_window_s))
+    return Recorded(
+        counted=sum(int(r[0]) for r in results), repeats=sum(int(r[1]) for r in results)
+    )
 
 
 @dataclass(slots=True)
@@ -237,6 +360,10 @@ class ClaimedBatch:
     # (article_id, metric, hour) -> count
     counters: dict[tuple[str, str, int], int] = field(default_factory=dict)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    # (day, article_id) whose reader sketch changed
+    uniques: set[tuple[int, str]] = field(default_factory=set)
+    # (day, article_id) -> (sketch bytes, readers counted), fetched before applying
+    sketches: dict[tuple[int, str], tuple[bytes, int]] = field(default_factory=dict)
 
     @property
     def batch_id(self) -> str:
@@ -274,10 +401,48 @@ def _parse_batch(batch: ClaimedBatch, raw: dict[Any, Any]) -> None:
             batch.counters[(article_id, metric, int(hour))] = int(raw_value)
         elif kind == k.META:
             batch.metadata[rest] = json.loads(raw_value)
+        elif kind == k.UNIQUES:
+            day, article_id = rest.split(" ", 1)
+            batch.uniques.add((int(day), article_id))
         elif name == k.EVENTS:
             batch.events = int(raw_value)
         elif name == k.FIRST_MS:
             batch.first_ms = int(raw_value)
+
+
+async def fetch_sketches(redis: Redis, batch: ClaimedBatch) -> None:
+    """The current sketch of every (day, article) the batch touched, with its count."""
+    if not batch.uniques:
+        return
+    wanted = sorted(batch.uniques)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for day, article_id in wanted:
+                key = batch.shard.uniques(day, article_id)
+                pipe.get(key)
+                pipe.pfcount(key)
+            replies = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise RedisUnavailable(str(exc) or type(exc).__name__) from exc
+    for index, wanted_key in enumerate(wanted):
+        sketch, count = replies[2 * index], replies[2 * index + 1]
+        if sketch:  # gone only if it expired unflushed (Postgres away for days)
+            batch.sketches[wanted_key] = (bytes(sketch), int(count))
+
+
+async def expire_past_sketches(redis: Redis, batch: ClaimedBatch, now_s: float) -> None:
+    """Past days' sketches are stored in Postgres now: let Redis drop them soon."""
+    today = day_of(now_s)
+    past = [key for key in batch.sketches if key[0] < today]
+    if not past:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for day, article_id in past:
+                pipe.expire(batch.shard.uniques(day, article_id), PERSISTED_SKETCH_TTL_S)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise RedisUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 async def release_batch(redis: Redis, batch: ClaimedBatch) -> bool:
@@ -295,32 +460,54 @@ class PendingPiece:
     counts: dict[str, dict[str, int]]
 
 
-async def read_pending(redis: Redis, keys: Keys, article_ids: Sequence[str]) -> list[PendingPiece]:
-    """Atomically per shard: live and in-flight counts with their batch ids."""
+@dataclass(frozen=True, slots=True)
+class Pending:
+    pieces: list[PendingPiece]
+    # article_id -> day -> readers counted in the day's sketch still in Redis
+    readers: dict[str, dict[int, int]]
+
+
+def sketch_days(now_s: float) -> tuple[int, int]:
+    """The days whose sketches a read asks Redis about: yesterday's may not be stored yet."""
+    today = day_of(now_s)
+    return today - 1, today
+
+
+async def read_pending(
+    redis: Redis, keys: Keys, article_ids: Sequence[str], now_s: float
+) -> Pending:
+    """Atomically per shard: live and in-flight counts with their batch ids, and the
+    reader counts of the recent days' sketches."""
     by_shard: dict[int, list[str]] = defaultdict(list)
     for article_id in dict.fromkeys(article_ids):
         by_shard[keys.for_article(article_id).shard].append(article_id)
+    days = sketch_days(now_s)
     calls = []
     for shard, ids in by_shard.items():
         shard_keys = keys.shard(shard)
         fields = [name for article_id in ids for name in k.total_fields(article_id)]
+        sketches = [shard_keys.uniques(day, a) for a in ids for day in days]
         calls.append(
             Call(
                 READ,
-                (shard_keys.live, shard_keys.batch, shard_keys.gen, shard_keys.epoch),
+                (shard_keys.live, shard_keys.batch, shard_keys.gen, shard_keys.epoch, *sketches),
                 (_epoch_candidate(), *fields),
             )
         )
     results = await run_calls(redis, calls)
     pieces = []
-    for (shard, ids), (live_id, live, batch_id, batch) in zip(
+    readers: dict[str, dict[int, int]] = {}
+    for (shard, ids), (live_id, live, batch_id, batch, counts) in zip(
         by_shard.items(), results, strict=True
     ):
         shard_keys = keys.shard(shard)
         pieces.append(PendingPiece(shard_keys.batch_id(live_id.decode()), _counts(ids, live)))
         if batch_id is not None:
             pieces.append(PendingPiece(shard_keys.batch_id(batch_id.decode()), _counts(ids, batch)))
-    return pieces
+        for index, article_id in enumerate(ids):
+            per_day = counts[index * len(days) : (index + 1) * len(days)]
+            readers[article_id] = {day: int(n) for day, n in zip(days, per_day, strict=True) if n}
+    return Pending(pieces, readers)
 
 
 def _counts(
@@ -334,6 +521,24 @@ def _counts(
         if found:
             counts[article_id] = found
     return counts
+
+
+async def count_union(
+    redis: Redis, shard: ShardKeys, stored: Sequence[bytes], live_keys: Sequence[str]
+) -> int:
+    """Distinct readers over stored sketches and sketches still in Redis (same shard)."""
+    token = secrets.token_hex(8)
+    (readers,) = await run_calls(
+        redis,
+        [
+            Call(
+                MERGE,
+                (shard.scratch(token + ":a"), shard.scratch(token + ":b"), *live_keys),
+                list(stored),
+            )
+        ],
+    )
+    return int(readers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,27 +131,73 @@ async def apply_batch(pool: Pool, batch: ClaimedBatch) -> bool:
                 await conn.execute(q.UPSERT_TOTALS, article_ids, metrics, counts)
             if meta_ids:
                 await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
+            if batch.sketches:
+                await _store_sketches(conn, batch)
             return True
     except UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
 
+async def _store_sketches(conn: Conn, batch: ClaimedBatch) -> None:
+    wanted = sorted(batch.sketches)
+    await conn.execute(
+        q.UPSERT_DAILY_UNIQUES,
+        [article_id for _, article_id in wanted],
+        [day for day, _ in wanted],
+        [batch.sketches[key][0] for key in wanted],
+        [batch.sketches[key][1] for key in wanted],
+    )
+
+
+async def daily_sketches(
+    pool: Pool, article_id: str, first_day: int, last_day: int
+) -> dict[int, bytes]:
+    try:
+        rows = await pool.fetch(q.DAILY_SKETCHES, article_id, first_day, last_day)
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+    return {row["day"]: bytes(row["sketch"]) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    # article_id -> metric -> count
+    totals: dict[str, dict[str, int]]
+    applied: set[str]
+    # article_id -> day -> readers stored, for the days asked
+    readers: dict[str, dict[int, int]]
+    # article_id -> readers summed over every stored day
+    readers_total: dict[str, int]
+
+
 async def totals_with_applied(
-    pool: Pool, article_ids: Sequence[str], pieces: Sequence[PendingPiece]
-) -> tuple[dict[str, dict[str, int]], set[str]]:
-    """Stored totals per article and metric, and which of the pieces' batch ids are applied."""
+    pool: Pool, article_ids: Sequence[str], pieces: Sequence[PendingPiece], since_day: int
+) -> Stored:
+    """Stored totals per article and metric, which of the pieces' batch ids are applied,
+    and the readers stored for days from `since_day` on; one snapshot."""
     try:
         rows = await pool.fetch(
-            q.TOTALS_WITH_APPLIED, list(article_ids), [piece.batch_id for piece in pieces]
+            q.TOTALS_WITH_APPLIED,
+            list(article_ids),
+            [piece.batch_id for piece in pieces],
+            since_day,
         )
     except UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
-    totals: dict[str, dict[str, int]] = {}
-    applied: set[str] = set(rows[0]["ids"]) if rows else set()
+    stored = Stored(totals={}, applied=set(), readers={}, readers_total={})
     for row in rows:
-        if row["article_id"] is not None:
-            totals.setdefault(row["article_id"], {})[row["metric"]] = row["count"]
-    return totals, applied
+        if row["ids"] is not None:
+            stored.applied.update(row["ids"])
+        article_id = row["article_id"]
+        if article_id is None:
+            continue
+        if row["metric"] == q.READERS_TOTAL:
+            stored.readers_total[article_id] = row["count"]
+        elif row["day"] is not None:
+            stored.readers.setdefault(article_id, {})[row["day"]] = row["count"]
+        else:
+            stored.totals.setdefault(article_id, {})[row["metric"]] = row["count"]
+    return stored
 
 
 async def prune(pool: Pool, *, applied_batch_days: int, hourly_days: int) -> None:

@@ -17,6 +17,7 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -61,8 +62,16 @@ class FlushResult:
 
 class Flusher:
     def __init__(
-        self, settings: Settings, redis: Redis, pool: db.Pool, keys: Keys, metrics: Metrics
+        self,
+        settings: Settings,
+        redis: Redis,
+        pool: db.Pool,
+        keys: Keys,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self.settings = settings
         self.redis = redis
         self.pool = pool
@@ -127,8 +136,10 @@ class Flusher:
             batch = await buffer.claim_batch(self.redis, shard)
             if batch is None:
                 return
+            await buffer.fetch_sketches(self.redis, batch)
             applied = await db.apply_batch(self.pool, batch)
             await buffer.release_batch(self.redis, batch)
+            await buffer.expire_past_sketches(self.redis, batch, self.clock())
             if applied:
                 result.batches += 1
                 result.events += batch.events

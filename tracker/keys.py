@@ -9,15 +9,23 @@ Per shard:
   gen      integer: how many batches this shard has cut
   epoch    random token, set once: batch ids stay unique even if Redis loses its data
 
+  d:<digest>        a reader's recent event (SET NX EX dedup window): repeats are not counted
+  u:<day>:<article> HyperLogLog of the day's readers of an article
+
 Fields of a live/batch hash:
   `b <hour> <metric> <article>`  count per hour bucket (what the flusher writes to Postgres)
   `t <metric> <article>`         running count per article (what reads add to Postgres')
+  `u <day> <article>`            the day's reader sketch of the article changed
   `m <article>`                  latest metadata (JSON) the events carried
   `_first_ms`, `_events`, `_counters`, `_id`: bookkeeping (age, size, batch id)
+
+Metrics: `view`, `share:<channel>`, `referral:<channel>` (a view that came from a share
+channel) and `preview:<channel>` (a link-preview fetcher of that channel).
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 from typing import Final
@@ -27,14 +35,21 @@ from .models import CHANNELS
 BUCKET: Final = "b"
 TOTAL: Final = "t"
 META: Final = "m"
+UNIQUES: Final = "u"
 FIRST_MS: Final = "_first_ms"
 EVENTS: Final = "_events"
 COUNTERS: Final = "_counters"
 BATCH_ID: Final = "_id"
 
 VIEW_METRIC: Final = "view"
-SHARE_METRICS: Final = tuple(f"share:{channel}" for channel in CHANNELS)
-ALL_METRICS: Final = (VIEW_METRIC, *SHARE_METRICS)
+SHARE: Final = "share"
+REFERRAL: Final = "referral"
+PREVIEW: Final = "preview"
+CHANNEL_KINDS: Final = (SHARE, REFERRAL, PREVIEW)
+ALL_METRICS: Final = (
+    VIEW_METRIC,
+    *(f"{kind}:{channel}" for kind in CHANNEL_KINDS for channel in CHANNELS),
+)
 
 
 def shard_of(article_id: str, shards: int) -> int:
@@ -56,6 +71,10 @@ def meta_field(article_id: str) -> str:
     return f"{META} {article_id}"
 
 
+def uniques_field(day: int, article_id: str) -> str:
+    return f"{UNIQUES} {day} {article_id}"
+
+
 def total_fields(article_id: str) -> list[str]:
     """The fields a read asks for, in ALL_METRICS order."""
     return [total_field(metric, article_id) for metric in ALL_METRICS]
@@ -69,9 +88,25 @@ class ShardKeys:
     gen: str
     epoch: str
 
+    base: str
+
     def batch_id(self, redis_id: str) -> str:
         """The id recorded in Postgres: shard number plus the Redis-side `<epoch>:<gen>`."""
         return f"{self.shard}:{redis_id}"
+
+    def dedup(self, reader: bytes, metric: str, article_id: str) -> str:
+        digest = hashlib.blake2b(digest_size=12)
+        for part in (reader, metric.encode(), article_id.encode()):
+            digest.update(part)
+            digest.update(b"\x00")
+        return f"{self.base}:d:{digest.hexdigest()}"
+
+    def uniques(self, day: int, article_id: str) -> str:
+        return f"{self.base}:u:{day}:{article_id}"
+
+    def scratch(self, token: str) -> str:
+        """A temporary key in this shard's slot (for merging sketches)."""
+        return f"{self.base}:tmp:{token}"
 
 
 class Keys:
@@ -84,6 +119,7 @@ class Keys:
     def _make(self, shard: int) -> ShardKeys:
         base = f"{self.prefix}:{{s{shard}}}"
         return ShardKeys(
+            base=base,
             shard=shard,
             live=f"{base}:live",
             batch=f"{base}:batch",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .buffer import PendingStats
+from .models import Event
 
-REJECT_REASONS = ("invalid", "too_large", "unsupported_media_type", "unavailable")
+REJECT_REASONS = ("invalid", "too_large", "unsupported_media_type", "unavailable", "origin")
+IGNORE_REASONS = ("crawler", "empty", "headless", "duplicate", "dnt")
+PIXEL_ERRORS = ("invalid", "unavailable")
 EVENT_TYPES = ("view", "share")
 
 
@@ -20,6 +25,19 @@ class Metrics:
         self.events_rejected = Counter(
             "tracker_events_rejected",
             "Events (or requests, where the body could not be read) refused, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.events_ignored = Counter(
+            "tracker_events_ignored",
+            "Events acknowledged but not counted: bots (crawler, empty agent, headless "
+            "browser), a reader's repeat within the dedup window, Do-Not-Track.",
+            ["reason"],
+            registry=r,
+        )
+        self.pixel_errors = Counter(
+            "tracker_pixel_errors",
+            "/p.gif requests that could not be counted (the GIF is answered anyway).",
             ["reason"],
             registry=r,
         )
@@ -92,10 +110,23 @@ class Metrics:
             self.events_accepted.labels(event_type)
         for reason in REJECT_REASONS:
             self.events_rejected.labels(reason)
+        for reason in IGNORE_REASONS:
+            self.events_ignored.labels(reason)
+        for reason in PIXEL_ERRORS:
+            self.pixel_errors.labels(reason)
         for reason in ("redis", "postgres", "error"):
             self.flush_failures.labels(reason)
         for outcome in ("applied", "already_applied"):
             self.flush_batches.labels(outcome)
+
+    def count_accepted(self, events: Sequence[Event], repeats: int) -> None:
+        views = sum(1 for event in events if event.type == "view")
+        if views:
+            self.events_accepted.labels("view").inc(views)
+        if len(events) > views:
+            self.events_accepted.labels("share").inc(len(events) - views)
+        if repeats:
+            self.events_ignored.labels("duplicate").inc(repeats)
 
     def set_pending(self, pending: PendingStats, now_ms: int) -> None:
         self.pending_events.set(pending.events)

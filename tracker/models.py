@@ -121,6 +121,11 @@ def parse_events(body: bytes, *, max_events: int) -> list[Event]:
         raise InvalidEvent("body", f"malformed JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidEvent("body", 'expected a JSON object: one event or {"events": [...]}')
+    return parse_event_dict(raw, max_events=max_events)
+
+
+def parse_event_dict(raw: dict[str, Any], *, max_events: int = 1) -> list[Event]:
+    """Validate one decoded event, or a decoded `{"events": [...]}`."""
     if "events" in raw:
         items = raw["events"]
         if isinstance(items, list) and len(items) > max_events:

@@ -38,6 +38,15 @@ def _stats_ok(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _per_channel(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {c: {"type": "integer", "minimum": 0} for c in CHANNELS},
+        "additionalProperties": False,
+    }
+
+
 def build_openapi() -> dict[str, Any]:
     event = event_schema()
     unavailable = _error("Redis or Postgres cannot answer now", retry_after=True)
@@ -144,6 +153,55 @@ def build_openapi() -> dict[str, Any]:
                     },
                 }
             },
+            "/p.gif": {
+                "get": {
+                    "operationId": "pixel",
+                    "summary": "Count an event from a page without JavaScript (AMP, e-mail)",
+                    "description": "Always answers the 1x1 GIF; what could not be counted "
+                    "is counted in tracker_pixel_errors_total.",
+                    "parameters": [
+                        {
+                            "name": "a",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 128},
+                            "description": "Article id",
+                        },
+                        {
+                            "name": "t",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["view", "share"]},
+                        },
+                        {
+                            "name": "c",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(CHANNELS)},
+                            "description": "Channel, for a share",
+                        },
+                        {"name": "u", "in": "query", "schema": {"type": "string"}},
+                        {"name": "r", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A 1x1 transparent GIF, Cache-Control: no-store",
+                            "content": {"image/gif": {}},
+                        }
+                    },
+                }
+            },
+            "/tracker.js": {
+                "get": {
+                    "operationId": "trackerJs",
+                    "summary": "The page snippet: counts views and shares, fills view counts",
+                    "responses": {
+                        "200": {
+                            "description": "JavaScript, cacheable, with an ETag",
+                            "content": {"text/javascript": {}},
+                        },
+                        "304": {"description": "Not modified (If-None-Match)"},
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "operationId": "healthz",
@@ -198,17 +256,31 @@ def build_openapi() -> dict[str, Any]:
                 },
                 "ArticleStats": {
                     "type": "object",
-                    "required": ["article_id", "views", "uniques", "shares", "shares_total"],
+                    "required": [
+                        "article_id",
+                        "views",
+                        "uniques",
+                        "shares",
+                        "shares_total",
+                        "referrals",
+                        "previews",
+                    ],
                     "properties": {
                         "article_id": {"type": "string"},
                         "views": {"type": "integer", "minimum": 0},
-                        "uniques": {"type": "integer", "minimum": 0},
-                        "shares": {
-                            "type": "object",
-                            "properties": {c: {"type": "integer"} for c in CHANNELS},
-                            "additionalProperties": False,
+                        "uniques": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Distinct readers, counted once per day (all time)",
                         },
+                        "shares": _per_channel("Share clicks per channel"),
                         "shares_total": {"type": "integer", "minimum": 0},
+                        "referrals": _per_channel(
+                            "Views that came from a share channel (referrer or utm_source)"
+                        ),
+                        "previews": _per_channel(
+                            "Fetches by a channel's link-preview bot: the link is being shared"
+                        ),
                     },
                 },
                 "Error": {

@@ -53,17 +53,47 @@ ON CONFLICT (article_id) DO UPDATE SET
     last_seen = now()
 """
 
-# Totals and which pending batch ids are applied, in one statement: one snapshot, so a
-# flush committing in between cannot make a batch both missing and dropped.
+# A sketch read later from Redis holds every reader an earlier one did; keep the larger
+# should Redis ever have lost a sketch and started again.
+UPSERT_DAILY_UNIQUES: Final = """
+INSERT INTO article_daily_uniques AS u (article_id, day, sketch, readers)
+SELECT a, date '1970-01-01' + d, s, r
+FROM unnest($1::text[], $2::int[], $3::bytea[], $4::bigint[]) AS x (a, d, s, r)
+ORDER BY a, d
+ON CONFLICT (article_id, day) DO UPDATE
+SET sketch = EXCLUDED.sketch, readers = EXCLUDED.readers
+WHERE EXCLUDED.readers >= u.readers
+"""
+
+DAILY_SKETCHES: Final = """
+SELECT (day - date '1970-01-01') AS day, sketch
+FROM article_daily_uniques
+WHERE article_id = $1 AND day BETWEEN date '1970-01-01' + $2::int AND date '1970-01-01' + $3::int
+ORDER BY day
+"""
+
+# Totals, which pending batch ids are applied, and the readers stored for the days whose
+# sketches Redis may still hold, in one statement: one snapshot, so a flush committing
+# in between cannot make a batch both missing and dropped.
 TOTALS_WITH_APPLIED: Final = """
 WITH applied AS (
     SELECT coalesce(array_agg(batch_id), '{}') AS ids
     FROM applied_batches WHERE batch_id = ANY($2::text[])
 )
-SELECT applied.ids, t.article_id, t.metric, t.count
+SELECT applied.ids, t.article_id, t.metric, t.count, NULL::int AS day
 FROM applied
 LEFT JOIN article_totals t ON t.article_id = ANY($1::text[])
+UNION ALL
+SELECT NULL, u.article_id, 'readers', u.readers, (u.day - date '1970-01-01')
+FROM article_daily_uniques u
+WHERE u.article_id = ANY($1::text[]) AND u.day >= date '1970-01-01' + $3::int
+UNION ALL
+SELECT NULL, u.article_id, 'readers_total', sum(u.readers)::bigint, NULL
+FROM article_daily_uniques u
+WHERE u.article_id = ANY($1::text[])
+GROUP BY u.article_id
 """
+READERS_TOTAL: Final = "readers_total"
 
 PRUNE_APPLIED_BATCHES: Final = """
 DELETE FROM applied_batches WHERE applied_at < now() - make_interval(days => $1)

@@ -15,12 +15,21 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from . import buffer, db, stats
-from .buffer import RedisUnavailable
+from .bots import BOT, BotClassifier
+from .buffer import RedisUnavailable, Visitor
 from .db import DatabaseUnavailable
 from .keys import Keys
 from .metrics import Metrics
-from .models import InvalidEvent, parse_article_ids, parse_events, validate_article_id
+from .models import (
+    InvalidEvent,
+    parse_article_ids,
+    parse_event_dict,
+    parse_events,
+    validate_article_id,
+)
+from .readers import SaltStore, client_address, day_of, reader_id
 from .settings import Settings
+from .snippet import PIXEL_GIF, Snippet
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,11 @@ KEYS: Final = web.AppKey("keys", Keys)
 REDIS: Final = web.AppKey("redis", Redis)
 POOL: Final = web.AppKey("pool", db.Pool)
 OPENAPI: Final = web.AppKey("openapi", bytes)
+BOTS: Final = web.AppKey("bots", BotClassifier)
+SALTS: Final = web.AppKey("salts", SaltStore)
+SNIPPET: Final = web.AppKey("snippet", Snippet)
+# The wall clock, replaceable in tests that simulate several days.
+CLOCK: Final = web.AppKey[Callable[[], float]]("clock")
 
 INGEST_CONTENT_TYPES: Final = ("application/json", "text/plain")
 MAX_IDS: Final = 100
@@ -66,51 +80,6 @@ def unavailable(request: web.Request, which: str, exc: Exception) -> web.Respons
     )
 
 
-_STATUS_ERRORS: Final = {
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-}
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500 page."""
-    try:
-        return await handler(request)
-    except InvalidEvent as exc:
-        error = "too_large" if exc.status == 413 else "invalid"
-        return error_response(exc.status, error, {"field": exc.field, "message": exc.message})
-    except RedisUnavailable as exc:
-        return unavailable(request, "redis", exc)
-    except DatabaseUnavailable as exc:
-        return unavailable(request, "postgres", exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        name = _STATUS_ERRORS.get(exc.status, exc.reason.lower().replace(" ", "_"))
-        headers = {h: v for h, v in exc.headers.items() if h in ("Allow", "Retry-After")}
-        return error_response(exc.status, name, {"message": exc.reason}, headers=headers)
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        raise
-    except Exception:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
-        return error_response(500, "internal", {"message": "unexpected error; it was logged"})
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    response = await handler(request)
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else "unmatched"
-    metrics = request.app[METRICS]
-    metrics.http_requests.labels(template, request.method, str(response.status)).inc()
-    metrics.http_duration.labels(template).observe(time.perf_counter() - started)
-    return response
-
-
 async def ingest(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     metrics = request.app[METRICS]
@@ -140,14 +109,45 @@ async def ingest(request: web.Request) -> web.Response:
     except InvalidEvent as exc:
         metrics.events_rejected.labels("too_large" if exc.status == 413 else "invalid").inc()
         raise
+    visitor = await visitor_of(request, len(events))
+    if visitor is None:
+        return json_response({"accepted": len(events)}, status=202)
+    app = request.app
     try:
-        await buffer.record(request.app[REDIS], request.app[KEYS], events, time.time())
+        recorded = await buffer.record(
+            app[REDIS],
+            app[KEYS],
+            [(event, visitor) for event in events],
+            app[CLOCK](),
+            settings.dedup_window_s,
+        )
     except RedisUnavailable:
         metrics.events_rejected.labels("unavailable").inc(len(events))
         raise
-    for event in events:
-        metrics.events_accepted.labels(event.type).inc()
+    metrics.count_accepted(events, recorded.repeats)
     return json_response({"accepted": len(events)}, status=202)
+
+
+async def visitor_of(request: web.Request, events: int) -> Visitor | None:
+    """The reader behind a request, or None when its events are not to be counted (a
+    bot, or Do-Not-Track honoured): those are acknowledged, and counted in a metric."""
+    app = request.app
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    headers = request.headers
+    if settings.respect_dnt and (headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1"):
+        metrics.events_ignored.labels("dnt").inc(events)
+        return None
+    user_agent = headers.get("User-Agent", "")
+    agent = app[BOTS].classify(user_agent)
+    if agent.kind == BOT:
+        metrics.events_ignored.labels(agent.reason or "crawler").inc(events)
+        return None
+    address = client_address(
+        request.remote, headers.get("X-Forwarded-For"), settings.trusted_proxies
+    )
+    salt = await app[SALTS].salt(day_of(app[CLOCK]()))
+    return Visitor(reader_id(salt, address, user_agent), agent)
 
 
 def _too_large(settings: Settings) -> web.Response:
@@ -170,17 +170,17 @@ async def _stats_response(request: web.Request, payload: Any) -> web.Response:
 
 async def article_stats(request: web.Request) -> web.Response:
     article_id = validate_article_id(request.match_info["article_id"])
+    app = request.app
     (result,) = await stats.article_stats(
-        request.app[REDIS], request.app[POOL], request.app[KEYS], [article_id]
+        app[REDIS], app[POOL], app[KEYS], [article_id], app[CLOCK]()
     )
     return await _stats_response(request, result)
 
 
 async def articles_stats(request: web.Request) -> web.Response:
     ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
-    results = await stats.article_stats(
-        request.app[REDIS], request.app[POOL], request.app[KEYS], ids
-    )
+    app = request.app
+    results = await stats.article_stats(app[REDIS], app[POOL], app[KEYS], ids, app[CLOCK]())
     return await _stats_response(request, {"articles": results})
 
 
@@ -237,6 +237,60 @@ async def metrics_view(request: web.Request) -> web.Response:
     )
 
 
+async def tracker_js(request: web.Request) -> web.Response:
+    snippet = request.app[SNIPPET]
+    headers = {
+        # Long-lived, but revalidated by ETag after a day, so a new release reaches pages.
+        "Cache-Control": "public, max-age=86400, stale-while-revalidate=604800",
+        "ETag": snippet.etag,
+        "Access-Control-Allow-Origin": "*",
+    }
+    if snippet.etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+        return web.Response(status=304, headers=headers)
+    return web.Response(
+        body=snippet.script, content_type="text/javascript", charset="utf-8", headers=headers
+    )
+
+
+PIXEL_HEADERS: Final = {"Cache-Control": "no-store", "Content-Type": "image/gif"}
+
+
+async def pixel(request: web.Request) -> web.Response:
+    """For pages without JavaScript: counts like a beacon, and always answers the GIF."""
+    app = request.app
+    query = request.query
+    event = {"type": query.get("t", "view"), "article_id": query.get("a")}
+    for name, key in (("channel", "c"), ("url", "u"), ("referrer", "r")):
+        if key in query:
+            event[name] = query[key]
+    if "u" not in query and request.headers.get("Referer"):
+        event["url"] = request.headers["Referer"]
+    try:
+        (parsed,) = parse_event_dict(event)
+        visitor = await visitor_of(request, 1)
+        if visitor is not None:
+            recorded = await buffer.record(
+                app[REDIS],
+                app[KEYS],
+                [(parsed, visitor)],
+                app[CLOCK](),
+                app[SETTINGS].dedup_window_s,
+            )
+            app[METRICS].count_accepted([parsed], recorded.repeats)
+    except InvalidEvent:
+        app[METRICS].pixel_errors.labels("invalid").inc()
+    except RedisUnavailable:
+        app[METRICS].pixel_errors.labels("unavailable").inc()
+    return web.Response(body=PIXEL_GIF, headers=PIXEL_HEADERS)
+
+
+async def demo(request: web.Request) -> web.Response:
+    page = request.app[SNIPPET].demo_pages.get(request.match_info.get("page", "article"))
+    if page is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
@@ -251,3 +305,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/tracker.js", tracker_js)
+    app.router.add_get("/p.gif", pixel)
+    if app[SETTINGS].demo:
+        app.router.add_get("/demo", demo)
+        app.router.add_get("/demo/{page:listing}", demo)

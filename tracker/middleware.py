@@ -1,0 +1,122 @@
+"""Middlewares: JSON errors, request metrics, and CORS for the allowed origins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+
+from .buffer import RedisUnavailable
+from .db import DatabaseUnavailable
+from .models import InvalidEvent
+from .views import METRICS, SETTINGS, error_response, unavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Paths a page on another origin may call: ingest and the stats reads.
+CORS_PREFIXES: Final = ("/api/v1/events", "/api/v1/articles/")
+CORS_METHODS: Final = "GET, POST, OPTIONS"
+PREFLIGHT_MAX_AGE_S: Final = 86_400
+
+_STATUS_ERRORS: Final = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500 page."""
+    try:
+        return await handler(request)
+    except InvalidEvent as exc:
+        error = "too_large" if exc.status == 413 else "invalid"
+        return error_response(exc.status, error, {"field": exc.field, "message": exc.message})
+    except RedisUnavailable as exc:
+        return unavailable(request, "redis", exc)
+    except DatabaseUnavailable as exc:
+        return unavailable(request, "postgres", exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        name = _STATUS_ERRORS.get(exc.status, exc.reason.lower().replace(" ", "_"))
+        headers = {h: v for h, v in exc.headers.items() if h in ("Allow", "Retry-After")}
+        return error_response(exc.status, name, {"message": exc.reason}, headers=headers)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception:
+        log.exception("unexpected error answering %s %s", request.method, request.path)
+        return error_response(500, "internal", {"message": "unexpected error; it was logged"})
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await handler(request)
+    route = request.match_info.route.resource
+    template = route.canonical if route is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.http_requests.labels(template, request.method, str(response.status)).inc()
+    metrics.http_duration.labels(template).observe(time.perf_counter() - started)
+    return response
+
+
+def origin_allowed(request: web.Request, origin: str) -> bool:
+    """Listed in TRACKER_ALLOWED_ORIGINS (or `*` listed), or the service's own origin."""
+    allowed = request.app[SETTINGS].allowed_origins
+    if "*" in allowed or origin.rstrip("/") in allowed:
+        return True
+    return origin.split("://", 1)[-1] == request.host
+
+
+def _cors_headers(request: web.Request, origin: str) -> dict[str, str]:
+    any_origin = "*" in request.app[SETTINGS].allowed_origins
+    return {
+        "Access-Control-Allow-Origin": "*" if any_origin else origin,
+        "Access-Control-Expose-Headers": "ETag, Retry-After",
+        "Vary": "Origin",
+    }
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Preflights answered here; a POST from an origin not allowed is refused (403) and not
+    counted, since sendBeacon's text/plain POST reaches the server without a preflight."""
+    origin = request.headers.get("Origin")
+    if origin is None or not request.path.startswith(CORS_PREFIXES):
+        return await handler(request)
+    allowed = origin_allowed(request, origin)
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if not allowed:
+            return error_response(
+                403,
+                "origin_not_allowed",
+                {"field": "Origin", "message": f"{origin} is not allowed"},
+            )
+        headers = _cors_headers(request, origin)
+        headers["Access-Control-Allow-Methods"] = CORS_METHODS
+        headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "Access-Control-Request-Headers", "Content-Type"
+        )
+        headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
+        return web.Response(status=204, headers=headers)
+    if not allowed:
+        if request.method == "POST":
+            request.app[METRICS].events_rejected.labels("origin").inc()
+            return error_response(
+                403,
+                "origin_not_allowed",
+                {"field": "Origin", "message": f"{origin} is not allowed"},
+            )
+        return await handler(request)  # readable by non-browser clients; browsers block it
+    response = await handler(request)
+    response.headers.update(_cors_headers(request, origin))
+    return response
