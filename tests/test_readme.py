@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import BROWSER_UA
 from tracker.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,10 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
 
 def _post(url: str, payload: dict[str, object]) -> int:
     request = urllib.request.Request(  # noqa: S310 - loopback
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+        url,
+        data=json.dumps(payload).encode(),
+        # As the README's curl example does: urllib's own User-Agent is a bot's.
+        headers={"Content-Type": "application/json", "User-Agent": BROWSER_UA},
     )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         return int(response.status)

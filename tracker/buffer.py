@@ -28,13 +28,14 @@ from .referrals import referral_channel
 
 # One call records the events of one shard. KEYS[1] is the live hash; KEYS[2..] are the
 # dedup and sketch keys the events name by index (0: none). ARGV: now_ms, dedup window
-# (s), sketch TTL (s), number of events, then per event: dedup index, sketch index,
-# reader, number of fields, the fields (each +1); then metadata (field, value) pairs.
-# A repeat (its dedup key exists) adds nothing. Returns {counted, repeats}.
+# (s), when the day's sketches expire (Unix s), number of events, then per event: dedup
+# index, sketch index, reader, number of fields, the fields (each +1); then metadata
+# (field, value) pairs. A repeat (its dedup key exists) adds nothing.
+# Returns {counted, repeats}.
 RECORD_LUA: Final = """
 local live = KEYS[1]
 local window = tonumber(ARGV[2])
-local sketch_ttl = tonumber(ARGV[3])
+local sketch_expires_at = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local i = 5
 local counted, repeats, new_counters = 0, 0, 0
@@ -55,7 +56,7 @@ for _ = 1, n do
     end
     if sketch > 0 then
       redis.call('PFADD', KEYS[sketch], ARGV[i + 2])
-      redis.call('EXPIRE', KEYS[sketch], sketch_ttl)
+      redis.call('EXPIREAT', KEYS[sketch], sketch_expires_at)
     end
   else
     repeats = repeats + 1
@@ -239,10 +240,15 @@ def day_of(now_s: float) -> int:
     return int(now_s // 86_400)
 
 
-# A day's reader sketch lives this long after its last reader even if never flushed;
-# the flusher shortens it to PERSISTED_SKETCH_TTL_S once a past day's sketch is stored.
-SKETCH_TTL_S: Final = 8 * 86_400
+# A day's reader sketch expires at the end of the next day, stored or not (Redis holds
+# two days of sketches at most); once a past day's sketch is stored the flusher
+# shortens that to PERSISTED_SKETCH_TTL_S.
+SKETCH_DAYS_KEPT: Final = 2
 PERSISTED_SKETCH_TTL_S: Final = 3_600
+
+
+def sketch_expires_at(day: int) -> int:
+    return (day + SKETCH_DAYS_KEPT) * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +280,9 @@ def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
 class _ShardCall:
     """The arguments of one shard's RECORD call, built event by event."""
 
-    def __init__(self, live: str, now_ms: int, window_s: int) -> None:
+    def __init__(self, live: str, now_ms: int, window_s: int, sketch_expiry: int) -> None:
         self.keys: list[str] = [live]
+        self.sketch_expiry = sketch_expiry
         self._index: dict[str, int] = {}
         self.window_s = window_s
         self.now_ms = now_ms
@@ -295,7 +302,7 @@ class _ShardCall:
         self.count += 1
 
     def call(self) -> Call:
-        args: list[str | int | bytes] = [self.now_ms, self.window_s, SKETCH_TTL_S, self.count]
+        args: list[str | int | bytes] = [self.now_ms, self.window_s, self.sketch_expiry, self.count]
         args += self.events
         for name, value in self.meta.items():
             args += (name, value)
@@ -314,7 +321,9 @@ def record_calls(
         shard_keys = keys.for_article(event.article_id)
         shard = shards.get(shard_keys.shard)
         if shard is None:
-            shard = shards[shard_keys.shard] = _ShardCall(shard_keys.live, now_ms, dedup_window_s)
+            shard = shards[shard_keys.shard] = _ShardCall(
+                shard_keys.live, now_ms, dedup_window_s, sketch_expires_at(day)
+            )
         metrics = event_metrics(event, visitor)
         fields = []
         for metric in metrics:

@@ -81,6 +81,6 @@ async def readers_between(
     stored = await db.daily_sketches(pool, article_id, first_day, last_day)
     shard = keys.for_article(article_id)
     live = [shard.uniques(day, article_id) for day in range(first_day, last_day + 1)]
-    # Bounded: a range longer than the sketch TTL has nothing in Redis for its old days.
-    live = live[-(buffer.SKETCH_TTL_S // 86_400 + 1) :]
+    # Redis holds the last SKETCH_DAYS_KEPT days' sketches at most.
+    live = live[-buffer.SKETCH_DAYS_KEPT :]
     return await buffer.count_union(redis, shard, list(stored.values()), live)
