@@ -124,6 +124,8 @@ def settings(redis_url: str, database_url: str, redis_prefix: str, redis: Redis)
         flush_interval_s=0.2,
         # Counting tests post the same event again and again; de-duplication has its own.
         dedup_window_s=0,
+        # Reads right after writes must see them; the stats cache has tests of its own.
+        stats_cache_s=0,
         redis_timeout_s=1.0,
         database_timeout_s=3.0,
         shutdown_timeout_s=5.0,

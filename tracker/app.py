@@ -11,7 +11,8 @@ from typing import Final
 
 from aiohttp import web
 
-from . import buffer, db
+from . import buffer, db, stats
+from .batcher import Batcher
 from .bots import BotClassifier
 from .embedded import EmbeddedServers
 from .flusher import Flusher
@@ -19,20 +20,23 @@ from .keys import Keys
 from .metrics import Metrics
 from .middleware import cors_middleware, errors_middleware, metrics_middleware
 from .openapi import openapi_bytes
-from .readers import SaltStore
+from .readers import SaltStore, TrustedProxies
 from .settings import Settings
 from .snippet import Snippet
 from .views import (
+    BATCHER,
     BOTS,
     CLOCK,
     KEYS,
     METRICS,
     OPENAPI,
     POOL,
+    PROXIES,
     REDIS,
     SALTS,
     SETTINGS,
     SNIPPET,
+    STATS_CACHE,
     add_routes,
 )
 
@@ -63,9 +67,18 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = buffer.open_redis(app[URLS][0], timeout_s=settings.redis_timeout_s)
     app[REDIS] = redis
     app[SALTS] = SaltStore(redis, settings.redis_prefix)
+    batcher = Batcher(
+        redis,
+        app[KEYS],
+        app[METRICS],
+        dedup_window_s=settings.dedup_window_s,
+        clock=app[CLOCK],
+    )
+    app[BATCHER] = batcher
     try:
         yield
     finally:
+        await batcher.drain()
         await redis.aclose()
 
 
@@ -74,6 +87,11 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = await connect_postgres(settings, app[URLS][1], migrate=True)
     app[POOL] = pool
+
+    async def fetch(article_ids: list[str]) -> list[stats.ArticleStats]:
+        return await stats.article_stats(app[REDIS], pool, app[KEYS], article_ids, app[CLOCK]())
+
+    app[STATS_CACHE] = stats.StatsCache(fetch, ttl_s=settings.stats_cache_s)
     try:
         yield
     finally:
@@ -129,13 +147,16 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, errors_middleware, cors_middleware],
+        # CORS outside the errors: error answers (400, 503 + Retry-After) carry its headers
+        # too, or a page of an allowed origin could not read them.
+        middlewares=[metrics_middleware, cors_middleware, errors_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[KEYS] = Keys(settings.redis_prefix, settings.redis_shards)
     app[OPENAPI] = openapi_bytes()
     app[BOTS] = BotClassifier()
+    app[PROXIES] = TrustedProxies(settings.trusted_proxies)
     app[SNIPPET] = Snippet.build(settings)
     app[CLOCK] = clock
     # Started in this order, cleaned up in reverse: the final flush runs before the

@@ -26,7 +26,9 @@ PREVIEW_AGENTS: Final = (
     (
         re.compile(
             r"Slackbot|Slack-ImgProxy|Discordbot|SkypeUriPreview|Viber|Iframely|Embedly|"
-            r"Pinterestbot|Mastodon/|Bluesky|Snapchat|Applebot-Extended|Google-PageRenderer",
+            r"Pinterestbot|Mastodon/|Bluesky|Applebot-Extended|Google-PageRenderer|"
+            # Snap's fetcher, not the in-app browser (`Snapchat/12.62.0.36`): a reader.
+            r"Snap URL Preview|Snapchat(?!/)",
             re.I,
         ),
         "other",

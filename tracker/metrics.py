@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -105,6 +106,11 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self._request_counters: dict[tuple[str, str, int], Any] = {}
+        self._request_durations: dict[str, Any] = {}
+        # Children resolved once: labels() costs a dict lookup and a lock per call.
+        self._accepted_views = self.events_accepted.labels("view")
+        self._accepted_shares = self.events_accepted.labels("share")
         # Zero-valued series from the start, so rate() and alerts see them before the first event.
         for event_type in EVENT_TYPES:
             self.events_accepted.labels(event_type)
@@ -119,14 +125,26 @@ class Metrics:
         for outcome in ("applied", "already_applied"):
             self.flush_batches.labels(outcome)
 
-    def count_accepted(self, events: Sequence[Event], repeats: int) -> None:
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        # Children cached per label set: labels() takes a lock and builds a tuple each call.
+        key = (route, method, status)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.http_requests.labels(
+                route, method, str(status)
+            )
+        counter.inc()
+        histogram = self._request_durations.get(route)
+        if histogram is None:
+            histogram = self._request_durations[route] = self.http_duration.labels(route)
+        histogram.observe(seconds)
+
+    def count_accepted(self, events: Sequence[Event]) -> None:
         views = sum(1 for event in events if event.type == "view")
         if views:
-            self.events_accepted.labels("view").inc(views)
+            self._accepted_views.inc(views)
         if len(events) > views:
-            self.events_accepted.labels("share").inc(len(events) - views)
-        if repeats:
-            self.events_ignored.labels("duplicate").inc(repeats)
+            self._accepted_shares.inc(len(events) - views)
 
     def set_pending(self, pending: PendingStats, now_ms: int) -> None:
         self.pending_events.set(pending.events)

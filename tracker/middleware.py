@@ -63,9 +63,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     response = await handler(request)
     route = request.match_info.route.resource
     template = route.canonical if route is not None else "unmatched"
-    metrics = request.app[METRICS]
-    metrics.http_requests.labels(template, request.method, str(response.status)).inc()
-    metrics.http_duration.labels(template).observe(time.perf_counter() - started)
+    request.app[METRICS].observe_request(
+        template, request.method, response.status, time.perf_counter() - started
+    )
     return response
 
 

@@ -157,29 +157,14 @@ def build_openapi() -> dict[str, Any]:
                 "get": {
                     "operationId": "pixel",
                     "summary": "Count an event from a page without JavaScript (AMP, e-mail)",
-                    "description": "Always answers the 1x1 GIF; what could not be counted "
-                    "is counted in tracker_pixel_errors_total.",
+                    "description": "Takes any query and always answers the 1x1 GIF (an image "
+                    "tag shows no error): an invalid event is not counted, and is counted in "
+                    "tracker_pixel_errors_total. `a`: the article id (as in events); `t`: "
+                    "view (default) or share; `c`: the channel of a share; `u`: the page URL "
+                    "(default: the Referer); `r`: the referrer.",
                     "parameters": [
-                        {
-                            "name": "a",
-                            "in": "query",
-                            "required": True,
-                            "schema": {"type": "string", "maxLength": 128},
-                            "description": "Article id",
-                        },
-                        {
-                            "name": "t",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": ["view", "share"]},
-                        },
-                        {
-                            "name": "c",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": list(CHANNELS)},
-                            "description": "Channel, for a share",
-                        },
-                        {"name": "u", "in": "query", "schema": {"type": "string"}},
-                        {"name": "r", "in": "query", "schema": {"type": "string"}},
+                        {"name": name, "in": "query", "schema": {"type": "string"}}
+                        for name in ("a", "t", "c", "u", "r")
                     ],
                     "responses": {
                         "200": {

@@ -8,8 +8,8 @@ address is stored anywhere.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
+import socket
 from collections.abc import Sequence
 from typing import Final
 
@@ -29,43 +29,81 @@ def day_of(now_s: float) -> int:
     return int(now_s // DAY_S)
 
 
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+_MAPPED_V4_PREFIX: Final = b"\x00" * 10 + b"\xff\xff"
+Parsed = tuple[int, int, bytes]  # (4 or 6, the address as an integer, packed bytes)
+
+
+def _parse_ip(text: str) -> Parsed | None:
+    """An address as it may appear in a peer or X-Forwarded-For: with a port, in
+    brackets, IPv4-mapped. socket.inet_pton, because ipaddress is slow per request."""
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [v6]:port
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, text)
+        except OSError:
+            return None
+        # A dual-stack socket shows an IPv4 peer as ::ffff:a.b.c.d: the same address.
+        if packed.startswith(_MAPPED_V4_PREFIX):
+            packed = packed[12:]
+        else:
+            return 6, int.from_bytes(packed), packed
+    return 4, int.from_bytes(packed), packed
 
 
-def _trusted(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequence[IPNetwork]
-) -> bool:
-    return any(address in network for network in networks)
+def _text(address: Parsed) -> str:
+    return socket.inet_ntop(socket.AF_INET if address[0] == 4 else socket.AF_INET6, address[2])
+
+
+class TrustedProxies:
+    """TRACKER_TRUSTED_PROXIES as (version, network, mask) integers, for a fast match."""
+
+    def __init__(self, networks: Sequence[IPNetwork]) -> None:
+        self.networks = tuple(networks)
+        self._masks = [(n.version, int(n.network_address), int(n.netmask)) for n in self.networks]
+
+    def __bool__(self) -> bool:
+        return bool(self._masks)
+
+    def __contains__(self, address: Parsed) -> bool:
+        version, value, _ = address
+        for network_version, network, mask in self._masks:
+            if network_version == version and value & mask == network:
+                return True
+        return False
 
 
 def client_address(
-    peer: str | None, forwarded_for: str | None, trusted_proxies: Sequence[IPNetwork]
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted_proxies: Sequence[IPNetwork] | TrustedProxies,
 ) -> str:
     """The reader's address: the peer's, unless the peer is a trusted proxy; then the
     right-most X-Forwarded-For entry that is not itself a trusted proxy."""
+    trusted = (
+        trusted_proxies
+        if isinstance(trusted_proxies, TrustedProxies)
+        else TrustedProxies(trusted_proxies)
+    )
     peer_ip = _parse_ip(peer) if peer else None
     if peer_ip is None:
         return peer or ""
-    if not forwarded_for or not _trusted(peer_ip, trusted_proxies):
-        return str(peer_ip)
-    hops = [_parse_ip(part) for part in forwarded_for.split(",")]
+    if not forwarded_for or not trusted or peer_ip not in trusted:
+        return _text(peer_ip)
     client = peer_ip
-    for hop in reversed(hops):
+    for part in reversed(forwarded_for.split(",")):
+        hop = _parse_ip(part)
         if hop is None:
             break  # garbage from before the trusted chain: believe nothing beyond it
         client = hop
-        if not _trusted(hop, trusted_proxies):
+        if hop not in trusted:
             break
-    return str(client)
+    return _text(client)
 
 
 def reader_id(salt: bytes, address: str, user_agent: str) -> bytes:

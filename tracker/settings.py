@@ -51,6 +51,8 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_batch_events: int = 100
     stats_max_age_s: int = 5
+    # Per-process cache of per-article stats, seconds (0: off); within stats_max_age_s.
+    stats_cache_s: float = 1.0
     retry_after_s: int = 2
     shutdown_timeout_s: float = 10.0
 
@@ -208,6 +210,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_body_bytes": _int_in(1024),
     "max_batch_events": _int_in(1, 10_000),
     "stats_max_age_s": _int_in(0),
+    "stats_cache_s": _float_in(0.0),
     "retry_after_s": _int_in(1),
     "shutdown_timeout_s": _float_in(0.0),
     "hourly_retention_days": _int_in(0),

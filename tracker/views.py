@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -14,7 +14,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from . import buffer, db, stats
+from . import buffer, db
+from .batcher import Batcher
 from .bots import BOT, BotClassifier
 from .buffer import RedisUnavailable, Visitor
 from .db import DatabaseUnavailable
@@ -27,9 +28,10 @@ from .models import (
     parse_events,
     validate_article_id,
 )
-from .readers import SaltStore, client_address, day_of, reader_id
+from .readers import SaltStore, TrustedProxies, client_address, day_of, reader_id
 from .settings import Settings
 from .snippet import PIXEL_GIF, Snippet
+from .stats import StatsCache
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ OPENAPI: Final = web.AppKey("openapi", bytes)
 BOTS: Final = web.AppKey("bots", BotClassifier)
 SALTS: Final = web.AppKey("salts", SaltStore)
 SNIPPET: Final = web.AppKey("snippet", Snippet)
+BATCHER: Final = web.AppKey("batcher", Batcher)
+PROXIES: Final = web.AppKey("proxies", TrustedProxies)
+STATS_CACHE: Final = web.AppKey("stats_cache", StatsCache)
 # The wall clock, replaceable in tests that simulate several days.
 CLOCK: Final = web.AppKey[Callable[[], float]]("clock")
 
@@ -112,20 +117,21 @@ async def ingest(request: web.Request) -> web.Response:
     visitor = await visitor_of(request, len(events))
     if visitor is None:
         return json_response({"accepted": len(events)}, status=202)
-    app = request.app
     try:
-        recorded = await buffer.record(
-            app[REDIS],
-            app[KEYS],
-            [(event, visitor) for event in events],
-            app[CLOCK](),
-            settings.dedup_window_s,
-        )
+        await request.app[BATCHER].record([(event, visitor) for event in events])
     except RedisUnavailable:
         metrics.events_rejected.labels("unavailable").inc(len(events))
         raise
-    metrics.count_accepted(events, recorded.repeats)
-    return json_response({"accepted": len(events)}, status=202)
+    metrics.count_accepted(events)
+    return accepted_response(len(events))
+
+
+_ACCEPTED_ONE: Final = msgspec.json.encode({"accepted": 1})
+
+
+def accepted_response(count: int) -> web.Response:
+    body = _ACCEPTED_ONE if count == 1 else _encoder.encode({"accepted": count})
+    return web.Response(body=body, status=202, content_type="application/json")
 
 
 async def visitor_of(request: web.Request, events: int) -> Visitor | None:
@@ -143,9 +149,10 @@ async def visitor_of(request: web.Request, events: int) -> Visitor | None:
     if agent.kind == BOT:
         metrics.events_ignored.labels(agent.reason or "crawler").inc(events)
         return None
-    address = client_address(
-        request.remote, headers.get("X-Forwarded-For"), settings.trusted_proxies
-    )
+    # Several X-Forwarded-For lines are one list: a proxy may add its own line after the
+    # client's, so the first line alone could be the client's invention.
+    forwarded_for = ", ".join(headers.getall("X-Forwarded-For", ())) or None
+    address = client_address(request.remote, forwarded_for, settings.trusted_proxies)
     salt = await app[SALTS].salt(day_of(app[CLOCK]()))
     return Visitor(reader_id(salt, address, user_agent), agent)
 
@@ -156,32 +163,32 @@ def _too_large(settings: Settings) -> web.Response:
     )
 
 
-async def _stats_response(request: web.Request, payload: Any) -> web.Response:
-    body = _encoder.encode(payload)
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+def _stats_response(request: web.Request, body: bytes, etag: str) -> web.Response:
     headers = {
         "Cache-Control": f"public, max-age={request.app[SETTINGS].stats_max_age_s}",
         "ETag": etag,
     }
-    if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match and etag in {tag.strip() for tag in if_none_match.split(",")}:
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
+def _etag(digests: Sequence[bytes]) -> str:
+    return '"' + hashlib.blake2b(b"".join(digests), digest_size=12).hexdigest() + '"'
+
+
 async def article_stats(request: web.Request) -> web.Response:
     article_id = validate_article_id(request.match_info["article_id"])
-    app = request.app
-    (result,) = await stats.article_stats(
-        app[REDIS], app[POOL], app[KEYS], [article_id], app[CLOCK]()
-    )
-    return await _stats_response(request, result)
+    (entry,) = await request.app[STATS_CACHE].get([article_id])
+    return _stats_response(request, entry.body, _etag([entry.digest]))
 
 
 async def articles_stats(request: web.Request) -> web.Response:
     ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
-    app = request.app
-    results = await stats.article_stats(app[REDIS], app[POOL], app[KEYS], ids, app[CLOCK]())
-    return await _stats_response(request, {"articles": results})
+    entries = await request.app[STATS_CACHE].get(ids)
+    body = b'{"articles":[' + b",".join(entry.body for entry in entries) + b"]}"
+    return _stats_response(request, body, _etag([entry.digest for entry in entries]))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -269,14 +276,8 @@ async def pixel(request: web.Request) -> web.Response:
         (parsed,) = parse_event_dict(event)
         visitor = await visitor_of(request, 1)
         if visitor is not None:
-            recorded = await buffer.record(
-                app[REDIS],
-                app[KEYS],
-                [(parsed, visitor)],
-                app[CLOCK](),
-                app[SETTINGS].dedup_window_s,
-            )
-            app[METRICS].count_accepted([parsed], recorded.repeats)
+            await app[BATCHER].record([(parsed, visitor)])
+            app[METRICS].count_accepted([parsed])
     except InvalidEvent:
         app[METRICS].pixel_errors.labels("invalid").inc()
     except RedisUnavailable:

@@ -1,0 +1,77 @@
+"""The ceiling: a bare aiohttp handler that decodes the same JSON and answers 202."""
+
+from __future__ import annotations
+
+import sys
+
+import msgspec
+import uvloop
+from aiohttp import web
+
+_decoder = msgspec.json.Decoder()
+_accepted = b'{"accepted":1}'
+
+
+async def ingest(request: web.Request) -> web.Response:
+    body = _decoder.decode(await request.read())
+    count = len(body["events"]) if "events" in body else 1
+    return web.Response(
+        body=b'{"accepted":%d}' % count if count != 1 else _accepted,
+        status=202,
+        content_type="application/json",
+    )
+
+
+# An article's stats as tracker encodes them: the ceiling answers bodies of the same size.
+_CHANNELS = (
+    "facebook",
+    "twitter",
+    "telegram",
+    "whatsapp",
+    "vk",
+    "linkedin",
+    "reddit",
+    "email",
+    "copy_link",
+    "print",
+    "other",
+)
+_ZEROS = {c: 0 for c in _CHANNELS}
+_ARTICLE = msgspec.json.encode(
+    {
+        "article_id": "news/2026/a1",
+        "views": 0,
+        "uniques": 0,
+        "shares": _ZEROS,
+        "shares_total": 0,
+        "referrals": _ZEROS,
+        "previews": _ZEROS,
+    }
+)
+
+
+async def stats(request: web.Request) -> web.Response:
+    ids = request.query.get("ids")
+    count = ids.count(",") + 1 if ids else 1
+    body = _ARTICLE if not ids else b'{"articles":[' + b",".join([_ARTICLE] * count) + b"]}"
+    return web.Response(body=body, content_type="application/json")
+
+
+def main() -> None:
+    app = web.Application()
+    app.router.add_post("/api/v1/events", ingest)
+    app.router.add_get("/api/v1/articles/stats", stats)
+    app.router.add_get(r"/api/v1/articles/{article_id:[\s\S]+}/stats", stats)
+    app.router.add_get("/healthz", stats)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Naive design: one Postgres upsert per event, awaited in the request."""
+
+from __future__ import annotations
+
+import sys
+
+import asyncpg
+import msgspec
+import uvloop
+from aiohttp import web
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+_decoder = msgspec.json.Decoder()
+UPSERT = """
+INSERT INTO naive_counts (article_id, metric, count) VALUES ($1, $2, 1)
+ON CONFLICT (article_id, metric) DO UPDATE SET count = naive_counts.count + 1
+"""
+
+
+async def ingest(request: web.Request) -> web.Response:
+    body = _decoder.decode(await request.read())
+    events = body["events"] if "events" in body else [body]
+    for event in events:
+        await request.app[POOL].execute(UPSERT, event["article_id"], event["type"])
+    return web.Response(
+        body=b'{"accepted":%d}' % len(events), status=202, content_type="application/json"
+    )
+
+
+async def pool_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    pool = await asyncpg.create_pool(sys.argv[2], min_size=8, max_size=32)
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS naive_counts (article_id text, metric text, count bigint,"
+        " PRIMARY KEY (article_id, metric))"
+    )
+    app[POOL] = pool
+    yield
+    await pool.close()
+
+
+def main() -> None:
+    app = web.Application()
+    app.cleanup_ctx.append(pool_ctx)
+    app.router.add_post("/api/v1/events", ingest)
+    app.router.add_get("/healthz", lambda r: web.Response(text="ok"))  # type: ignore[arg-type,return-value]
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
+
+
+if __name__ == "__main__":
+    main()

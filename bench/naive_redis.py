@@ -1,0 +1,50 @@
+"""Naive design: one awaited Redis HINCRBY per request."""
+
+from __future__ import annotations
+
+import sys
+
+import msgspec
+import uvloop
+from aiohttp import web
+from redis.asyncio import Redis
+
+REDIS = web.AppKey("redis", Redis)
+_decoder = msgspec.json.Decoder()
+
+
+async def ingest(request: web.Request) -> web.Response:
+    body = _decoder.decode(await request.read())
+    events = body["events"] if "events" in body else [body]
+    for event in events:
+        await request.app[REDIS].hincrby(
+            "naive:counts", f"{event['article_id']}:{event['type']}", 1
+        )
+    return web.Response(
+        body=b'{"accepted":%d}' % len(events), status=202, content_type="application/json"
+    )
+
+
+async def redis_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    app[REDIS] = Redis.from_url(sys.argv[2], max_connections=64)
+    yield
+    await app[REDIS].aclose()
+
+
+def main() -> None:
+    app = web.Application()
+    app.cleanup_ctx.append(redis_ctx)
+    app.router.add_post("/api/v1/events", ingest)
+    app.router.add_get("/healthz", lambda r: web.Response(text="ok"))  # type: ignore[arg-type,return-value]
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
+
+
+if __name__ == "__main__":
+    main()
