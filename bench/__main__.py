@@ -324,7 +324,9 @@ def main() -> None:
     else:
         from bench import modes
 
-        asyncio.run(getattr(modes, args.mode)(args))
+        with bench_database(args.database_url) as url:
+            args.database_url = url
+            asyncio.run(getattr(modes, args.mode)(args))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ ON CONFLICT (article_id, metric) DO UPDATE SET count = naive_counts.count + 1
 
 async def ingest(request: web.Request) -> web.Response:
     body = _decoder.decode(await request.read())
-    events = body["events"] if "events" in body else [body]
+    events = body.get("events", [body])
     for event in events:
         await request.app[POOL].execute(UPSERT, event["article_id"], event["type"])
     return web.Response(

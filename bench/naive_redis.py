@@ -15,7 +15,7 @@ _decoder = msgspec.json.Decoder()
 
 async def ingest(request: web.Request) -> web.Response:
     body = _decoder.decode(await request.read())
-    events = body["events"] if "events" in body else [body]
+    events = body.get("events", [body])
     for event in events:
         await request.app[REDIS].hincrby(
             "naive:counts", f"{event['article_id']}:{event['type']}", 1

@@ -141,6 +141,7 @@ VALID_VALUES: list[tuple[str, str, str, Any]] = [
     ("TRACKER_MAX_BATCH_EVENTS", "500", "max_batch_events", 500),
     ("TRACKER_STATS_MAX_AGE", "0", "stats_max_age_s", 0),
     ("TRACKER_STATS_CACHE", "0.25", "stats_cache_s", 0.25),
+    ("TRACKER_FLUSH_PARALLELISM", "4", "flush_parallelism", 4),
     ("TRACKER_RETRY_AFTER", "5", "retry_after_s", 5),
     ("TRACKER_SHUTDOWN_TIMEOUT", "0", "shutdown_timeout_s", 0.0),
     ("TRACKER_HOURLY_RETENTION_DAYS", "90", "hourly_retention_days", 90),

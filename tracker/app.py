@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Final
 
 from aiohttp import web
@@ -143,8 +144,13 @@ def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[
 
 
 def create_app(
-    settings: Settings, *, run_flusher: bool = True, clock: Callable[[], float] = time.time
+    settings: Settings,
+    *,
+    run_flusher: bool = True,
+    clock: Callable[[], float] = time.time,
+    metrics_dir: Path | None = None,
 ) -> web.Application:
+    """The app; `metrics_dir` when it is one of several worker processes (see workers.py)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         # CORS outside the errors: error answers (400, 503 + Retry-After) carry its headers
@@ -152,7 +158,7 @@ def create_app(
         middlewares=[metrics_middleware, cors_middleware, errors_middleware],
     )
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(multiprocess_dir=metrics_dir)
     app[KEYS] = Keys(settings.redis_prefix, settings.redis_shards)
     app[OPENAPI] = openapi_bytes()
     app[BOTS] = BotClassifier()

@@ -77,7 +77,9 @@ return {counted, repeats}
 """
 
 # Cut a batch: resume the one left by a flusher that died, else rename live -> batch with
-# the next id. KEYS: live, batch, gen, epoch. ARGV: an epoch candidate.
+# the next id and the number of parts it is to be applied in (kept with it, so that a
+# resumed batch is cut the same way). KEYS: live, batch, gen, epoch. ARGV: an epoch
+# candidate, parts.
 CLAIM_LUA: Final = """
 local batch_id = redis.call('HGET', KEYS[2], '_id')
 if batch_id then
@@ -90,7 +92,7 @@ redis.call('SET', KEYS[4], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[4])
 local gen = redis.call('INCR', KEYS[3])
 batch_id = epoch .. ':' .. gen
-redis.call('HSET', KEYS[1], '_id', batch_id)
+redis.call('HSET', KEYS[1], '_id', batch_id, '_parts', ARGV[2])
 redis.call('RENAME', KEYS[1], KEYS[2])
 return {'new', batch_id}
 """
@@ -99,7 +101,7 @@ return {'new', batch_id}
 # not delete a newer batch). KEYS: batch. ARGV: batch id.
 RELEASE_LUA: Final = """
 if redis.call('HGET', KEYS[1], '_id') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  return redis.call('UNLINK', KEYS[1])
 end
 return 0
 """
@@ -364,6 +366,7 @@ class ClaimedBatch:
     shard: ShardKeys
     redis_id: str
     resumed: bool
+    parts: int = 1
     events: int = 0
     first_ms: int | None = None
     # (article_id, metric, hour) -> count
@@ -383,11 +386,17 @@ def _epoch_candidate() -> str:
     return secrets.token_hex(6)
 
 
-async def claim_batch(redis: Redis, shard: ShardKeys) -> ClaimedBatch | None:
+async def claim_batch(redis: Redis, shard: ShardKeys, *, parts: int = 1) -> ClaimedBatch | None:
     """The shard's batch to flush: a left-over one first, else the live hash cut now."""
     (claimed,) = await run_calls(
         redis,
-        [Call(CLAIM, (shard.live, shard.batch, shard.gen, shard.epoch), (_epoch_candidate(),))],
+        [
+            Call(
+                CLAIM,
+                (shard.live, shard.batch, shard.gen, shard.epoch),
+                (_epoch_candidate(), parts),
+            )
+        ],
     )
     if claimed is None:
         return None
@@ -401,14 +410,22 @@ async def claim_batch(redis: Redis, shard: ShardKeys) -> ClaimedBatch | None:
     return batch
 
 
+_TOTAL_PREFIX: Final = (k.TOTAL + " ").encode()
+_BUCKET_PREFIX: Final = (k.BUCKET + " ").encode()
+
+
 def _parse_batch(batch: ClaimedBatch, raw: dict[Any, Any]) -> None:
+    counters = batch.counters
     for raw_name, raw_value in raw.items():
+        if raw_name.startswith(_TOTAL_PREFIX):
+            continue  # per-article totals are for reads; Postgres sums the buckets
+        if raw_name.startswith(_BUCKET_PREFIX):
+            _, hour, metric, article_id = raw_name.decode().split(" ", 3)
+            counters[(article_id, metric, int(hour))] = int(raw_value)
+            continue
         name = raw_name.decode()
         kind, _, rest = name.partition(" ")
-        if kind == k.BUCKET:
-            hour, metric, article_id = rest.split(" ", 2)
-            batch.counters[(article_id, metric, int(hour))] = int(raw_value)
-        elif kind == k.META:
+        if kind == k.META:
             batch.metadata[rest] = json.loads(raw_value)
         elif kind == k.UNIQUES:
             day, article_id = rest.split(" ", 1)
@@ -417,6 +434,8 @@ def _parse_batch(batch: ClaimedBatch, raw: dict[Any, Any]) -> None:
             batch.events = int(raw_value)
         elif name == k.FIRST_MS:
             batch.first_ms = int(raw_value)
+        elif name == k.PARTS:
+            batch.parts = int(raw_value)
 
 
 async def fetch_sketches(redis: Redis, batch: ClaimedBatch) -> None:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
-from aiohttp import web
 
 from . import __version__, db
 from .app import FLUSHER, create_app
 from .embedded import EmbeddedError
+from .server import run, started, wait_for_signal
+from .server import serve as serve_forever
 from .settings import Settings, SettingsError
-from .views import POOL, SETTINGS
+from .views import POOL
+from .workers import serve_workers
 
 log = logging.getLogger("tracker")
 T = TypeVar("T")
@@ -32,42 +31,6 @@ def load_settings(**overrides: object) -> Settings:
     except SettingsError as exc:
         click.echo(f"tracker: invalid setting: {exc}", err=True)
         sys.exit(2)
-
-
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - Windows
-        return asyncio.run(main())  # type: ignore[arg-type]
-    return uvloop.run(main())  # type: ignore[arg-type]
-
-
-async def wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
-@contextlib.asynccontextmanager
-async def started(app: web.Application) -> AsyncIterator[web.AppRunner]:
-    """The app's resources opened (embedded servers, Redis, Postgres, flusher), then closed."""
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        shutdown_timeout=app[SETTINGS].shutdown_timeout_s,
-    )
-    await runner.setup()
-    try:
-        yield runner
-    finally:
-        await runner.cleanup()
 
 
 def _setup(settings: Settings) -> None:
@@ -102,22 +65,27 @@ def main() -> None:
     is_flag=True,
     help="Do not flush to Postgres in this process (run `tracker flush --loop` elsewhere).",
 )
-def serve(host: str | None, port: int | None, no_flusher: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Processes serving the same port (SO_REUSEPORT); one holds the flush lease at a time.",
+)
+def serve(host: str | None, port: int | None, no_flusher: bool, workers: int) -> None:
     """Serve the HTTP API, with the flusher in-process unless --no-flusher."""
     settings = load_settings(host=host, port=port)
     _setup(settings)
 
+    if workers > 1:
+        try:
+            serve_workers(settings, workers, run_flusher=not no_flusher)
+        except EmbeddedError as exc:
+            _fail(str(exc))
+        return
+
     async def main_() -> None:
-        app = create_app(settings, run_flusher=not no_flusher)
-        async with started(app) as runner:
-            site = web.TCPSite(runner, settings.host, settings.port)
-            await site.start()
-            log.info(
-                "tracker %s listening on http://%s:%d", __version__, settings.host, settings.port
-            )
-            await wait_for_signal()
-            log.info("stopping: finishing requests, flushing, closing")
-        log.info("tracker stopped")
+        await serve_forever(settings, run_flusher=not no_flusher)
 
     _run_guarded(main_)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ import asyncpg
 
 from . import queries as q
 from .buffer import ClaimedBatch, PendingPiece
+from .keys import part_of
 from .models import METADATA_FIELDS
 
 log = logging.getLogger(__name__)
@@ -107,45 +109,84 @@ def _hour_start(hour: int) -> datetime:
 
 
 async def apply_batch(pool: Pool, batch: ClaimedBatch) -> bool:
-    """Add a batch's counters in one transaction, recording its id.
-
-    False: the id was recorded before (applied by a flusher that died before releasing
-    it), so nothing is added again.
-    """
-    rows = sorted(batch.counters.items())
-    article_ids = [article_id for (article_id, _, _), _ in rows]
-    metrics = [metric for (_, metric, _), _ in rows]
-    hours = [_hour_start(hour) for (_, _, hour), _ in rows]
-    counts = [count for _, count in rows]
-    meta_ids = sorted(batch.metadata)
-    meta_columns = [[batch.metadata[a].get(name) for a in meta_ids] for name in METADATA_FIELDS]
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                q.INSERT_APPLIED_BATCH, batch.batch_id, batch.shard.shard, batch.events, len(rows)
-            )
-            if inserted is None:
-                return False
-            if rows:
-                await conn.execute(q.UPSERT_HOURLY, article_ids, metrics, hours, counts)
-                await conn.execute(q.UPSERT_TOTALS, article_ids, metrics, counts)
-            if meta_ids:
-                await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
-            if batch.sketches:
-                await _store_sketches(conn, batch)
-            return True
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+    """Add a batch's counters, in `batch.parts` transactions at once (articles split by
+    part_of), each recording (batch id, part). A part recorded before (applied by a
+    flusher that died before releasing the batch) is not added again. True if any part
+    was applied now; raises DatabaseUnavailable if any failed (the batch is then resumed
+    later, and the parts that did commit are skipped)."""
+    parts = [_Part() for _ in range(batch.parts)]
+    for key, count in batch.counters.items():
+        parts[part_of(key[0], batch.parts)].counters.append((key, count))
+    for article_id, metadata in batch.metadata.items():
+        parts[part_of(article_id, batch.parts)].metadata[article_id] = metadata
+    for day_article, sketch in batch.sketches.items():
+        parts[part_of(day_article[1], batch.parts)].sketches[day_article] = sketch
+    results = await asyncio.gather(
+        *(_apply_part(pool, batch, number, part) for number, part in enumerate(parts)),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            if isinstance(result, UNAVAILABLE_ERRORS):
+                raise DatabaseUnavailable(str(result) or type(result).__name__) from result
+            raise result
+    return any(results)
 
 
-async def _store_sketches(conn: Conn, batch: ClaimedBatch) -> None:
-    wanted = sorted(batch.sketches)
+@dataclass(slots=True)
+class _Part:
+    counters: list[tuple[tuple[str, str, int], int]] = field(default_factory=list)
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    sketches: dict[tuple[int, str], tuple[bytes, int]] = field(default_factory=dict)
+
+
+async def _apply_part(pool: Pool, batch: ClaimedBatch, number: int, part: _Part) -> bool:
+    hour_starts: dict[int, datetime] = {}
+    rows = [
+        (
+            article_id,
+            metric,
+            hour_starts.get(hour) or hour_starts.setdefault(hour, _hour_start(hour)),
+            count,
+        )
+        for (article_id, metric, hour), count in part.counters
+    ]
+    meta_ids = sorted(part.metadata)
+    meta_columns = [[part.metadata[a].get(name) for a in meta_ids] for name in METADATA_FIELDS]
+    # The batch's event count goes with part 0: the parts' counts add up to it.
+    events = batch.events if number == 0 else 0
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            q.INSERT_APPLIED_BATCH,
+            batch.batch_id,
+            number,
+            batch.parts,
+            batch.shard.shard,
+            events,
+            len(rows),
+        )
+        if inserted is None:
+            return False
+        if rows:
+            await conn.execute(q.CREATE_INCOMING)
+            await conn.copy_records_to_table(q.INCOMING_TABLE, records=rows)
+            await conn.execute(q.ADD_HOURLY)
+            await conn.execute(q.ADD_TOTALS)
+        if meta_ids:
+            await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
+        if part.sketches:
+            await _store_sketches(conn, part.sketches)
+        return True
+
+
+async def _store_sketches(conn: Conn, sketches: dict[tuple[int, str], tuple[bytes, int]]) -> None:
+    wanted = sorted(sketches)
     await conn.execute(
         q.UPSERT_DAILY_UNIQUES,
         [article_id for _, article_id in wanted],
         [day for day, _ in wanted],
-        [batch.sketches[key][0] for key in wanted],
-        [batch.sketches[key][1] for key in wanted],
+        [sketches[key][0] for key in wanted],
+        [sketches[key][1] for key in wanted],
     )
 
 
@@ -163,7 +204,8 @@ async def daily_sketches(
 class Stored:
     # article_id -> metric -> count
     totals: dict[str, dict[str, int]]
-    applied: set[str]
+    # batch id -> (parts applied, how many parts the batch has)
+    applied: dict[str, tuple[set[int], int]]
     # article_id -> day -> readers stored, for the days asked
     readers: dict[str, dict[int, int]]
     # article_id -> readers summed over every stored day
@@ -184,10 +226,13 @@ async def totals_with_applied(
         )
     except UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
-    stored = Stored(totals={}, applied=set(), readers={}, readers_total={})
+    stored = Stored(totals={}, applied={}, readers={}, readers_total={})
     for row in rows:
         if row["ids"] is not None:
-            stored.applied.update(row["ids"])
+            for batch_id, number, parts in zip(
+                row["ids"], row["part_nos"], row["part_counts"], strict=True
+            ):
+                stored.applied.setdefault(batch_id, (set(), parts))[0].add(number)
         article_id = row["article_id"]
         if article_id is None:
             continue

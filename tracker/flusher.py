@@ -133,7 +133,9 @@ class Flusher:
 
     async def _flush_shard(self, shard: ShardKeys, result: FlushResult) -> None:
         for _ in range(MAX_BATCHES_PER_SHARD):
-            batch = await buffer.claim_batch(self.redis, shard)
+            batch = await buffer.claim_batch(
+                self.redis, shard, parts=self.settings.flush_parallelism
+            )
             if batch is None:
                 return
             await buffer.fetch_sketches(self.redis, batch)

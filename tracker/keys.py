@@ -40,6 +40,7 @@ FIRST_MS: Final = "_first_ms"
 EVENTS: Final = "_events"
 COUNTERS: Final = "_counters"
 BATCH_ID: Final = "_id"
+PARTS: Final = "_parts"
 
 VIEW_METRIC: Final = "view"
 SHARE: Final = "share"
@@ -57,6 +58,14 @@ def shard_of(article_id: str, shards: int) -> int:
     if shards == 1:
         return 0
     return zlib.crc32(article_id.encode()) % shards
+
+
+def part_of(article_id: str, parts: int) -> int:
+    """Which part of a batch holds an article's counters (parts are applied in parallel).
+    adler32, not crc32: independent of the shard, which crc32 picks."""
+    if parts == 1:
+        return 0
+    return zlib.adler32(article_id.encode()) % parts
 
 
 def bucket_field(hour: int, metric: str, article_id: str) -> str:

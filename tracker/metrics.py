@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from .buffer import PendingStats
 from .models import Event
@@ -17,7 +25,11 @@ EVENT_TYPES = ("view", "share")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """`multiprocess_dir`: one of several worker processes; the values live in
+    prometheus-client's multiprocess files there, and the exposition sums all workers."""
+
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events_accepted = Counter(
@@ -73,25 +85,32 @@ class Metrics:
             "tracker_last_flush_success_timestamp_seconds",
             "When a flush run last succeeded (Unix time).",
             registry=r,
+            multiprocess_mode="max",
         )
         self.pending_events = Gauge(
-            "tracker_pending_events", "Events in Redis not yet in Postgres.", registry=r
+            "tracker_pending_events",
+            "Events in Redis not yet in Postgres.",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.pending_counters = Gauge(
             "tracker_pending_counters",
             "Hourly counters in Redis not yet in Postgres.",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.oldest_unflushed_age = Gauge(
             "tracker_oldest_unflushed_event_age_seconds",
             "Age of the oldest event in Redis not yet in Postgres (0 when none).",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.dependency_up = Gauge(
             "tracker_dependency_up",
             "Whether Redis / Postgres answered the last check (1) or not (0).",
             ["dependency"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.http_requests = Counter(
             "tracker_http_requests",
@@ -157,4 +176,8 @@ class Metrics:
         self.oldest_unflushed_age.set(age_s)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

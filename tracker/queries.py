@@ -19,23 +19,35 @@ RECORD_MIGRATION: Final = "INSERT INTO schema_migrations (version, name) VALUES 
 
 # No row back: the batch was applied before (a flusher died before deleting it from Redis).
 INSERT_APPLIED_BATCH: Final = """
-INSERT INTO applied_batches (batch_id, shard, events, counters)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (batch_id) DO NOTHING
+INSERT INTO applied_batches (batch_id, part, parts, shard, events, counters)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (batch_id, part) DO NOTHING
 RETURNING batch_id
 """
 
-# Rows arrive sorted by key, so concurrent flushers lock rows in the same order.
-UPSERT_HOURLY: Final = """
+# A batch's counters are COPYed into this per-connection scratch table, then added to
+# the hourly buckets and the totals: COPY is the fastest way in for 100,000 rows.
+INCOMING_TABLE: Final = "incoming_counters"
+CREATE_INCOMING: Final = """
+CREATE TEMPORARY TABLE IF NOT EXISTS incoming_counters (
+    article_id text NOT NULL,
+    metric     text NOT NULL,
+    hour       timestamptz NOT NULL,
+    count      bigint NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+
+# Rows are taken in key order, so concurrent flushers lock rows in the same order.
+ADD_HOURLY: Final = """
 INSERT INTO article_hourly AS h (article_id, metric, hour, count)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
+SELECT article_id, metric, hour, count FROM incoming_counters
+ORDER BY article_id, metric, hour
 ON CONFLICT (article_id, metric, hour) DO UPDATE SET count = h.count + EXCLUDED.count
 """
 
-UPSERT_TOTALS: Final = """
+ADD_TOTALS: Final = """
 INSERT INTO article_totals AS t (article_id, metric, count)
-SELECT article_id, metric, sum(count)
-FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (article_id, metric, count)
+SELECT article_id, metric, sum(count) FROM incoming_counters
 GROUP BY article_id, metric
 ORDER BY article_id, metric
 ON CONFLICT (article_id, metric) DO UPDATE SET count = t.count + EXCLUDED.count
@@ -77,18 +89,21 @@ ORDER BY day
 # in between cannot make a batch both missing and dropped.
 TOTALS_WITH_APPLIED: Final = """
 WITH applied AS (
-    SELECT coalesce(array_agg(batch_id), '{}') AS ids
+    SELECT coalesce(array_agg(batch_id), '{}') AS ids,
+           coalesce(array_agg(part), '{}') AS part_nos,
+           coalesce(array_agg(parts), '{}') AS part_counts
     FROM applied_batches WHERE batch_id = ANY($2::text[])
 )
-SELECT applied.ids, t.article_id, t.metric, t.count, NULL::int AS day
+SELECT applied.ids, applied.part_nos, applied.part_counts,
+       t.article_id, t.metric, t.count, NULL::int AS day
 FROM applied
 LEFT JOIN article_totals t ON t.article_id = ANY($1::text[])
 UNION ALL
-SELECT NULL, u.article_id, 'readers', u.readers, (u.day - date '1970-01-01')
+SELECT NULL, NULL, NULL, u.article_id, 'readers', u.readers, (u.day - date '1970-01-01')
 FROM article_daily_uniques u
 WHERE u.article_id = ANY($1::text[]) AND u.day >= date '1970-01-01' + $3::int
 UNION ALL
-SELECT NULL, u.article_id, 'readers_total', sum(u.readers)::bigint, NULL
+SELECT NULL, NULL, NULL, u.article_id, 'readers_total', sum(u.readers)::bigint, NULL
 FROM article_daily_uniques u
 WHERE u.article_id = ANY($1::text[])
 GROUP BY u.article_id

@@ -35,6 +35,8 @@ class Settings:
     flush_max_pending_events: int = 50_000
     flush_max_backoff_s: float = 60.0
     flush_lease_s: float = 30.0
+    # A batch is applied in this many Postgres transactions at once (split by article).
+    flush_parallelism: int = 2
 
     dedup_window_s: int = 1800
     allowed_origins: tuple[str, ...] = ()
@@ -197,6 +199,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "flush_max_pending_events": _int_in(1),
     "flush_max_backoff_s": _float_in(0.0, exclusive=True),
     "flush_lease_s": _float_in(1.0),
+    "flush_parallelism": _int_in(1, 32),
     "dedup_window_s": _int_in(0),
     "allowed_origins": _origins,
     "trusted_proxies": _networks,

@@ -11,7 +11,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from . import buffer, db
-from .keys import PREVIEW, REFERRAL, SHARE, VIEW_METRIC, Keys
+from .keys import PREVIEW, REFERRAL, SHARE, VIEW_METRIC, Keys, part_of
 from .models import CHANNELS
 
 
@@ -59,9 +59,10 @@ async def article_stats(
     stored = await db.totals_with_applied(pool, article_ids, pending.pieces, first_recent_day)
     combined = {article_id: dict(stored.totals.get(article_id, {})) for article_id in article_ids}
     for piece in pending.pieces:
-        if piece.batch_id in stored.applied:
-            continue
+        done = stored.applied.get(piece.batch_id)
         for article_id, metrics in piece.counts.items():
+            if done is not None and part_of(article_id, done[1]) in done[0]:
+                continue  # Postgres holds this article's part of the piece already
             target = combined[article_id]
             for metric, count in metrics.items():
                 target[metric] = target.get(metric, 0) + count

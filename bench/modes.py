@@ -1,0 +1,195 @@
+"""Bench modes beyond the HTTP table: flush at scale, memory soak, and a py-spy profile."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import psutil
+from redis.asyncio import Redis
+
+from bench.__main__ import (
+    ROOT,
+    WORKLOADS,
+    ensure_wrk,
+    free_port,
+    pinned,
+    run_wrk,
+    server,
+    tracker_env,
+)
+from tracker import buffer, db
+from tracker.bots import READER
+from tracker.flusher import Flusher
+from tracker.keys import Keys
+from tracker.metrics import Metrics
+from tracker.models import CHANNELS, Event
+from tracker.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def connections(
+    args: argparse.Namespace, prefix: str
+) -> AsyncIterator[tuple[Redis, asyncpg.Pool]]:
+    redis = buffer.open_redis(args.redis_url, timeout_s=30)
+    pool = await db.open_pool(args.database_url, size=4, timeout_s=60)
+    async with pool.acquire() as conn:
+        await db.migrate(conn)
+    try:
+        yield redis, pool
+    finally:
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
+            await redis.delete(key)
+        await redis.aclose()
+        await pool.close()
+
+
+async def flush(args: argparse.Namespace) -> None:
+    """Time one flush of `--counters` dirty counters (and, apart, of as many reader sketches)."""
+    url = args.database_url
+    for kind in ("shares", "views"):
+        prefix = "bench-flush-" + secrets.token_hex(4)
+        settings = Settings(redis_url=args.redis_url, database_url=url, redis_prefix=prefix)
+        keys = Keys(prefix, 1)
+        async with connections(args, prefix) as (redis, pool):
+            started = time.perf_counter()
+            counters = await fill(redis, keys, args.counters, kind)
+            filled = time.perf_counter() - started
+            flusher = Flusher(settings, redis, pool, keys, Metrics())
+            started = time.perf_counter()
+            result = await flusher.flush_once()
+            took = time.perf_counter() - started
+            rows = await pool.fetchval("SELECT count(*) FROM article_hourly")
+            sketches = await pool.fetchval("SELECT count(*) FROM article_daily_uniques")
+            await pool.execute(
+                "TRUNCATE article_hourly, article_totals, articles, applied_batches,"
+                " article_daily_uniques"
+            )
+        print(
+            f"flush of {counters:,} dirty counters ({kind}; {sketches:,} reader sketches): "
+            f"{took:.3f} s  [{result.events:,} events, {rows:,} rows; filled in {filled:.1f} s]"
+        )
+
+
+async def fill(redis: Redis, keys: Keys, counters: int, kind: str) -> int:
+    """`counters` distinct dirty hourly counters: shares over 11 channels, or views (each
+    view also dirties its article's reader sketch)."""
+    now = time.time()
+    entries = []
+    for n in range(counters):
+        visitor = buffer.Visitor(reader=n.to_bytes(16, "big"), agent=READER)
+        if kind == "views":
+            event = Event(type="view", article_id=f"bench/a{n}")
+        else:
+            channel = CHANNELS[n % len(CHANNELS)]
+            event = Event(type="share", article_id=f"bench/a{n // len(CHANNELS)}", channel=channel)
+        entries.append((event, visitor))
+    for start in range(0, len(entries), 5_000):
+        await buffer.record(redis, keys, entries[start : start + 5_000], now, 0)
+    return counters
+
+
+async def soak(args: argparse.Namespace) -> None:
+    """Send `--events` events in batches of 100 to a running tracker; watch its RSS and
+    Redis' memory. De-duplication runs with a 60 s window, so that what it keeps in Redis
+    (one key per reader, article and metric in the window) reaches its plateau in the run."""
+    wrk = ensure_wrk()
+    port = free_port()
+    prefix = "bench-soak-" + secrets.token_hex(4)
+    env = {**tracker_env(args, port, prefix), "TRACKER_DEDUP_WINDOW": "60"}
+    redis = Redis.from_url(args.redis_url)
+    baseline = int((await redis.info("memory"))["used_memory"])
+    command = [sys.executable, "-m", "tracker", "serve"]
+    samples: list[tuple[float, int, int, int]] = []
+    try:
+        with server("tracker-soak", command, port, env):
+            tracker = _tracker_process(port)
+            sent = 0
+            started = time.monotonic()
+            workload = WORKLOADS["batch100"]
+            while sent < args.events:
+                result = run_wrk(wrk, port, workload, 10, args.connections)
+                sent += int(result.rps * 10 * workload.events)
+                memory = int((await redis.info("memory"))["used_memory"]) - baseline
+                rss = tracker.memory_info().rss
+                samples.append((time.monotonic() - started, sent, rss, memory))
+                print(
+                    f"{samples[-1][0]:6.0f} s  {sent:>12,} events  tracker RSS "
+                    f"{rss / 2**20:7.1f} MiB  Redis +{memory / 2**20:7.1f} MiB  "
+                    f"({result.rps * 100:,.0f} events/s, non-2xx {result.non_2xx})",
+                    flush=True,
+                )
+    finally:
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
+            await redis.delete(key)
+        await redis.aclose()
+    warm = [s for s in samples if s[0] >= samples[-1][0] * 0.2] or samples
+    rss = [s[2] for s in warm]
+    mid = sorted(rss)[len(rss) // 2]
+    print(
+        f"after warm-up: tracker RSS {min(rss) / 2**20:.1f}-{max(rss) / 2**20:.1f} MiB "
+        f"({(max(rss) - mid) / mid:+.1%} / {(min(rss) - mid) / mid:+.1%} around the median); "
+        f"Redis +{min(s[3] for s in warm) / 2**20:.0f}-{max(s[3] for s in warm) / 2**20:.0f} MiB"
+    )
+
+
+def _tracker_process(port: int) -> psutil.Process:
+    for connection in psutil.net_connections("tcp"):
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
+            if connection.pid is not None:
+                return psutil.Process(connection.pid)
+    raise RuntimeError("tracker's process not found")
+
+
+async def profile(args: argparse.Namespace) -> None:
+    """py-spy record of tracker under the uniform single-event load."""
+    wrk = ensure_wrk()
+    out = ROOT / "artifacts"
+    out.mkdir(exist_ok=True)
+    port = free_port()
+    prefix = "bench-profile-" + secrets.token_hex(4)
+    command = [sys.executable, "-m", "tracker", "serve"]
+    with server("tracker-profile", command, port, tracker_env(args, port, prefix)):
+        pid = _tracker_process(port).pid
+        load = subprocess.Popen(
+            pinned("1", [wrk, "-t1", f"-c{args.connections}", f"-d{args.seconds + 4:.0f}s",
+                         "-s", str(ROOT / "bench" / "wrk" / "post.lua"), f"http://127.0.0.1:{port}"]),
+            env={**os.environ, "ARTICLES": "1000", "BATCH": "1"},
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.sleep(2)
+        raw = out / "profile.txt"
+        subprocess.run(
+            ["py-spy", "record", "-p", str(pid), "-d", f"{args.seconds:.0f}", "-r", "250",
+             "-f", "raw", "-o", str(raw)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(
+            ["py-spy", "record", "-p", str(pid), "-d", "3", "-o", str(out / "profile.svg")],
+            check=False, capture_output=True,
+        )  # fmt: skip
+        load.wait()
+    summarize(raw)
+
+
+def summarize(raw: Path) -> None:
+    from collections import Counter
+
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        own[stack.split(";")[-1]] += int(count)
+    print(f"{total} samples; most time of its own:")
+    for frame, count in own.most_common(20):
+        print(f"{100 * count / total:5.1f}%  {frame}")

@@ -1,0 +1,104 @@
+"""`tracker serve --workers N`: processes share the port, one flush lease, summed metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import BROWSER_UA
+from tracker.embedded import free_port
+from tracker.settings import Settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and (labels is None or s.labels == labels):
+                return s.value
+    raise AssertionError(f"{name} {labels} not exposed")
+
+
+async def test_two_workers_count_everything_once_and_sum_their_metrics(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")},
+        "TRACKER_REDIS_URL": settings.redis_url or "",
+        "TRACKER_DATABASE_URL": settings.database_url or "",
+        "TRACKER_REDIS_PREFIX": settings.redis_prefix,
+        "TRACKER_PORT": str(port),
+        "TRACKER_FLUSH_INTERVAL": "0.2",
+        "TRACKER_TRUSTED_PROXIES": "127.0.0.1/32",
+        "TRACKER_STATS_CACHE": "0",
+    }
+    log = (tmp_path / "workers.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "serve", "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    events = 300
+    try:
+        # New connections each time, so the kernel spreads them over both workers.
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),
+            headers={"User-Agent": BROWSER_UA},
+        ) as session:
+            for _ in range(200):
+                try:
+                    async with session.get(base + "/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            for n in range(events):
+                async with session.post(
+                    base + "/api/v1/events",
+                    json={"type": "view", "article_id": "workers"},
+                    headers={"X-Forwarded-For": f"2001:db8::{n + 1:x}"},
+                ) as response:
+                    assert response.status == 202
+            await asyncio.sleep(1.0)  # a flush or more
+            scrapes = []
+            for _ in range(6):
+                async with session.get(base + "/metrics") as response:
+                    scrapes.append(await response.text())
+            async with session.get(base + "/api/v1/articles/workers/stats") as response:
+                views = (await response.json())["views"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=60)
+        log.close()
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        stored = await conn.fetchval(
+            "SELECT count FROM article_totals WHERE article_id = 'workers' AND metric = 'view'"
+        )
+        processes = await conn.fetchval("SELECT count(DISTINCT batch_id) FROM applied_batches")
+    finally:
+        await conn.close()
+    output = (tmp_path / "workers.log").read_text()
+    print(f"views {views}, stored {stored}, batches {processes}")
+    assert exit_code == 0, output
+    assert output.count("listening on") == 2
+    assert views == events
+    assert stored == events
+    # Whichever worker answers the scrape, the counters are the sum over both workers.
+    accepted = {sample(text, "tracker_events_accepted_total", {"type": "view"}) for text in scrapes}
+    assert accepted == {float(events)}

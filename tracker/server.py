@@ -1,0 +1,76 @@
+"""Running the app: its resources opened and closed around an HTTP site, until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from aiohttp import web
+
+from . import __version__
+from .app import create_app
+from .settings import Settings
+from .views import SETTINGS
+
+log = logging.getLogger("tracker")
+T = TypeVar("T")
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(main())  # type: ignore[arg-type]
+    return uvloop.run(main())  # type: ignore[arg-type]
+
+
+async def wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def started(app: web.Application) -> AsyncIterator[web.AppRunner]:
+    """The app's resources opened (embedded servers, Redis, Postgres, flusher), then closed."""
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=app[SETTINGS].shutdown_timeout_s,
+    )
+    await runner.setup()
+    try:
+        yield runner
+    finally:
+        await runner.cleanup()
+
+
+async def serve(
+    settings: Settings,
+    *,
+    run_flusher: bool,
+    reuse_port: bool = False,
+    metrics_dir: Path | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT: then stop accepting, finish the requests in flight, run
+    the final flush, close the connections (and stop embedded servers this process runs)."""
+    app = create_app(settings, run_flusher=run_flusher, metrics_dir=metrics_dir)
+    async with started(app) as runner:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        await site.start()
+        log.info("tracker %s listening on http://%s:%d", __version__, settings.host, settings.port)
+        await wait_for_signal()
+        log.info("stopping: finishing requests, flushing, closing")
+    log.info("tracker stopped")
