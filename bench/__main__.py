@@ -275,10 +275,10 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
     for column in (
         "server",
         "workload",
-        "× ceiling rps",
-        "× ceiling p99",
-        "× naive-redis",
-        "× naive-pg",
+        "x ceiling rps",
+        "x ceiling p99",
+        "x naive-redis",
+        "x naive-pg",
     ):
         ratios.add_column(column, justify="left" if column in ("server", "workload") else "right")
     by = {(r.server, r.workload): r for r in results}
@@ -324,9 +324,13 @@ def main() -> None:
     else:
         from bench import modes
 
+        mode = getattr(modes, args.mode)
         with bench_database(args.database_url) as url:
             args.database_url = url
-            asyncio.run(getattr(modes, args.mode)(args))
+            if asyncio.iscoroutinefunction(mode):
+                asyncio.run(mode(args))
+            else:
+                mode(args)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -144,13 +144,20 @@ async def soak(args: argparse.Namespace) -> None:
 
 def _tracker_process(port: int) -> psutil.Process:
     for connection in psutil.net_connections("tcp"):
-        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
-            if connection.pid is not None:
-                return psutil.Process(connection.pid)
+        listening = connection.laddr and connection.status == "LISTEN"
+        if listening and connection.laddr.port == port and connection.pid is not None:
+            return psutil.Process(connection.pid)
     raise RuntimeError("tracker's process not found")
 
 
-async def profile(args: argparse.Namespace) -> None:
+def py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(found).exists():
+        raise SystemExit("py-spy not found: pip install -e '.[bench]'")
+    return found
+
+
+def profile(args: argparse.Namespace) -> None:
     """py-spy record of tracker under the uniform single-event load."""
     wrk = ensure_wrk()
     out = ROOT / "artifacts"
@@ -166,15 +173,15 @@ async def profile(args: argparse.Namespace) -> None:
             env={**os.environ, "ARTICLES": "1000", "BATCH": "1"},
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        await asyncio.sleep(2)
+        time.sleep(2)
         raw = out / "profile.txt"
         subprocess.run(
-            ["py-spy", "record", "-p", str(pid), "-d", f"{args.seconds:.0f}", "-r", "250",
+            [py_spy(), "record", "-p", str(pid), "-d", f"{args.seconds:.0f}", "-r", "250",
              "-f", "raw", "-o", str(raw)],
             check=True, capture_output=True,
         )  # fmt: skip
         subprocess.run(
-            ["py-spy", "record", "-p", str(pid), "-d", "3", "-o", str(out / "profile.svg")],
+            [py_spy(), "record", "-p", str(pid), "-d", "3", "-o", str(out / "profile.svg")],
             check=False, capture_output=True,
         )  # fmt: skip
         load.wait()
