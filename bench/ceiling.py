@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import msgspec
-import uvloop
 from aiohttp import web
+
+from bench.serve import run
+from tracker.models import CHANNELS
 
 _decoder = msgspec.json.Decoder()
 _accepted = b'{"accepted":1}'
@@ -23,20 +23,7 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 # An article's stats as tracker encodes them: the ceiling answers bodies of the same size.
-_CHANNELS = (
-    "facebook",
-    "twitter",
-    "telegram",
-    "whatsapp",
-    "vk",
-    "linkedin",
-    "reddit",
-    "email",
-    "copy_link",
-    "print",
-    "other",
-)
-_ZEROS = {c: 0 for c in _CHANNELS}
+_ZEROS = dict.fromkeys(CHANNELS, 0)
 _ARTICLE = msgspec.json.encode(
     {
         "article_id": "news/2026/a1",
@@ -62,15 +49,7 @@ def main() -> None:
     app.router.add_post("/api/v1/events", ingest)
     app.router.add_get("/api/v1/articles/stats", stats)
     app.router.add_get(r"/api/v1/articles/{article_id:[\s\S]+}/stats", stats)
-    app.router.add_get("/healthz", stats)
-    web.run_app(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
+    run(app)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import sys
 
 import asyncpg
 import msgspec
-import uvloop
 from aiohttp import web
+
+from bench.serve import run
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 _decoder = msgspec.json.Decoder()
@@ -42,15 +43,7 @@ def main() -> None:
     app = web.Application()
     app.cleanup_ctx.append(pool_ctx)
     app.router.add_post("/api/v1/events", ingest)
-    app.router.add_get("/healthz", lambda r: web.Response(text="ok"))  # type: ignore[arg-type,return-value]
-    web.run_app(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
+    run(app)
 
 
 if __name__ == "__main__":

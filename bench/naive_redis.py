@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 
 import msgspec
-import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
+
+from bench.serve import run
 
 REDIS = web.AppKey("redis", Redis)
 _decoder = msgspec.json.Decoder()
@@ -35,15 +36,7 @@ def main() -> None:
     app = web.Application()
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_post("/api/v1/events", ingest)
-    app.router.add_get("/healthz", lambda r: web.Response(text="ok"))  # type: ignore[arg-type,return-value]
-    web.run_app(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
+    run(app)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ several shards sends one script per shard in one pipeline: one round trip either
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -158,6 +159,15 @@ class RedisUnavailable(Exception):
     """Redis could not take or give the data now (down, slow, restarting)."""
 
 
+@contextlib.contextmanager
+def redis_unavailable_on_error() -> Iterator[None]:
+    """What redis-py raises for a server that is away, slow or restarting, as RedisUnavailable."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise RedisUnavailable(str(exc) or type(exc).__name__) from exc
+
+
 class Script:
     """A Lua script called by SHA, loaded again if Redis lost its script cache."""
 
@@ -189,7 +199,7 @@ def open_redis(url: str, *, timeout_s: float, max_connections: int = 64) -> Redi
 
 async def run_calls(redis: Redis, calls: Sequence[Call]) -> list[Any]:
     """Run script calls in one round trip; reload scripts Redis forgot (nothing ran then)."""
-    try:
+    with redis_unavailable_on_error():
         if len(calls) == 1:
             call = calls[0]
             try:
@@ -213,8 +223,6 @@ async def run_calls(redis: Redis, calls: Sequence[Call]) -> list[Any]:
             if isinstance(result, Exception):
                 raise result
         return results
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 async def _pipeline(redis: Redis, calls: Sequence[Call]) -> list[Any]:
@@ -402,10 +410,8 @@ async def claim_batch(redis: Redis, shard: ShardKeys, *, parts: int = 1) -> Clai
         return None
     state, redis_id = (part.decode() for part in claimed)
     batch = ClaimedBatch(shard=shard, redis_id=redis_id, resumed=state == "resumed")
-    try:
+    with redis_unavailable_on_error():
         raw = await redis.hgetall(shard.batch)
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(str(exc)) from exc
     _parse_batch(batch, raw)
     return batch
 
@@ -443,15 +449,13 @@ async def fetch_sketches(redis: Redis, batch: ClaimedBatch) -> None:
     if not batch.uniques:
         return
     wanted = sorted(batch.uniques)
-    try:
+    with redis_unavailable_on_error():
         async with redis.pipeline(transaction=False) as pipe:
             for day, article_id in wanted:
                 key = batch.shard.uniques(day, article_id)
                 pipe.get(key)
                 pipe.pfcount(key)
             replies = await pipe.execute()
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(str(exc) or type(exc).__name__) from exc
     for index, wanted_key in enumerate(wanted):
         sketch, count = replies[2 * index], replies[2 * index + 1]
         if sketch:  # gone only if it expired unflushed (Postgres away for days)
@@ -464,13 +468,11 @@ async def expire_past_sketches(redis: Redis, batch: ClaimedBatch, now_s: float) 
     past = [key for key in batch.sketches if key[0] < today]
     if not past:
         return
-    try:
+    with redis_unavailable_on_error():
         async with redis.pipeline(transaction=False) as pipe:
             for day, article_id in past:
                 pipe.expire(batch.shard.uniques(day, article_id), PERSISTED_SKETCH_TTL_S)
             await pipe.execute()
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 async def release_batch(redis: Redis, batch: ClaimedBatch) -> bool:

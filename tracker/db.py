@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -44,6 +45,16 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
 )
+
+
+@contextlib.contextmanager
+def database_unavailable_on_error() -> Iterator[None]:
+    """What asyncpg raises for a server that is away, restarting or slow, as
+    DatabaseUnavailable."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 async def open_pool(url: str, *, size: int, timeout_s: float) -> Pool:
@@ -127,9 +138,8 @@ async def apply_batch(pool: Pool, batch: ClaimedBatch) -> bool:
     )
     for result in results:
         if isinstance(result, BaseException):
-            if isinstance(result, UNAVAILABLE_ERRORS):
-                raise DatabaseUnavailable(str(result) or type(result).__name__) from result
-            raise result
+            with database_unavailable_on_error():
+                raise result
     return any(results)
 
 
@@ -193,10 +203,8 @@ async def _store_sketches(conn: Conn, sketches: dict[tuple[int, str], tuple[byte
 async def daily_sketches(
     pool: Pool, article_id: str, first_day: int, last_day: int
 ) -> dict[int, bytes]:
-    try:
+    with database_unavailable_on_error():
         rows = await pool.fetch(q.DAILY_SKETCHES, article_id, first_day, last_day)
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
     return {row["day"]: bytes(row["sketch"]) for row in rows}
 
 
@@ -217,15 +225,13 @@ async def totals_with_applied(
 ) -> Stored:
     """Stored totals per article and metric, which of the pieces' batch ids are applied,
     and the readers stored for days from `since_day` on; one snapshot."""
-    try:
+    with database_unavailable_on_error():
         rows = await pool.fetch(
             q.TOTALS_WITH_APPLIED,
             list(article_ids),
             [piece.batch_id for piece in pieces],
             since_day,
         )
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
     stored = Stored(totals={}, applied={}, readers={}, readers_total={})
     for row in rows:
         if row["ids"] is not None:
@@ -246,16 +252,12 @@ async def totals_with_applied(
 
 
 async def prune(pool: Pool, *, applied_batch_days: int, hourly_days: int) -> None:
-    try:
+    with database_unavailable_on_error():
         await pool.execute(q.PRUNE_APPLIED_BATCHES, applied_batch_days)
         if hourly_days > 0:
             await pool.execute(q.PRUNE_HOURLY, hourly_days)
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 async def ping(pool: Pool) -> None:
-    try:
+    with database_unavailable_on_error():
         await pool.fetchval(q.PING)
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc

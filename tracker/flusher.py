@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from . import buffer, db
-from .buffer import Call, RedisUnavailable, Script
+from .buffer import Call, RedisUnavailable, Script, redis_unavailable_on_error
 from .db import DatabaseUnavailable
 from .keys import Keys, ShardKeys
 from .metrics import Metrics
@@ -82,12 +81,10 @@ class Flusher:
         self._last_prune = 0.0
 
     async def _lease(self) -> bool:
-        try:
+        with redis_unavailable_on_error():
             acquired = await self.redis.set(
                 self.keys.lease, self.owner, nx=True, px=self._lease_ms()
             )
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(str(exc)) from exc
         # Not acquired: it may be ours already, from a run of this flusher cut short.
         return bool(acquired) or await self._renew()
 

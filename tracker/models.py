@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
-CHANNELS: Final = (
-    "facebook",
-    "twitter",
-    "telegram",
-    "whatsapp",
-    "vk",
-    "linkedin",
-    "reddit",
-    "email",
-    "copy_link",
-    "print",
-    "other",
-)
 EVENT_TYPES: Final = ("view", "share")
 ARTICLE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:/-]{1,128}$"
 # fullmatch, because `$` in the schema pattern also matches before a final newline.
@@ -43,6 +30,7 @@ Channel = Literal[
 ]
 # No U+0000: PostgreSQL text cannot hold it, and one in metadata made its batch unflushable.
 NO_NUL: Final = r"^[^\x00]*$"
+CHANNELS: Final = get_args(Channel)
 Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=NO_NUL)]
 Title = Annotated[str, msgspec.Meta(max_length=512, pattern=NO_NUL)]
 Label = Annotated[str, msgspec.Meta(max_length=128, pattern=NO_NUL)]

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from typing import Final
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from .buffer import RedisUnavailable
+from .buffer import redis_unavailable_on_error
 from .settings import IPNetwork
 
 DAY_S: Final = 86_400
@@ -137,15 +136,13 @@ class SaltStore:
             return cached
         candidate = secrets.token_bytes(32)
         expires_at = (day + 1) * DAY_S + SALT_GRACE_S
-        try:
+        with redis_unavailable_on_error():
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.set(self.key(day), candidate, nx=True, exat=expires_at)
                 pipe.get(self.key(day))
                 # Yesterday's salt goes now that today's exists.
                 pipe.delete(self.key(day - 1))
                 _, stored, _ = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(str(exc)) from exc
         salt = bytes(stored) if stored else candidate
         self._cached = (day, salt)
         return salt
