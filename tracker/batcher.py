@@ -85,11 +85,12 @@ class Batcher:
             )
         except BaseException as exc:
             # Every request of the batch learns of it; none is acknowledged.
-            failure = (
-                exc
-                if isinstance(exc, buffer.RedisUnavailable)
-                else buffer.RedisUnavailable(repr(exc))
-            )
+            if isinstance(exc, buffer.RedisUnavailable):
+                failure = exc
+            else:
+                if isinstance(exc, Exception):
+                    log.exception("recording a batch failed unexpectedly; answered 503")
+                failure = buffer.RedisUnavailable(repr(exc))
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(failure)
