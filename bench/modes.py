@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from bench.__main__ import (
     ROOT,
     WORKLOADS,
+    cleanup_redis,
     ensure_wrk,
     free_port,
     pinned,
@@ -165,26 +166,29 @@ def profile(args: argparse.Namespace) -> None:
     port = free_port()
     prefix = "bench-profile-" + secrets.token_hex(4)
     command = [sys.executable, "-m", "tracker", "serve"]
-    with server("tracker-profile", command, port, tracker_env(args, port, prefix)):
-        pid = _tracker_process(port).pid
-        load = subprocess.Popen(
-            pinned("1", [wrk, "-t1", f"-c{args.connections}", f"-d{args.seconds + 4:.0f}s",
-                         "-s", str(ROOT / "bench" / "wrk" / "post.lua"), f"http://127.0.0.1:{port}"]),
-            env={**os.environ, "ARTICLES": "1000", "BATCH": "1"},
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        time.sleep(2)
-        raw = out / "profile.txt"
-        subprocess.run(
-            [py_spy(), "record", "-p", str(pid), "-d", f"{args.seconds:.0f}", "-r", "250",
-             "-f", "raw", "-o", str(raw)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(
-            [py_spy(), "record", "-p", str(pid), "-d", "3", "-o", str(out / "profile.svg")],
-            check=False, capture_output=True,
-        )  # fmt: skip
-        load.wait()
+    raw = out / "profile.txt"
+    try:
+        with server("tracker-profile", command, port, tracker_env(args, port, prefix)):
+            pid = _tracker_process(port).pid
+            load = subprocess.Popen(
+                pinned("1", [wrk, "-t1", f"-c{args.connections}", f"-d{args.seconds + 4:.0f}s",
+                             "-s", str(ROOT / "bench" / "wrk" / "post.lua"), f"http://127.0.0.1:{port}"]),
+                env={**os.environ, "ARTICLES": "1000", "BATCH": "1"},
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(2)
+            subprocess.run(
+                [py_spy(), "record", "-p", str(pid), "-d", f"{args.seconds:.0f}", "-r", "250",
+                 "-f", "raw", "-o", str(raw)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            subprocess.run(
+                [py_spy(), "record", "-p", str(pid), "-d", "3", "-o", str(out / "profile.svg")],
+                check=False, capture_output=True,
+            )  # fmt: skip
+            load.wait()
+    finally:
+        cleanup_redis(args.redis_url, prefix)
     summarize(raw)
 
 
