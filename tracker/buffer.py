@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -245,9 +244,12 @@ def hour_of(now_s: float) -> int:
     return int(now_s // 3600)
 
 
+DAY_S: Final = 86_400
+
+
 def day_of(now_s: float) -> int:
     """Days since the Unix epoch (UTC): the day of a reader sketch and of a salt."""
-    return int(now_s // 86_400)
+    return int(now_s // DAY_S)
 
 
 # A day's reader sketch expires at the end of the next day, stored or not (Redis holds
@@ -258,7 +260,7 @@ PERSISTED_SKETCH_TTL_S: Final = 3_600
 
 
 def sketch_expires_at(day: int) -> int:
-    return (day + SKETCH_DAYS_KEPT) * 86_400
+    return (day + SKETCH_DAYS_KEPT) * DAY_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,7 +593,3 @@ async def pending_stats(redis: Redis, keys: Keys) -> PendingStats:
                 first = int(raw_first)
                 oldest = first if oldest is None else min(oldest, first)
     return PendingStats(events=events, counters=counters, oldest_event_ms=oldest)
-
-
-def now_s() -> float:
-    return time.time()

@@ -40,10 +40,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except InvalidEvent as exc:
         error = "too_large" if exc.status == 413 else "invalid"
         return error_response(exc.status, error, {"field": exc.field, "message": exc.message})
-    except RedisUnavailable as exc:
-        return unavailable(request, "redis", exc)
-    except DatabaseUnavailable as exc:
-        return unavailable(request, "postgres", exc)
+    except RedisUnavailable:
+        return unavailable(request, "redis")
+    except DatabaseUnavailable:
+        return unavailable(request, "postgres")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

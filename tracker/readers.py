@@ -15,17 +15,21 @@ from typing import Final
 
 from redis.asyncio import Redis
 
-from .buffer import redis_unavailable_on_error
+from .buffer import DAY_S, day_of, redis_unavailable_on_error
 from .settings import IPNetwork
 
-DAY_S: Final = 86_400
+__all__ = [
+    "DAY_S",
+    "SALT_GRACE_S",
+    "SaltStore",
+    "TrustedProxies",
+    "client_address",
+    "day_of",
+    "reader_id",
+]
+
 # Kept a little past midnight so a request that read the salt just before can finish.
 SALT_GRACE_S: Final = 300
-
-
-def day_of(now_s: float) -> int:
-    """Days since the Unix epoch (UTC)."""
-    return int(now_s // DAY_S)
 
 
 _MAPPED_V4_PREFIX: Final = b"\x00" * 10 + b"\xff\xff"

@@ -75,7 +75,7 @@ def error_response(
     return json_response({"error": error, "detail": detail}, status=status, headers=headers)
 
 
-def unavailable(request: web.Request, which: str, exc: Exception) -> web.Response:
+def unavailable(request: web.Request, which: str) -> web.Response:
     retry_after = str(request.app[SETTINGS].retry_after_s)
     return error_response(
         503,
