@@ -17,23 +17,26 @@ import asyncpg
 import psutil
 from redis.asyncio import Redis
 
-from bench.__main__ import (
+from bench.harness import (
     ROOT,
     WORKLOADS,
     cleanup_redis,
     ensure_wrk,
-    free_port,
     pinned,
     run_wrk,
     server,
     tracker_env,
 )
-from tracker import buffer, db
+from tracker import db, migrations
 from tracker.bots import READER
-from tracker.flusher import Flusher
+from tracker.embedded import free_port
 from tracker.keys import Keys
 from tracker.metrics import Metrics
 from tracker.models import CHANNELS, Event
+from tracker.readers import Visitor
+from tracker.recorder import Recorder
+from tracker.resources import make_flusher
+from tracker.scripts import open_redis
 from tracker.settings import Settings
 
 
@@ -41,10 +44,10 @@ from tracker.settings import Settings
 async def connections(
     args: argparse.Namespace, prefix: str
 ) -> AsyncIterator[tuple[Redis, asyncpg.Pool]]:
-    redis = buffer.open_redis(args.redis_url, timeout_s=30)
+    redis = open_redis(args.redis_url, timeout_s=30)
     pool = await db.open_pool(args.database_url, size=4, timeout_s=60)
     async with pool.acquire() as conn:
-        await db.migrate(conn)
+        await migrations.migrate(conn)
     try:
         yield redis, pool
     finally:
@@ -65,7 +68,7 @@ async def flush(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             counters = await fill(redis, keys, args.counters, kind)
             filled = time.perf_counter() - started
-            flusher = Flusher(settings, redis, pool, keys, Metrics())
+            flusher = make_flusher(settings, redis, pool, Metrics())
             started = time.perf_counter()
             result = await flusher.flush_once()
             took = time.perf_counter() - started
@@ -87,15 +90,16 @@ async def fill(redis: Redis, keys: Keys, counters: int, kind: str) -> int:
     now = time.time()
     entries = []
     for n in range(counters):
-        visitor = buffer.Visitor(reader=n.to_bytes(16, "big"), agent=READER)
+        visitor = Visitor(reader=n.to_bytes(16, "big"), agent=READER)
         if kind == "views":
             event = Event(type="view", article_id=f"bench/a{n}")
         else:
             channel = CHANNELS[n % len(CHANNELS)]
             event = Event(type="share", article_id=f"bench/a{n // len(CHANNELS)}", channel=channel)
         entries.append((event, visitor))
+    recorder = Recorder(redis, keys, dedup_window_s=0)
     for start in range(0, len(entries), 5_000):
-        await buffer.record(redis, keys, entries[start : start + 5_000], now, 0)
+        await recorder.record(entries[start : start + 5_000], now)
     return counters
 
 
@@ -198,9 +202,9 @@ def summarize(raw: Path) -> None:
     own: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        total += int(count)
-        own[stack.split(";")[-1]] += int(count)
+        stack, _, samples = line.rpartition(" ")
+        total += int(samples)
+        own[stack.split(";")[-1]] += int(samples)
     print(f"{total} samples; most time of its own:")
     for frame, count in own.most_common(20):
         print(f"{100 * count / total:5.1f}%  {frame}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
 from aiohttp import web
 
-from bench.serve import run
+from bench.serve import run_ingest
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 _decoder = msgspec.json.Decoder()
@@ -28,7 +29,7 @@ async def ingest(request: web.Request) -> web.Response:
     )
 
 
-async def pool_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await asyncpg.create_pool(sys.argv[2], min_size=8, max_size=32)
     await pool.execute(
         "CREATE TABLE IF NOT EXISTS naive_counts (article_id text, metric text, count bigint,"
@@ -40,10 +41,7 @@ async def pool_ctx(app: web.Application):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    app = web.Application()
-    app.cleanup_ctx.append(pool_ctx)
-    app.router.add_post("/api/v1/events", ingest)
-    run(app)
+    run_ingest(ingest, pool_ctx)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 
 import msgspec
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bench.serve import run
+from bench.serve import run_ingest
 
 REDIS = web.AppKey("redis", Redis)
 _decoder = msgspec.json.Decoder()
@@ -26,17 +27,14 @@ async def ingest(request: web.Request) -> web.Response:
     )
 
 
-async def redis_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = Redis.from_url(sys.argv[2], max_connections=64)
     yield
     await app[REDIS].aclose()
 
 
 def main() -> None:
-    app = web.Application()
-    app.cleanup_ctx.append(redis_ctx)
-    app.router.add_post("/api/v1/events", ingest)
-    run(app)
+    run_ingest(ingest, redis_ctx)
 
 
 if __name__ == "__main__":

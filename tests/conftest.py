@@ -14,19 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from tests.helpers import BROWSER_UA, Client, MakeClient
 from tracker.app import create_app
 from tracker.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tracker.settings import Settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-BROWSER_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
-)
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -132,24 +127,18 @@ def settings(redis_url: str, database_url: str, redis_prefix: str, redis: Redis)
     )
 
 
-MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
-
-
 @pytest.fixture
 def make_client(
     database_url: str,
     redis: Redis,
-    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> MakeClient:
     """make_client(settings, run_flusher=False): the app under test, started and cleaned up.
 
     Asks for the database and Redis first so that the app is closed before they are
     dropped (fixtures are torn down in reverse order of setup)."""
 
-    async def make(
-        settings: Settings, *, run_flusher: bool = False, **app_options: Any
-    ) -> TestClient[web.Request, web.Application]:
-        # A browser's User-Agent: aiohttp's own would be classified as a bot, not counted.
+    async def make(settings: Settings, *, run_flusher: bool = False, **app_options: Any) -> Client:
         return await aiohttp_client(
             create_app(settings, run_flusher=run_flusher, **app_options),
             headers={"User-Agent": BROWSER_UA},
@@ -159,9 +148,7 @@ def make_client(
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, make_client: MakeClient
-) -> TestClient[web.Request, web.Application]:
+async def client(settings: Settings, make_client: MakeClient) -> Client:
     """The app on the test's settings, without the background flusher (tests flush by hand)."""
     return await make_client(settings)
 

@@ -1,16 +1,30 @@
-"""Small helpers shared by tests."""
+"""Helpers shared by tests: clients, events, metric samples, user agents, processes."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
-from tracker.app import FLUSHER
 from tracker.flusher import FlushResult
+from tracker.resources import FLUSHER, METRICS
+from tracker.settings import Settings
 
 Client = TestClient[web.Request, web.Application]
+# make_client(settings, run_flusher=False, clock=...): the app under test, started.
+MakeClient = Callable[..., Awaitable[Client]]
+
+# A browser's User-Agent: aiohttp's own would be classified as a bot, and not counted.
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 def view(article_id: str, **extra: Any) -> dict[str, Any]:
@@ -37,3 +51,31 @@ async def stats(client: Client, article_id: str) -> dict[str, Any]:
     assert response.status == 200, await response.text()
     result: dict[str, Any] = await response.json()
     return result
+
+
+def sample(source: Client | CollectorRegistry, name: str, **labels: str) -> float | None:
+    """A sample of the app's own registry (or of `source`), exactly: None if the series
+    does not exist."""
+    registry = source if isinstance(source, CollectorRegistry) else source.app[METRICS].registry
+    value: float | None = registry.get_sample_value(name, labels)
+    return value
+
+
+def process_env(settings: Settings) -> dict[str, str]:
+    """The environment of a tracker process on `settings`: this process's own, without
+    any TRACKER_* variable of it, plus the settings'."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TRACKER_")}
+    env.update(settings.as_env())
+    return env
+
+
+def exposed(text: str) -> list[Sample]:
+    """The samples of a /metrics scrape."""
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def scraped(samples: list[Sample], name: str, **labels: str) -> float | None:
+    """One sample of a scrape, exactly: None if the series is not exposed."""
+    found = [s.value for s in samples if s.name == name and s.labels == labels]
+    assert len(found) <= 1, found
+    return found[0] if found else None

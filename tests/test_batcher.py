@@ -5,19 +5,18 @@ committed is never counted twice, and is finished on resume."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
 
-from tests.conftest import MakeClient
-from tests.helpers import Client, flush, post_events, stats, view
-from tracker import buffer, db
-from tracker.buffer import RedisUnavailable
-from tracker.db import DatabaseUnavailable
-from tracker.keys import part_of
+from tests.helpers import Client, MakeClient, flush, post_events, stats, view
+from tracker.counts import Batch, part_of
+from tracker.errors import DatabaseUnavailable, RedisUnavailable
+from tracker.recorder import Entry, Recorded, Recorder
+from tracker.resources import BATCHER
 from tracker.settings import Settings
-from tracker.views import BATCHER
+from tracker.store import Store
 
 
 async def test_concurrent_requests_share_round_trips(client: Client) -> None:
@@ -36,19 +35,21 @@ async def test_concurrent_requests_share_round_trips(client: Client) -> None:
 async def test_failed_round_trip_answers_503_to_exactly_its_requests(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_record = buffer.record
+    real_record = Recorder.record
     failed: set[str] = set()
     calls = 0
 
-    async def fail_the_second_call(redis: Any, keys: Any, entries: Any, *args: Any) -> Any:
+    async def fail_the_second_call(
+        recorder: Recorder, entries: Sequence[Entry], now_s: float
+    ) -> Recorded:
         nonlocal calls
         calls += 1
         if calls == 2:
             failed.update(event.article_id for event, _ in entries)
             raise RedisUnavailable("connection reset mid-batch")
-        return await real_record(redis, keys, entries, *args)
+        return await real_record(recorder, entries, now_s)
 
-    monkeypatch.setattr(buffer, "record", fail_the_second_call)
+    monkeypatch.setattr(Recorder, "record", fail_the_second_call)
     ids = [f"b{n}" for n in range(60)]
 
     statuses = dict(
@@ -59,7 +60,7 @@ async def test_failed_round_trip_answers_503_to_exactly_its_requests(
     assert failed, "the second round trip carried no request"
     assert {i for i, status in statuses.items() if status == 503} == failed
     assert {i for i, status in statuses.items() if status == 202} == set(ids) - failed
-    monkeypatch.setattr(buffer, "record", real_record)
+    monkeypatch.setattr(Recorder, "record", real_record)
     for article_id in ids:
         expected = 0 if article_id in failed else 1
         assert (await stats(client, article_id))["views"] == expected, article_id
@@ -72,15 +73,15 @@ async def test_batch_with_only_some_parts_committed_is_finished_on_resume(
     ids = [f"p{n}" for n in range(20)]
     assert {part_of(i, 2) for i in ids} == {0, 1}
     await post_events(client, *[view(i) for i in ids])
-    real_apply_part = db._apply_part
+    real_apply_part = Store._apply_part
 
-    async def part_one_fails(pool: Any, batch: Any, number: int, part: Any) -> bool:
+    async def part_one_fails(store: Store, part: Batch, number: int) -> bool:
         if number == 1:
             raise asyncpg.PostgresConnectionError("connection lost")
-        return await real_apply_part(pool, batch, number, part)
+        return await real_apply_part(store, part, number)
 
     with monkeypatch.context() as patch:
-        patch.setattr(db, "_apply_part", part_one_fails)
+        patch.setattr(Store, "_apply_part", part_one_fails)
         with pytest.raises(DatabaseUnavailable):
             await flush(client)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.helpers import Client, share, stats, view
+from tests.helpers import Client, sample, share, stats, view
 from tracker.bots import BOT, HUMAN, PREVIEW, Agent, BotClassifier
-from tracker.views import BOTS, METRICS
+from tracker.resources import BOTS
 
 READER = Agent(HUMAN)
 
@@ -311,13 +311,6 @@ def test_each_distinct_agent_is_classified_once() -> None:
     assert (info.hits, info.misses, info.currsize) == (1, 1, 1)
 
 
-def ignored(client: Client, reason: str) -> float | None:
-    value: float | None = client.app[METRICS].registry.get_sample_value(
-        "tracker_events_ignored_total", {"reason": reason}
-    )
-    return value
-
-
 async def test_bot_views_are_acknowledged_not_counted_and_metered(client: Client) -> None:
     sent = [
         (GOOGLEBOT, {"events": [view("bot-a"), view("bot-a"), share("bot-a", "telegram")]}),
@@ -339,13 +332,13 @@ async def test_bot_views_are_acknowledged_not_counted_and_metered(client: Client
     assert body["uniques"] == 0
     assert body["shares_total"] == 0
     assert sum(body["previews"].values()) == 0
-    assert ignored(client, "crawler") == 4.0  # three from Googlebot, one from curl
-    assert ignored(client, "headless") == 2.0
-    assert ignored(client, "empty") == 2.0
-    assert ignored(client, "duplicate") == 0.0
-    accepted = client.app[METRICS].registry.get_sample_value(
-        "tracker_events_accepted_total", {"type": "view"}
-    )
+    assert (
+        sample(client, "tracker_events_ignored_total", reason="crawler") == 4.0
+    )  # three from Googlebot, one from curl
+    assert sample(client, "tracker_events_ignored_total", reason="headless") == 2.0
+    assert sample(client, "tracker_events_ignored_total", reason="empty") == 2.0
+    assert sample(client, "tracker_events_ignored_total", reason="duplicate") == 0.0
+    accepted = sample(client, "tracker_events_accepted_total", type="view")
     assert accepted == 0.0
 
 
@@ -356,7 +349,7 @@ async def test_a_request_without_user_agent_header_is_a_bot(client: Client) -> N
         assert "User-Agent" not in response.request_info.headers
         assert response.status == 202
     assert (await stats(client, "no-ua"))["views"] == 0
-    assert ignored(client, "empty") == 1.0
+    assert sample(client, "tracker_events_ignored_total", reason="empty") == 1.0
 
 
 async def test_bot_pixel_request_is_not_counted(client: Client) -> None:
@@ -366,7 +359,7 @@ async def test_bot_pixel_request_is_not_counted(client: Client) -> None:
     assert response.status == 200
     assert response.content_type == "image/gif"
     assert (await stats(client, "bot-pixel"))["views"] == 0
-    assert ignored(client, "crawler") == 1.0
+    assert sample(client, "tracker_events_ignored_total", reason="crawler") == 1.0
 
 
 async def test_preview_fetchers_count_previews_per_channel_not_views(client: Client) -> None:
@@ -393,7 +386,7 @@ async def test_preview_fetchers_count_previews_per_channel_not_views(client: Cli
     assert body["shares_total"] == 0
     assert sum(body["referrals"].values()) == 0
     for reason in ("crawler", "empty", "headless"):
-        assert ignored(client, reason) == 0.0
+        assert sample(client, "tracker_events_ignored_total", reason=reason) == 0.0
 
 
 async def test_the_app_classifies_each_agent_once(client: Client) -> None:

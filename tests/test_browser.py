@@ -34,8 +34,8 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from tests.conftest import BROWSER_UA, wait_until
-from tests.helpers import Client
+from tests.conftest import wait_until
+from tests.helpers import BROWSER_UA, Client
 from tracker.app import create_app
 from tracker.settings import Settings
 

@@ -11,15 +11,15 @@ import asyncio
 import asyncpg
 import pytest
 
-from tests.conftest import MakeClient, wait_until
-from tests.helpers import Client, flush, post_events, share, stats, view
-from tracker import buffer, db
-from tracker.app import FLUSHER
-from tracker.buffer import RedisUnavailable
-from tracker.db import DatabaseUnavailable
+from tests.conftest import wait_until
+from tests.helpers import Client, MakeClient, flush, post_events, sample, share, stats, view
+from tracker.batches import RedisBatches
+from tracker.counts import Batch
+from tracker.errors import DatabaseUnavailable, RedisUnavailable
 from tracker.flusher import Flusher
+from tracker.resources import BATCHES, FLUSHER, KEYS, METRICS, POOL, REDIS, make_flusher
 from tracker.settings import Settings
-from tracker.views import KEYS, METRICS, POOL, REDIS
+from tracker.store import Store
 
 
 async def stored_totals(settings: Settings) -> dict[tuple[str, str], int]:
@@ -46,7 +46,7 @@ async def test_crash_after_claim_before_commit_resumes_the_batch(
         raise DatabaseUnavailable("connection lost mid-transaction")
 
     with monkeypatch.context() as patch:
-        patch.setattr(db, "apply_batch", postgres_dies)
+        patch.setattr(Store, "apply", postgres_dies)
         with pytest.raises(DatabaseUnavailable):
             await flush(client)
     # The batch key waits in Redis; reads still count it, once.
@@ -70,7 +70,7 @@ async def test_crash_after_commit_before_release_is_not_applied_twice(
         raise RedisUnavailable("connection reset")
 
     with monkeypatch.context() as patch:
-        patch.setattr(buffer, "release_batch", redis_dies)
+        patch.setattr(RedisBatches, "release", redis_dies)
         with pytest.raises(RedisUnavailable):
             await flush(client)
     # Committed in Postgres and still in Redis: a read counts it once, not twice.
@@ -81,28 +81,26 @@ async def test_crash_after_commit_before_release_is_not_applied_twice(
     assert (result.batches, result.skipped) == (0, 1)
     assert await stored_totals(settings) == {("y", "view"): 2}
     assert (await stats(client, "y"))["views"] == 2
-    metrics = client.app[METRICS].registry
-    assert (
-        metrics.get_sample_value("tracker_flush_batches_total", {"outcome": "already_applied"}) == 1
-    )
-    assert metrics.get_sample_value("tracker_flush_failures_total", {"reason": "redis"}) == 1
+    assert sample(client, "tracker_flush_batches_total", outcome="already_applied") == 1
+    assert sample(client, "tracker_flush_failures_total", reason="redis") == 1
 
 
 async def test_stale_flusher_cannot_delete_a_newer_batch(client: Client) -> None:
     app = client.app
     await post_events(client, view("z"))
     shard = app[KEYS].for_article("z")
-    old = await buffer.claim_batch(app[REDIS], shard)
+    batches, store = app[BATCHES], Store(app[POOL])
+    old = await batches.claim(shard.shard)
     assert old is not None
-    assert await db.apply_batch(app[POOL], old)
-    assert await buffer.release_batch(app[REDIS], old)
+    assert await store.apply(old)
+    assert await batches.release(old, now_s=0)
     await post_events(client, view("z"))
-    newer = await buffer.claim_batch(app[REDIS], shard)
+    newer = await batches.claim(shard.shard)
     assert newer is not None
-    assert newer.batch_id != old.batch_id
+    assert newer.id != old.id
 
     # The stale flusher wakes up and releases what it holds: the newer batch must stay.
-    assert not await buffer.release_batch(app[REDIS], old)
+    assert not await batches.release(old, now_s=0)
 
     assert await app[REDIS].exists(shard.batch) == 1
     assert (await stats(client, "z"))["views"] == 2
@@ -112,7 +110,7 @@ async def test_concurrent_flushers_count_each_event_once(
     client: Client, settings: Settings
 ) -> None:
     app = client.app
-    flushers = [Flusher(settings, app[REDIS], app[POOL], app[KEYS], app[METRICS]) for _ in range(3)]
+    flushers = [make_flusher(settings, app[REDIS], app[POOL], app[METRICS]) for _ in range(3)]
     sent = 0
 
     async def send() -> None:
@@ -142,7 +140,7 @@ async def test_reads_between_a_flush_commit_and_release_never_double_count(
     """The worst interleaving, forced: Redis is read, then a whole flush commits, then
     Postgres is read. The piece read from Redis must be dropped, not added."""
     await post_events(client, *[view("m")] * 5)
-    real_totals = db.totals_with_applied
+    real_totals = Store.totals_with_applied
     flushed_inside_read = 0
 
     async def flush_then_read(*args: object, **kwargs: object) -> object:
@@ -152,7 +150,7 @@ async def test_reads_between_a_flush_commit_and_release_never_double_count(
         return await real_totals(*args, **kwargs)  # type: ignore[arg-type]
 
     with monkeypatch.context() as patch:
-        patch.setattr(db, "totals_with_applied", flush_then_read)
+        patch.setattr(Store, "totals_with_applied", flush_then_read)
         during = await stats(client, "m")
 
     assert flushed_inside_read == 1
@@ -169,24 +167,23 @@ async def test_unexpected_error_does_not_end_the_background_flusher(
     settings: Settings, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = await make_client(settings.with_overrides(flush_interval_s=0.02), run_flusher=True)
-    real_apply = db.apply_batch
+    real_apply = Store.apply
     calls = 0
 
-    async def buggy_once(*args: object, **kwargs: object) -> bool:
+    async def buggy_once(store: Store, batch: Batch) -> bool:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise ValueError("a bug")
-        return await real_apply(*args, **kwargs)  # type: ignore[arg-type]
+        return await real_apply(store, batch)
 
-    monkeypatch.setattr(db, "apply_batch", buggy_once)
+    monkeypatch.setattr(Store, "apply", buggy_once)
     await post_events(client, view("bug"))
 
     async def flushed() -> bool:
-        pending = await buffer.pending_stats(client.app[REDIS], client.app[KEYS])
+        pending = await client.app[BATCHES].pending_stats()
         return calls >= 2 and pending.events == 0
 
     await wait_until(flushed, timeout_s=10)
-    registry = client.app[METRICS].registry
-    assert registry.get_sample_value("tracker_flush_failures_total", {"reason": "error"}) == 1
+    assert sample(client, "tracker_flush_failures_total", reason="error") == 1
     assert await stored_totals(settings) == {("bug", "view"): 1}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from tracker import buffer
 from tracker.bots import READER
 from tracker.keys import Keys, shard_of
 from tracker.models import Event
+from tracker.readers import Visitor
+from tracker.recorder import Recorder
 
 
 def test_every_key_of_a_shard_maps_to_one_cluster_slot() -> None:
@@ -20,11 +22,11 @@ def test_every_key_of_a_shard_maps_to_one_cluster_slot() -> None:
 def test_a_multi_article_request_sends_one_single_slot_call_per_shard() -> None:
     keys = Keys("trk", 8)
     events = [Event(type="view", article_id=f"a{n}") for n in range(50)]
-    visitor = buffer.Visitor(reader=b"r" * 16, agent=READER)
+    visitor = Visitor(reader=b"r" * 16, agent=READER)
+    # Building the calls sends nothing: the client never connects.
+    recorder = Recorder(Redis(), keys, dedup_window_s=60)
 
-    calls = buffer.record_calls(
-        keys, [(e, visitor) for e in events], now_s=1_800_000_000, dedup_window_s=60
-    )
+    calls = recorder.calls([(e, visitor) for e in events], now_s=1_800_000_000)
 
     assert len(calls) == len({shard_of(e.article_id, 8) for e in events})
     for call in calls:

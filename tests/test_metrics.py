@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import prometheus_client
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.helpers import Client, flush, share, view
-from tracker.settings import Settings
-from tracker.views import METRICS
-
-MakeClient = Callable[..., Awaitable[Client]]
-
-BROWSER_UA = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.5 Safari/605.1.15"
+from tests.helpers import (
+    BROWSER_UA,
+    Client,
+    MakeClient,
+    exposed,
+    flush,
+    sample,
+    scraped,
+    share,
+    view,
 )
+from tracker.resources import METRICS
+from tracker.settings import Settings
+
 # Distinctive ids, so finding one in the exposition text cannot be a coincidence.
 VIEWED = ["mx-view-7f3a1", "mx-view-7f3a2", "news/2026/mx-view-7f3a3"]
 SHARED = [("mx-share-9c1e4", "telegram"), ("mx-share-9c1e5", "facebook")]
-
-
-def sample(client: Client, name: str, **labels: str) -> float | None:
-    value: float | None = client.app[METRICS].registry.get_sample_value(name, labels)
-    return value
 
 
 async def post(client: Client, payload: Any) -> int:
@@ -47,14 +44,7 @@ async def scrape(client: Client) -> tuple[str, list[Sample]]:
     text = await response.text()
     assert response.status == 200, text
     assert response.content_type == "text/plain", response.headers
-    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-    return text, samples
-
-
-def scraped(samples: list[Sample], name: str, **labels: str) -> float | None:
-    found = [s.value for s in samples if s.name == name and s.labels == labels]
-    assert len(found) <= 1, found
-    return found[0] if found else None
+    return text, exposed(text)
 
 
 async def test_accepted_and_rejected_events_are_counted_exactly(client: Client) -> None:

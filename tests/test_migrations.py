@@ -9,7 +9,7 @@ import sys
 
 import asyncpg
 
-from tracker import db
+from tracker import migrations
 
 
 async def tables(url: str) -> set[str]:
@@ -24,13 +24,13 @@ async def tables(url: str) -> set[str]:
 async def test_migrate_twice_applies_once(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        first = await db.migrate(conn)
-        second = await db.migrate(conn)
-        versions = await db.schema_versions(conn)
+        first = await migrations.migrate(conn)
+        second = await migrations.migrate(conn)
+        versions = await migrations.schema_versions(conn)
     finally:
         await conn.close()
 
-    assert first == [m.version for m in db.load_migrations()]
+    assert first == [m.version for m in migrations.load_migrations()]
     assert second == []
     assert [v for v, _ in versions] == first
     assert {"article_hourly", "article_totals", "articles", "applied_batches"} <= await tables(
@@ -41,15 +41,15 @@ async def test_migrate_twice_applies_once(database_url: str) -> None:
 async def test_concurrent_migrations_apply_each_version_once(database_url: str) -> None:
     conns = [await asyncpg.connect(database_url) for _ in range(6)]
     try:
-        results = await asyncio.gather(*(db.migrate(c) for c in conns))
-        versions = await db.schema_versions(conns[0])
+        results = await asyncio.gather(*(migrations.migrate(c) for c in conns))
+        versions = await migrations.schema_versions(conns[0])
     finally:
         for conn in conns:
             await conn.close()
 
     applied = [v for result in results for v in result]
-    assert sorted(applied) == [m.version for m in db.load_migrations()]
-    assert len(versions) == len(db.load_migrations())
+    assert sorted(applied) == [m.version for m in migrations.load_migrations()]
+    assert len(versions) == len(migrations.load_migrations())
 
 
 def test_migrate_command_from_two_processes_at_once(database_url: str, redis_url: str) -> None:
@@ -78,5 +78,5 @@ def test_migrate_command_from_two_processes_at_once(database_url: str, redis_url
 
 
 def test_migrations_are_numbered_without_gaps() -> None:
-    versions = [m.version for m in db.load_migrations()]
+    versions = [m.version for m in migrations.load_migrations()]
     assert versions == list(range(1, len(versions) + 1))

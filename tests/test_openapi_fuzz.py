@@ -27,11 +27,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.test_utils import TestServer
 
 from tests.helpers import Client
-from tracker import buffer
-from tracker.app import FLUSHER, create_app
+from tracker.app import create_app
 from tracker.metrics import Metrics
+from tracker.resources import BATCHES, FLUSHER, METRICS
 from tracker.settings import Settings
-from tracker.views import KEYS, METRICS, REDIS
 
 MIN_REQUESTS = 1000
 # Test cases per operation in the fuzzing phase; the coverage and stateful phases add more.
@@ -86,7 +85,7 @@ async def wait_drained(app: web.Application, timeout_s: float = DRAIN_TIMEOUT_S)
     """Wait for the app's flusher to empty Redis; fail saying what is stuck otherwise."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        pending = await buffer.pending_stats(app[REDIS], app[KEYS])
+        pending = await app[BATCHES].pending_stats()
         if pending.events == 0:
             return
         if asyncio.get_running_loop().time() > deadline:

@@ -9,12 +9,11 @@ import asyncio
 import asyncpg
 import pytest
 
-from tests.conftest import MakeClient, wait_until
-from tests.helpers import Client, post_events, stats, view
-from tracker.app import FLUSHER
+from tests.conftest import wait_until
+from tests.helpers import Client, MakeClient, post_events, sample, stats, view
 from tracker.embedded import EmbeddedPostgres, EmbeddedRedis
+from tracker.resources import FLUSHER, METRICS
 from tracker.settings import Settings
-from tracker.views import METRICS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -48,10 +47,7 @@ async def test_redis_down_gives_503_with_retry_after_then_recovers_without_resta
     assert recovered.status == 202
     # Only the two acknowledged views exist: the AOF kept the first one over the restart.
     assert (await stats(client, "r1"))["views"] == 2
-    rejected = client.app[METRICS].registry.get_sample_value(
-        "tracker_events_rejected_total", {"reason": "unavailable"}
-    )
-    assert rejected == 5
+    assert sample(client, "tracker_events_rejected_total", reason="unavailable") == 5
 
 
 async def test_redis_killed_mid_run_never_acknowledges_what_it_did_not_store(
@@ -101,7 +97,7 @@ async def test_postgres_down_ingest_still_accepted_flush_backs_off_and_catches_u
     ready_body = await ready.json()
 
     async def failed_twice() -> bool:
-        failures = registry.get_sample_value("tracker_flush_failures_total", {"reason": "postgres"})
+        failures = sample(registry, "tracker_flush_failures_total", reason="postgres")
         return (failures or 0) >= 2
 
     await wait_until(failed_twice, timeout_s=20)

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import ClientResponse
 
-from tests.helpers import Client, flush, stats
+from tests.helpers import Client, MakeClient, flush, sample, stats
 from tracker.settings import Settings
 from tracker.snippet import PIXEL_GIF
-from tracker.views import METRICS
-
-MakeClient = Callable[..., Awaitable[Client]]
-
-
-def pixel_errors(client: Client, reason: str) -> float | None:
-    value: float | None = client.app[METRICS].registry.get_sample_value(
-        "tracker_pixel_errors_total", {"reason": reason}
-    )
-    return value
-
-
-def accepted(client: Client, event_type: str) -> float | None:
-    value: float | None = client.app[METRICS].registry.get_sample_value(
-        "tracker_events_accepted_total", {"type": event_type}
-    )
-    return value
 
 
 async def assert_gif(response: ClientResponse) -> None:
@@ -54,8 +36,8 @@ async def test_view_pixel_counts_a_view(client: Client) -> None:
     await assert_gif(response)
     body = await stats(client, "px-view")
     assert (body["views"], body["uniques"], body["shares_total"]) == (1, 1, 0)
-    assert accepted(client, "view") == 1.0
-    assert pixel_errors(client, "invalid") == 0.0
+    assert sample(client, "tracker_events_accepted_total", type="view") == 1.0
+    assert sample(client, "tracker_pixel_errors_total", reason="invalid") == 0.0
 
 
 async def test_type_defaults_to_view_and_explicit_view_is_the_same(client: Client) -> None:
@@ -72,7 +54,7 @@ async def test_share_pixel_counts_a_share(client: Client) -> None:
     assert body["shares"]["telegram"] == 1
     assert body["shares_total"] == 1
     assert body["views"] == 0
-    assert accepted(client, "share") == 1.0
+    assert sample(client, "tracker_events_accepted_total", type="share") == 1.0
 
 
 async def test_pixel_counts_survive_a_flush_and_match_a_beacon(client: Client) -> None:
@@ -99,9 +81,7 @@ async def test_pixel_repeat_is_not_counted_within_the_dedup_window(
     for _ in range(3):
         await assert_gif(await client.get("/p.gif", params={"a": "px-dedup"}))
     assert (await stats(client, "px-dedup"))["views"] == 1
-    duplicates = client.app[METRICS].registry.get_sample_value(
-        "tracker_events_ignored_total", {"reason": "duplicate"}
-    )
+    duplicates = sample(client, "tracker_events_ignored_total", reason="duplicate")
     assert duplicates == 2.0
 
 
@@ -123,10 +103,10 @@ async def test_invalid_input_still_answers_the_gif(client: Client, params: dict[
     response = await client.get("/p.gif", params=params)
 
     await assert_gif(response)
-    assert pixel_errors(client, "invalid") == 1.0
-    assert pixel_errors(client, "unavailable") == 0.0
-    assert accepted(client, "view") == 0.0
-    assert accepted(client, "share") == 0.0
+    assert sample(client, "tracker_pixel_errors_total", reason="invalid") == 1.0
+    assert sample(client, "tracker_pixel_errors_total", reason="unavailable") == 0.0
+    assert sample(client, "tracker_events_accepted_total", type="view") == 0.0
+    assert sample(client, "tracker_events_accepted_total", type="share") == 0.0
     body = await stats(client, "px-bad")
     assert (body["views"], body["shares_total"]) == (0, 0)
 
@@ -134,7 +114,7 @@ async def test_invalid_input_still_answers_the_gif(client: Client, params: dict[
 async def test_invalid_pixels_are_counted_one_each(client: Client) -> None:
     for params in ({}, {"a": "bad id"}, {"a": "ok", "t": "share"}):
         await assert_gif(await client.get("/p.gif", params=params))
-    assert pixel_errors(client, "invalid") == 3.0
+    assert sample(client, "tracker_pixel_errors_total", reason="invalid") == 3.0
 
 
 async def test_redis_unavailable_still_answers_the_gif(
@@ -146,9 +126,9 @@ async def test_redis_unavailable_still_answers_the_gif(
     for params in ({"a": "px-down"}, {"a": "px-down", "t": "share", "c": "vk"}):
         await assert_gif(await client.get("/p.gif", params=params))
 
-    assert pixel_errors(client, "unavailable") == 2.0
-    assert pixel_errors(client, "invalid") == 0.0
-    assert accepted(client, "view") == 0.0
+    assert sample(client, "tracker_pixel_errors_total", reason="unavailable") == 2.0
+    assert sample(client, "tracker_pixel_errors_total", reason="invalid") == 0.0
+    assert sample(client, "tracker_events_accepted_total", type="view") == 0.0
     # The beacon, by contrast, says it could not store the event.
     beacon = await client.post("/api/v1/events", json={"type": "view", "article_id": "px-down"})
     assert beacon.status == 503

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from tests.helpers import Client, flush, share, stats, view
+from tests.helpers import MakeClient, flush, share, stats, view
 from tracker.settings import Settings
-
-MakeClient = Callable[..., Awaitable[Client]]
 
 ADDRESSES = ("203.0.113.77", "2001:db8::beef", "198.51.100.123")
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 from multidict import CIMultiDict
 from redis.asyncio import Redis
 
-from tests.conftest import BROWSER_UA
-from tests.helpers import Client, stats, view
-from tracker.readers import DAY_S, SALT_GRACE_S, SaltStore, client_address, day_of, reader_id
+from tests.helpers import BROWSER_UA, Client, MakeClient, sample, stats, view
+from tracker.readers import SALT_GRACE_S, SaltStore, client_address, reader_id
 from tracker.settings import IPNetwork, Settings
-from tracker.views import METRICS
-
-MakeClient = Callable[..., Awaitable[Client]]
+from tracker.utc import DAY_S, day_of
 
 
 def nets(*specs: str) -> tuple[IPNetwork, ...]:
@@ -121,13 +117,6 @@ async def post_view_from(client: Client, article_id: str, forwarded_for: str) ->
     assert response.status == 202, await response.text()
 
 
-def duplicates(client: Client) -> float | None:
-    value: float | None = client.app[METRICS].registry.get_sample_value(
-        "tracker_events_ignored_total", {"reason": "duplicate"}
-    )
-    return value
-
-
 @pytest.mark.parametrize(
     ("trusted", "readers"),
     [pytest.param(LOOPBACK, 2, id="trusted"), pytest.param((), 1, id="untrusted")],
@@ -143,7 +132,7 @@ async def test_forwarded_readers_with_dedup_window(
     body = await stats(client, "relayed")
     assert body["views"] == readers
     assert body["uniques"] == readers
-    assert duplicates(client) == 2 - readers
+    assert sample(client, "tracker_events_ignored_total", reason="duplicate") == 2 - readers
 
 
 @pytest.mark.parametrize(
@@ -288,4 +277,4 @@ async def test_the_same_reader_is_a_new_reader_the_next_day(
     body = await stats(client, "daily")
     assert body["views"] == 2
     assert body["uniques"] == 2  # one reader per day; days cannot be linked
-    assert duplicates(client) == 1.0
+    assert sample(client, "tracker_events_ignored_total", reason="duplicate") == 1.0

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import BROWSER_UA
+from tests.helpers import BROWSER_UA
 from tracker.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,9 +7,8 @@ import itertools
 
 import pytest
 
-from tests.conftest import MakeClient
-from tests.helpers import post_events, share, stats, view
-from tracker.app import FLUSHER
+from tests.helpers import MakeClient, post_events, sample, share, stats, view
+from tracker.resources import FLUSHER
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.timeout(90)
@@ -48,9 +47,7 @@ async def test_totals_never_decrease_during_flushes_and_end_exact(
     final = await stats(client, "hot")
 
     drops = [(a, b) for a, b in itertools.pairwise(seen) if b[0] < a[0] or b[1] < a[1]]
-    flushes = client.app[FLUSHER].metrics.registry.get_sample_value(
-        "tracker_flush_batches_total", {"outcome": "applied"}
-    )
+    flushes = sample(client, "tracker_flush_batches_total", outcome="applied")
     print(f"reads={len(seen)} flushed batches={flushes} final={final['views']}/{sent_views}")
     assert len(seen) > 50
     assert flushes is not None

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-import os
 import random
 import re
 import signal
@@ -31,8 +30,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tests.conftest import MakeClient
-from tests.helpers import Client
+from tests.helpers import Client, MakeClient, process_env
 from tracker.embedded import EmbeddedPostgres, EmbeddedRedis
 from tracker.keys import Keys
 from tracker.settings import Settings
@@ -172,21 +170,15 @@ async def check_reads(client: Client, tally: Tally, stop: asyncio.Event, check: 
 
 
 def tracker_env(redis_url: str, database_url: str, prefix: str) -> dict[str, str]:
-    """The environment of a tracker process: this test's servers and prefix, nothing else."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TRACKER_")}
-    env.update(
-        TRACKER_REDIS_URL=redis_url,
-        TRACKER_DATABASE_URL=database_url,
-        TRACKER_REDIS_PREFIX=prefix,
-        TRACKER_REDIS_SHARDS=str(SHARDS),
-        TRACKER_DEDUP_WINDOW="0",
-        TRACKER_FLUSH_INTERVAL="0.02",
+    """The environment of a flusher process: the app's settings, flushing often."""
+    settings = app_settings(redis_url, database_url, prefix).with_overrides(
+        flush_interval_s=0.02,
         # A SIGKILLed flusher keeps the lease until it expires; the shortest allowed.
-        TRACKER_FLUSH_LEASE="1",
-        TRACKER_FLUSH_MAX_BACKOFF="0.5",
-        TRACKER_LOG_LEVEL="WARNING",
+        flush_lease_s=1.0,
+        flush_max_backoff_s=0.5,
+        log_level="WARNING",
     )
-    return env
+    return process_env(settings)
 
 
 async def migrate(env: dict[str, str]) -> None:
@@ -508,6 +500,39 @@ def report_and_check(run: Run, title: str, **figures: int) -> None:
     assert not errors, "\n".join(errors)
 
 
+@dataclass
+class Setup:
+    """A scenario's fixed parts: a seeded random source, the flusher processes'
+    environment (schema migrated), the app under test and the key layout."""
+
+    rng: random.Random
+    env: dict[str, str]
+    client: Client
+    keys: Keys
+    database_url: str
+
+    @classmethod
+    async def start(
+        cls, make_client: MakeClient, redis_url: str, database_url: str, prefix: str
+    ) -> Setup:
+        seed = random.randrange(2**32)
+        print(f"\nseed {seed}")
+        env = tracker_env(redis_url, database_url, prefix)
+        await migrate(env)
+        client = await make_client(app_settings(redis_url, database_url, prefix))
+        return cls(random.Random(seed), env, client, Keys(prefix, SHARDS), database_url)
+
+    async def run(self, **scenario: Any) -> Run:
+        return await run_scenario(
+            client=self.client,
+            env=self.env,
+            keys=self.keys,
+            database_url=self.database_url,
+            rng=self.rng,
+            **scenario,
+        )
+
+
 async def test_flusher_killed_at_random_and_postgres_restarted_loses_and_doubles_nothing(
     make_client: MakeClient,
     own_postgres: EmbeddedPostgres,
@@ -516,13 +541,7 @@ async def test_flusher_killed_at_random_and_postgres_restarted_loses_and_doubles
     redis: Redis,
     tmp_path: Path,
 ) -> None:
-    seed = random.randrange(2**32)
-    print(f"\nseed {seed}")
-    rng = random.Random(seed)
-    env = tracker_env(redis_url, own_postgres.url, redis_prefix)
-    await migrate(env)
-    client = await make_client(app_settings(redis_url, own_postgres.url, redis_prefix))
-    keys = Keys(redis_prefix, SHARDS)
+    setup = await Setup.start(make_client, redis_url, own_postgres.url, redis_prefix)
     pg_restarts = 0
     restarted_mid_transaction = False
 
@@ -536,22 +555,17 @@ async def test_flusher_killed_at_random_and_postgres_restarted_loses_and_doubles
             await locker.execute("BEGIN")
             await locker.execute("SELECT 1 FROM article_totals FOR UPDATE")
             restarted_mid_transaction = await flush_blocked_on_lock(watcher, timeout_s=10.0)
-            await asyncio.to_thread(own_postgres.restart, mode="immediate")
+            await asyncio.to_thread(own_postgres.pg_ctl, "-w", "-m", "immediate", "restart")
             pg_restarts += 1
         finally:
             locker.terminate()
             watcher.terminate()
 
     kills = 18
-    run = await run_scenario(
-        client=client,
+    run = await setup.run(
         tally=Tally(),
         redis=redis,
-        env=env,
-        keys=keys,
-        database_url=own_postgres.url,
         log_dir=tmp_path,
-        rng=rng,
         kills=kills,
         min_events=20_000,
         disruptions={kills // 2: restart_postgres_mid_flush},
@@ -577,15 +591,9 @@ async def test_redis_restart_mid_ingest_loses_and_doubles_no_acknowledged_event(
     redis_prefix: str,
     tmp_path: Path,
 ) -> None:
-    seed = random.randrange(2**32)
-    print(f"\nseed {seed}")
-    rng = random.Random(seed)
-    redis_url = own_redis.url
-    port = own_redis.port
-    env = tracker_env(redis_url, own_postgres.url, redis_prefix)
-    await migrate(env)
-    client = await make_client(app_settings(redis_url, own_postgres.url, redis_prefix))
-    keys = Keys(redis_prefix, SHARDS)
+    redis_url, port = own_redis.url, own_redis.port
+    setup = await Setup.start(make_client, redis_url, own_postgres.url, redis_prefix)
+    rng = setup.rng
     redis = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
     tally = Tally()
     refused_in_gap = 0
@@ -605,15 +613,10 @@ async def test_redis_restart_mid_ingest_loses_and_doubles_no_acknowledged_event(
         await asyncio.to_thread(own_redis.start, port=port)
 
     try:
-        run = await run_scenario(
-            client=client,
+        run = await setup.run(
             tally=tally,
             redis=redis,
-            env=env,
-            keys=keys,
-            database_url=own_postgres.url,
             log_dir=tmp_path,
-            rng=rng,
             kills=6,
             min_events=10_000,
             disruptions={2: restart_redis},

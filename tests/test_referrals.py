@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 
-from tests.helpers import Client, flush, stats, view
+from tests.helpers import Client, MakeClient, flush, sample, stats, view
 from tracker.referrals import referral_channel
 from tracker.settings import Settings
-from tracker.views import METRICS
-
-MakeClient = Callable[..., Awaitable[Client]]
 
 PAGE = "https://news.example/2026/story"
 
@@ -115,10 +110,7 @@ async def test_view_from_telegram_counts_a_referral_once(deduping: Client) -> No
     body = await stats(deduping, "ref-1")
     assert body["views"] == 1
     assert body["referrals"]["telegram"] == 1
-    duplicates = deduping.app[METRICS].registry.get_sample_value(
-        "tracker_events_ignored_total", {"reason": "duplicate"}
-    )
-    assert duplicates == 2.0
+    assert sample(deduping, "tracker_events_ignored_total", reason="duplicate") == 2.0
 
 
 async def test_direct_view_counts_no_referral(deduping: Client) -> None:

@@ -9,36 +9,25 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 
-from tests.helpers import Client, share, stats, view
+from tests.helpers import BROWSER_UA, Client, sample, share, stats, view
 from tracker.settings import Settings
-from tracker.views import METRICS
 
 EVENTS_URL = "/api/v1/events"
 # A browser's agent, so no bot filter can drop what these tests post.
-BROWSER_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": BROWSER_UA}
 MAX_BODY_BYTES = Settings().max_body_bytes
 LONG_ID = "a" * 129
 
 
-def sample(client: Client, name: str, **labels: str) -> float:
-    """A sample from the app's own registry; a series that does not exist reads as 0."""
-    value = client.app[METRICS].registry.get_sample_value(name, labels)
-    return 0.0 if value is None else value
-
-
 def outcomes(client: Client) -> dict[str, float]:
     """Accepted and rejected event counters, for one readable assertion."""
     counts = {
-        f"accepted:{t}": sample(client, "tracker_events_accepted_total", type=t)
+        f"accepted:{t}": sample(client, "tracker_events_accepted_total", type=t) or 0.0
         for t in ("view", "share")
     }
     for reason in ("invalid", "too_large", "unsupported_media_type", "unavailable"):
-        counts[f"rejected:{reason}"] = sample(
-            client, "tracker_events_rejected_total", reason=reason
+        counts[f"rejected:{reason}"] = (
+            sample(client, "tracker_events_rejected_total", reason=reason) or 0.0
         )
     return counts
 

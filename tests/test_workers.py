@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import ipaddress
 import signal
 import subprocess
 import sys
@@ -12,37 +12,29 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import BROWSER_UA
+from tests.helpers import BROWSER_UA, exposed, process_env, scraped
 from tracker.embedded import free_port
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
-def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and (labels is None or s.labels == labels):
-                return s.value
-    raise AssertionError(f"{name} {labels} not exposed")
-
-
 async def test_two_workers_count_everything_once_and_sum_their_metrics(
     settings: Settings, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")},
-        "TRACKER_REDIS_URL": settings.redis_url or "",
-        "TRACKER_DATABASE_URL": settings.database_url or "",
-        "TRACKER_REDIS_PREFIX": settings.redis_prefix,
-        "TRACKER_PORT": str(port),
-        "TRACKER_FLUSH_INTERVAL": "0.2",
-        "TRACKER_TRUSTED_PROXIES": "127.0.0.1/32",
-        "TRACKER_STATS_CACHE": "0",
-    }
+    env = process_env(
+        Settings(
+            redis_url=settings.redis_url,
+            database_url=settings.database_url,
+            redis_prefix=settings.redis_prefix,
+            port=port,
+            flush_interval_s=0.2,
+            trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+            stats_cache_s=0,
+        )
+    )
     log = (tmp_path / "workers.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "tracker", "serve", "--workers", "2"],
@@ -100,5 +92,7 @@ async def test_two_workers_count_everything_once_and_sum_their_metrics(
     assert views == events
     assert stored == events
     # Whichever worker answers the scrape, the counters are the sum over both workers.
-    accepted = {sample(text, "tracker_events_accepted_total", {"type": "view"}) for text in scrapes}
+    accepted = {
+        scraped(exposed(text), "tracker_events_accepted_total", type="view") for text in scrapes
+    }
     assert accepted == {float(events)}

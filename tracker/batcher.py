@@ -15,36 +15,21 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from redis.asyncio import Redis
-
-from . import buffer
-from .buffer import Recorded, Visitor
-from .keys import Keys
+from .errors import Ignored, RedisUnavailable
 from .metrics import Metrics
-from .models import Event
+from .recorder import Entry, Recorder
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[Event, Visitor]
 # A batch past this many events is sent at once rather than at the end of the tick, so
 # one script call never holds Redis for long.
 MAX_BATCH_EVENTS: Final = 2_000
 
 
 class Batcher:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        metrics: Metrics,
-        *,
-        dedup_window_s: int,
-        clock: Callable[[], float],
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
+    def __init__(self, recorder: Recorder, metrics: Metrics, *, clock: Callable[[], float]) -> None:
+        self.recorder = recorder
         self.metrics = metrics
-        self.dedup_window_s = dedup_window_s
         self.clock = clock
         self._entries: list[Entry] = []
         self._waiters: list[asyncio.Future[None]] = []
@@ -80,17 +65,15 @@ class Batcher:
     async def _send(self, entries: list[Entry], waiters: list[asyncio.Future[None]]) -> None:
         self.round_trips += 1
         try:
-            recorded: Recorded = await buffer.record(
-                self.redis, self.keys, entries, self.clock(), self.dedup_window_s
-            )
+            recorded = await self.recorder.record(entries, self.clock())
         except BaseException as exc:
             # Every request of the batch learns of it; none is acknowledged.
-            if isinstance(exc, buffer.RedisUnavailable):
+            if isinstance(exc, RedisUnavailable):
                 failure = exc
             else:
                 if isinstance(exc, Exception):
                     log.exception("recording a batch failed unexpectedly; answered 503")
-                failure = buffer.RedisUnavailable(repr(exc))
+                failure = RedisUnavailable(repr(exc))
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(failure)
@@ -98,7 +81,7 @@ class Batcher:
                 raise
             return
         if recorded.repeats:
-            self.metrics.events_ignored.labels("duplicate").inc(recorded.repeats)
+            self.metrics.events_ignored.labels(Ignored.DUPLICATE).inc(recorded.repeats)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -10,6 +10,8 @@ from typing import Final
 
 from crawlerdetect import CrawlerDetect
 
+from .errors import Ignored
+
 # Checked before the crawler list (which also knows them): these fetch a page to draw
 # its preview in a chat or a feed, right after someone shared the link there.
 PREVIEW_AGENTS: Final = (
@@ -43,13 +45,12 @@ HEADLESS: Final = re.compile(
 HUMAN: Final = "human"
 BOT: Final = "bot"
 PREVIEW: Final = "preview"
-BOT_REASONS: Final = ("crawler", "empty", "headless")
 
 
 @dataclass(frozen=True, slots=True)
 class Agent:
     kind: str  # HUMAN, BOT or PREVIEW
-    reason: str | None = None  # for BOT: one of BOT_REASONS
+    reason: Ignored | None = None  # for BOT: crawler, empty or headless
     channel: str | None = None  # for PREVIEW: the share channel
 
 
@@ -67,12 +68,12 @@ class BotClassifier:
     def _classify(self, user_agent: str) -> Agent:
         agent = user_agent.strip()
         if not agent:
-            return Agent(BOT, reason="empty")
+            return Agent(BOT, reason=Ignored.EMPTY)
         for pattern, channel in PREVIEW_AGENTS:
             if pattern.search(agent):
                 return Agent(PREVIEW, channel=channel)
         if HEADLESS.search(agent):
-            return Agent(BOT, reason="headless")
+            return Agent(BOT, reason=Ignored.HEADLESS)
         if self._detector.isCrawler(agent):
-            return Agent(BOT, reason="crawler")
+            return Agent(BOT, reason=Ignored.CRAWLER)
         return READER

@@ -9,13 +9,21 @@ from typing import TypeVar
 
 import click
 
-from . import __version__, db
-from .app import FLUSHER, create_app
+from . import __version__, migrations
 from .embedded import EmbeddedError
-from .server import run, started, wait_for_signal
+from .errors import DatabaseUnavailable
+from .metrics import Metrics
+from .resources import (
+    database_server,
+    flushing,
+    make_flusher,
+    postgres_pool,
+    redis_client,
+    servers,
+)
+from .server import run, wait_for_signal
 from .server import serve as serve_forever
 from .settings import Settings, SettingsError
-from .views import POOL
 from .workers import serve_workers
 
 log = logging.getLogger("tracker")
@@ -98,13 +106,18 @@ def flush(loop_: bool) -> None:
     _setup(settings)
 
     async def main_() -> None:
-        app = create_app(settings, run_flusher=loop_)
-        async with started(app):
+        async with (
+            servers(settings) as (redis_url, database_url),
+            redis_client(settings, redis_url) as redis,
+            postgres_pool(settings, database_url, migrate=True) as pool,
+        ):
+            flusher = make_flusher(settings, redis, pool, Metrics())
             if loop_:
-                log.info("flushing every %.3g s until stopped", settings.flush_interval_s)
-                await wait_for_signal()
+                async with flushing(flusher, settings):
+                    log.info("flushing every %.3g s until stopped", settings.flush_interval_s)
+                    await wait_for_signal()
                 return
-            result = await app[FLUSHER].flush_once()
+            result = await flusher.flush_once()
             if not result.lease:
                 _fail("another flusher holds the lease; nothing done")
             click.echo(
@@ -122,11 +135,13 @@ def migrate() -> None:
     _setup(settings)
 
     async def main_() -> None:
-        app = create_app(settings, run_flusher=False)
-        async with started(app):
-            async with app[POOL].acquire() as conn:
-                await db.migrate(conn)
-                versions = await db.schema_versions(conn)
+        async with (
+            database_server(settings) as database_url,
+            postgres_pool(settings, database_url, migrate=False) as pool,
+            pool.acquire() as conn,
+        ):
+            await migrations.migrate(conn)
+            versions = await migrations.schema_versions(conn)
             for version, name in versions:
                 click.echo(f"{version:04d}_{name}")
             click.echo(f"schema up to date ({len(versions)} migration(s))")
@@ -141,5 +156,5 @@ def _run_guarded(main_: Callable[[], Awaitable[None]]) -> None:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot connect or listen: {exc}")
-    except db.DatabaseUnavailable as exc:
+    except DatabaseUnavailable as exc:
         _fail(f"Postgres unavailable: {exc}")

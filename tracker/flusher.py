@@ -12,38 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from redis.asyncio import Redis
-
-from . import buffer, db
-from .buffer import Call, RedisUnavailable, Script, redis_unavailable_on_error
-from .db import DatabaseUnavailable
-from .keys import Keys, ShardKeys
+from .batches import RedisBatches
+from .errors import DatabaseUnavailable, RedisUnavailable
+from .lease import Lease
 from .metrics import Metrics
 from .settings import Settings
+from .store import Store
 
 log = logging.getLogger(__name__)
-
-RENEW_LEASE: Final = Script("""
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-""")
-DROP_LEASE: Final = Script("""
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-""")
 
 PRUNE_EVERY_S: Final = 3600.0
 # A flush run does at most this many batches per shard, so a busy shard cannot starve others.
@@ -60,66 +42,44 @@ class FlushResult:
 
 
 class Flusher:
+    """Redis side, PostgreSQL side and the lease, joined only here."""
+
     def __init__(
         self,
         settings: Settings,
-        redis: Redis,
-        pool: db.Pool,
-        keys: Keys,
+        batches: RedisBatches,
+        store: Store,
+        lease: Lease,
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.clock = clock
         self.settings = settings
-        self.redis = redis
-        self.pool = pool
-        self.keys = keys
+        self.batches = batches
+        self.store = store
+        self.lease = lease
         self.metrics = metrics
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.clock = clock
         self.consecutive_failures = 0
         self._last_prune = 0.0
-
-    async def _lease(self) -> bool:
-        with redis_unavailable_on_error():
-            acquired = await self.redis.set(
-                self.keys.lease, self.owner, nx=True, px=self._lease_ms()
-            )
-        # Not acquired: it may be ours already, from a run of this flusher cut short.
-        return bool(acquired) or await self._renew()
-
-    def _lease_ms(self) -> int:
-        return int(self.settings.flush_lease_s * 1000)
-
-    async def _renew(self) -> bool:
-        (renewed,) = await buffer.run_calls(
-            self.redis, [Call(RENEW_LEASE, (self.keys.lease,), (self.owner, self._lease_ms()))]
-        )
-        return bool(renewed)
-
-    async def _drop_lease(self) -> None:
-        with contextlib.suppress(RedisUnavailable):
-            await buffer.run_calls(
-                self.redis, [Call(DROP_LEASE, (self.keys.lease,), (self.owner,))]
-            )
 
     async def flush_once(self) -> FlushResult:
         """One pass over all shards. Raises RedisUnavailable / DatabaseUnavailable."""
         started = time.perf_counter()
         self.metrics.flush_runs.inc()
         try:
-            if not await self._lease():
+            if not await self.lease.acquire():
                 return FlushResult(lease=False)
             try:
                 result = FlushResult()
-                for shard in self.keys.all_shards():
+                for shard in range(self.settings.redis_shards):
                     await self._flush_shard(shard, result)
-                    if not await self._renew():
+                    if not await self.lease.renew():
                         log.warning("flush lease lost mid-run; stopping this run")
                         break
                 await self._maybe_prune()
             finally:
-                await self._drop_lease()
+                await self.lease.release()
         except (RedisUnavailable, DatabaseUnavailable) as exc:
             reason = "redis" if isinstance(exc, RedisUnavailable) else "postgres"
             self.metrics.flush_failures.labels(reason).inc()
@@ -128,17 +88,13 @@ class Flusher:
         self.metrics.last_flush_success.set(time.time())
         return result
 
-    async def _flush_shard(self, shard: ShardKeys, result: FlushResult) -> None:
+    async def _flush_shard(self, shard: int, result: FlushResult) -> None:
         for _ in range(MAX_BATCHES_PER_SHARD):
-            batch = await buffer.claim_batch(
-                self.redis, shard, parts=self.settings.flush_parallelism
-            )
+            batch = await self.batches.claim(shard, parts=self.settings.flush_parallelism)
             if batch is None:
                 return
-            await buffer.fetch_sketches(self.redis, batch)
-            applied = await db.apply_batch(self.pool, batch)
-            await buffer.release_batch(self.redis, batch)
-            await buffer.expire_past_sketches(self.redis, batch, self.clock())
+            applied = await self.store.apply(batch)
+            await self.batches.release(batch, self.clock())
             if applied:
                 result.batches += 1
                 result.events += batch.events
@@ -149,7 +105,7 @@ class Flusher:
             else:
                 result.skipped += 1
                 self.metrics.flush_batches.labels("already_applied").inc()
-                log.info("batch %s was applied before; released it", batch.batch_id)
+                log.info("batch %s was applied before; released it", batch.id)
             if not batch.resumed:
                 # The live hash was cut in this run; what came after waits for the next.
                 return
@@ -159,8 +115,7 @@ class Flusher:
         if now - self._last_prune < PRUNE_EVERY_S:
             return
         self._last_prune = now
-        await db.prune(
-            self.pool,
+        await self.store.prune(
             applied_batch_days=self.settings.applied_batch_retention_days,
             hourly_days=self.settings.hourly_retention_days,
         )
@@ -178,7 +133,7 @@ class Flusher:
     async def _due_early(self) -> bool:
         """Whether enough events wait that the flush should not wait for the interval."""
         try:
-            pending = await buffer.pending_stats(self.redis, self.keys)
+            pending = await self.batches.pending_stats()
         except RedisUnavailable:
             return False
         return pending.events >= self.settings.flush_max_pending_events

@@ -19,38 +19,42 @@ Fields of a live/batch hash:
   `m <article>`                  latest metadata (JSON) the events carried
   `_first_ms`, `_events`, `_counters`, `_id`: bookkeeping (age, size, batch id)
 
-Metrics: `view`, `share:<channel>`, `referral:<channel>` (a view that came from a share
-channel) and `preview:<channel>` (a link-preview fetcher of that channel).
+Metrics are named in counts.py.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import zlib
 from dataclasses import dataclass
 from typing import Final
 
-from .models import CHANNELS
+from .counts import ALL_METRICS
+from .utc import DAY_S
 
 BUCKET: Final = "b"
 TOTAL: Final = "t"
 META: Final = "m"
 UNIQUES: Final = "u"
-FIRST_MS: Final = "_first_ms"
 EVENTS: Final = "_events"
-COUNTERS: Final = "_counters"
-BATCH_ID: Final = "_id"
 PARTS: Final = "_parts"
 
-VIEW_METRIC: Final = "view"
-SHARE: Final = "share"
-REFERRAL: Final = "referral"
-PREVIEW: Final = "preview"
-CHANNEL_KINDS: Final = (SHARE, REFERRAL, PREVIEW)
-ALL_METRICS: Final = (
-    VIEW_METRIC,
-    *(f"{kind}:{channel}" for kind in CHANNEL_KINDS for channel in CHANNELS),
-)
+# A day's reader sketch expires at the end of the next day, stored or not (Redis holds
+# two days of sketches at most); once a past day's sketch is stored, the flusher
+# shortens that to PERSISTED_SKETCH_TTL_S.
+SKETCH_DAYS_KEPT: Final = 2
+PERSISTED_SKETCH_TTL_S: Final = 3_600
+
+
+def sketch_expires_at(day: int) -> int:
+    return (day + SKETCH_DAYS_KEPT) * DAY_S
+
+
+def epoch_candidate() -> str:
+    """A shard's epoch is set once, from the first candidate offered: batch ids stay unique
+    even if Redis loses its data and its generation counter starts again."""
+    return secrets.token_hex(6)
 
 
 def shard_of(article_id: str, shards: int) -> int:
@@ -58,14 +62,6 @@ def shard_of(article_id: str, shards: int) -> int:
     if shards == 1:
         return 0
     return zlib.crc32(article_id.encode()) % shards
-
-
-def part_of(article_id: str, parts: int) -> int:
-    """Which part of a batch holds an article's counters (parts are applied in parallel).
-    adler32, not crc32: independent of the shard, which crc32 picks."""
-    if parts == 1:
-        return 0
-    return zlib.adler32(article_id.encode()) % parts
 
 
 def bucket_field(hour: int, metric: str, article_id: str) -> str:
@@ -103,6 +99,10 @@ class ShardKeys:
         """The id recorded in Postgres: shard number plus the Redis-side `<epoch>:<gen>`."""
         return f"{self.shard}:{redis_id}"
 
+    def redis_id(self, batch_id: str) -> str:
+        """The Redis-side `<epoch>:<gen>` of an id made by batch_id."""
+        return batch_id.removeprefix(f"{self.shard}:")
+
     def dedup(self, reader: bytes, metric: str, article_id: str) -> str:
         digest = hashlib.blake2b(digest_size=12)
         for part in (reader, metric.encode(), article_id.encode()):
@@ -112,10 +112,6 @@ class ShardKeys:
 
     def uniques(self, day: int, article_id: str) -> str:
         return f"{self.base}:u:{day}:{article_id}"
-
-    def scratch(self, token: str) -> str:
-        """A temporary key in this shard's slot (for merging sketches)."""
-        return f"{self.base}:tmp:{token}"
 
 
 class Keys:

@@ -15,12 +15,11 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .buffer import PendingStats
+from .counts import PendingStats
+from .errors import Ignored, Rejected
 from .models import Event
 
-REJECT_REASONS = ("invalid", "too_large", "unsupported_media_type", "unavailable", "origin")
-IGNORE_REASONS = ("crawler", "empty", "headless", "duplicate", "dnt")
-PIXEL_ERRORS = ("invalid", "unavailable")
+PIXEL_ERRORS = (Rejected.INVALID, Rejected.UNAVAILABLE)
 EVENT_TYPES = ("view", "share")
 
 
@@ -133,14 +132,14 @@ class Metrics:
         # Zero-valued series from the start, so rate() and alerts see them before the first event.
         for event_type in EVENT_TYPES:
             self.events_accepted.labels(event_type)
-        for reason in REJECT_REASONS:
-            self.events_rejected.labels(reason)
-        for reason in IGNORE_REASONS:
-            self.events_ignored.labels(reason)
-        for reason in PIXEL_ERRORS:
-            self.pixel_errors.labels(reason)
-        for reason in ("redis", "postgres", "error"):
-            self.flush_failures.labels(reason)
+        for rejected in Rejected:
+            self.events_rejected.labels(rejected)
+        for ignored in Ignored:
+            self.events_ignored.labels(ignored)
+        for pixel_error in PIXEL_ERRORS:
+            self.pixel_errors.labels(pixel_error)
+        for failure in ("redis", "postgres", "error"):
+            self.flush_failures.labels(failure)
         for outcome in ("applied", "already_applied"):
             self.flush_batches.labels(outcome)
 

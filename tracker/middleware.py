@@ -1,4 +1,5 @@
-"""Middlewares: JSON errors, request metrics, and CORS for the allowed origins."""
+"""Middlewares: JSON errors (the one place a refusal is answered and counted), request
+metrics, and CORS for the allowed origins."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from typing import Final
 
 from aiohttp import web
 
-from .buffer import RedisUnavailable
-from .db import DatabaseUnavailable
-from .models import InvalidEvent
-from .views import METRICS, SETTINGS, error_response, unavailable
+from .errors import OriginNotAllowed, TrackerError
+from .resources import METRICS, SETTINGS
+from .responses import error_response, refusal
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# How many events a request carries, set by the handlers that record events: a refusal
+# of such a request counts in tracker_events_rejected_total, per request until its body
+# is parsed and per event after.
+EVENTS_IN_REQUEST: Final = web.RequestKey("events_in_request", int)
 
 # Paths a page on another origin may call: ingest and the stats reads.
 CORS_PREFIXES: Final = ("/api/v1/events", "/api/v1/articles/")
@@ -32,18 +37,21 @@ _STATUS_ERRORS: Final = {
 }
 
 
+def reject(request: web.Request, exc: TrackerError, *, events: int) -> web.Response:
+    """The answer to a refused request, and `events` counted as rejected for its reason."""
+    app = request.app
+    if events:
+        app[METRICS].events_rejected.labels(exc.reason).inc(events)
+    return refusal(exc, retry_after_s=app[SETTINGS].retry_after_s)
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500 page."""
     try:
         return await handler(request)
-    except InvalidEvent as exc:
-        error = "too_large" if exc.status == 413 else "invalid"
-        return error_response(exc.status, error, {"field": exc.field, "message": exc.message})
-    except RedisUnavailable:
-        return unavailable(request, "redis")
-    except DatabaseUnavailable:
-        return unavailable(request, "postgres")
+    except TrackerError as exc:
+        return reject(request, exc, events=request.get(EVENTS_IN_REQUEST, 0))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -96,11 +104,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     allowed = origin_allowed(request, origin)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not allowed:
-            return error_response(
-                403,
-                "origin_not_allowed",
-                {"field": "Origin", "message": f"{origin} is not allowed"},
-            )
+            return reject(request, _not_allowed(origin), events=0)
         headers = _cors_headers(request, origin)
         headers["Access-Control-Allow-Methods"] = CORS_METHODS
         headers["Access-Control-Allow-Headers"] = request.headers.get(
@@ -110,13 +114,12 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return web.Response(status=204, headers=headers)
     if not allowed:
         if request.method == "POST":
-            request.app[METRICS].events_rejected.labels("origin").inc()
-            return error_response(
-                403,
-                "origin_not_allowed",
-                {"field": "Origin", "message": f"{origin} is not allowed"},
-            )
+            return reject(request, _not_allowed(origin), events=1)
         return await handler(request)  # readable by non-browser clients; browsers block it
     response = await handler(request)
     response.headers.update(_cors_headers(request, origin))
     return response
+
+
+def _not_allowed(origin: str) -> OriginNotAllowed:
+    return OriginNotAllowed("Origin", f"{origin} is not allowed")

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
-EVENT_TYPES: Final = ("view", "share")
+from .errors import InvalidInput, TooLarge
+
 ARTICLE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:/-]{1,128}$"
 # fullmatch, because `$` in the schema pattern also matches before a final newline.
 ARTICLE_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
@@ -64,18 +65,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
         return found
 
 
-class Batch(msgspec.Struct, frozen=True):
+class EventBatch(msgspec.Struct, frozen=True):
     events: list[Event]
-
-
-class InvalidEvent(ValueError):
-    """A request body that is not an event or a batch of events; `field` names the culprit."""
-
-    def __init__(self, field: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.status = status
 
 
 _PATH_RE: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
@@ -100,15 +91,15 @@ _decoder: Final = msgspec.json.Decoder()
 
 
 _event_decoder: Final = msgspec.json.Decoder(Event)
-_batch_decoder: Final = msgspec.json.Decoder(Batch)
+_batch_decoder: Final = msgspec.json.Decoder(EventBatch)
 
 
 def _checked(events: list[Event], prefix: str) -> list[Event]:
     for index, event in enumerate(events):
         if not ARTICLE_ID_RE.fullmatch(event.article_id):
-            raise InvalidEvent(prefix.format(index) + "article_id", ARTICLE_ID_RULE)
+            raise InvalidInput(prefix.format(index) + "article_id", ARTICLE_ID_RULE)
         if event.type == "share" and event.channel is None:
-            raise InvalidEvent(
+            raise InvalidInput(
                 prefix.format(index) + "channel",
                 f"required for a share: one of {', '.join(CHANNELS)}",
             )
@@ -116,7 +107,7 @@ def _checked(events: list[Event], prefix: str) -> list[Event]:
 
 
 def parse_events(body: bytes, *, max_events: int) -> list[Event]:
-    """Decode one event or `{"events": [...]}`; raise InvalidEvent naming the field at fault."""
+    """Decode one event or `{"events": [...]}`; raise InvalidInput naming the field at fault."""
     # Fast path: straight into the typed structs in one pass. Anything it does not take
     # (a body shaped otherwise, an invalid field) goes the general way below, which
     # names the field at fault.
@@ -134,9 +125,9 @@ def parse_events(body: bytes, *, max_events: int) -> list[Event]:
     # msgspec raises UnicodeDecodeError for bad UTF-8 inside a string, and RecursionError
     # for very deep nesting: both are the client's malformed body, not a server error.
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidEvent("body", f"malformed JSON: {exc}") from None
+        raise InvalidInput("body", f"malformed JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise InvalidEvent("body", 'expected a JSON object: one event or {"events": [...]}')
+        raise InvalidInput("body", 'expected a JSON object: one event or {"events": [...]}')
     return parse_event_dict(raw, max_events=max_events)
 
 
@@ -145,23 +136,21 @@ def parse_event_dict(raw: dict[str, Any], *, max_events: int = 1) -> list[Event]
     if "events" in raw:
         items = raw["events"]
         if isinstance(items, list) and len(items) > max_events:
-            raise InvalidEvent(
-                "events",
-                f"at most {max_events} events in one request, got {len(items)}",
-                status=413,
+            raise TooLarge(
+                "events", f"at most {max_events} events in one request, got {len(items)}"
             )
         if isinstance(items, list) and not items:
-            raise InvalidEvent("events", "expected at least one event")
+            raise InvalidInput("events", "expected at least one event")
         try:
-            events = msgspec.convert(raw, Batch).events
+            events = msgspec.convert(raw, EventBatch).events
         except msgspec.ValidationError as exc:
-            raise InvalidEvent(*_field_from_error(exc)) from None
+            raise InvalidInput(*_field_from_error(exc)) from None
         prefix = "events[{}]."
     else:
         try:
             events = [msgspec.convert(raw, Event)]
         except msgspec.ValidationError as exc:
-            raise InvalidEvent(*_field_from_error(exc)) from None
+            raise InvalidInput(*_field_from_error(exc)) from None
         prefix = ""
     return _checked(events, prefix)
 
@@ -169,12 +158,12 @@ def parse_event_dict(raw: dict[str, Any], *, max_events: int = 1) -> list[Event]
 def parse_article_ids(raw: str | None, *, max_ids: int) -> list[str]:
     """The `ids` query of the batch stats read: a comma list of article ids, in order."""
     if raw is None or not raw.strip():
-        raise InvalidEvent("ids", "expected a comma-separated list of article ids")
+        raise InvalidInput("ids", "expected a comma-separated list of article ids")
     ids = [part.strip() for part in raw.split(",") if part.strip()]
     if not ids:  # only commas
-        raise InvalidEvent("ids", "expected a comma-separated list of article ids")
+        raise InvalidInput("ids", "expected a comma-separated list of article ids")
     if len(ids) > max_ids:
-        raise InvalidEvent("ids", f"at most {max_ids} ids, got {len(ids)}")
+        raise InvalidInput("ids", f"at most {max_ids} ids, got {len(ids)}")
     for article_id in ids:
         validate_article_id(article_id, field="ids")
     return ids
@@ -182,7 +171,7 @@ def parse_article_ids(raw: str | None, *, max_ids: int) -> list[str]:
 
 def validate_article_id(article_id: str, *, field: str = "article_id") -> str:
     if not ARTICLE_ID_RE.fullmatch(article_id):
-        raise InvalidEvent(field, ARTICLE_ID_RULE)
+        raise InvalidInput(field, ARTICLE_ID_RULE)
     return article_id
 
 

@@ -77,13 +77,6 @@ SET sketch = EXCLUDED.sketch, readers = EXCLUDED.readers
 WHERE EXCLUDED.readers >= u.readers
 """
 
-DAILY_SKETCHES: Final = """
-SELECT (day - date '1970-01-01') AS day, sketch
-FROM article_daily_uniques
-WHERE article_id = $1 AND day BETWEEN date '1970-01-01' + $2::int AND date '1970-01-01' + $3::int
-ORDER BY day
-"""
-
 # Totals, which pending batch ids are applied, and the readers stored for the days whose
 # sketches Redis may still hold, in one statement: one snapshot, so a flush committing
 # in between cannot make a batch both missing and dropped.

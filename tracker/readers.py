@@ -11,22 +11,15 @@ import hashlib
 import secrets
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from redis.asyncio import Redis
 
-from .buffer import DAY_S, day_of, redis_unavailable_on_error
+from .bots import Agent
+from .scripts import redis_unavailable_on_error
 from .settings import IPNetwork
-
-__all__ = [
-    "DAY_S",
-    "SALT_GRACE_S",
-    "SaltStore",
-    "TrustedProxies",
-    "client_address",
-    "day_of",
-    "reader_id",
-]
+from .utc import DAY_S
 
 # Kept a little past midnight so a request that read the salt just before can finish.
 SALT_GRACE_S: Final = 300
@@ -107,6 +100,14 @@ def client_address(
         if hop not in trusted:
             break
     return _text(client)
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who sent the events: the day's reader id and what kind of agent it is."""
+
+    reader: bytes
+    agent: Agent
 
 
 def reader_id(salt: bytes, address: str, user_agent: str) -> bytes:

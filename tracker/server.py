@@ -15,8 +15,8 @@ from aiohttp import web
 
 from . import __version__
 from .app import create_app
+from .resources import SETTINGS
 from .settings import Settings
-from .views import SETTINGS
 
 log = logging.getLogger("tracker")
 T = TypeVar("T")

@@ -86,6 +86,16 @@ class Settings:
         settings.validate()
         return settings
 
+    def as_env(self) -> dict[str, str]:
+        """The TRACKER_* variables that give these settings (those not at their default):
+        from_env(as_env()) gives them back. For starting a tracker process."""
+        defaults = Settings()
+        return {
+            ENV_NAMES[f.name]: _env_value(getattr(self, f.name))
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(defaults, f.name)
+        }
+
     def with_overrides(self, **changes: Any) -> Settings:
         settings = replace(self, **changes)
         settings.validate()
@@ -108,6 +118,14 @@ class Settings:
             raise SettingsError(
                 f"TRACKER_DATABASE_URL={self.database_url!r}: expected postgresql://..."
             )
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
 
 
 def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:

@@ -1,0 +1,78 @@
+"""The package's shape: the Redis side and the PostgreSQL side meet only in plain values,
+Lua and SQL live in files, and no module imports one that imports it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tracker"
+REDIS_SIDE = {"scripts", "keys", "recorder", "batches", "pending", "lease"}
+POSTGRES_SIDE = {"db", "migrations", "queries", "store"}
+
+
+def imports_of(module: str) -> set[str]:
+    """Modules of the package (and top-level libraries) that `module` imports."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level:
+                found.update(alias.name for alias in node.names)
+            elif node.module:
+                found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(POSTGRES_SIDE))
+def test_postgres_side_knows_nothing_of_redis(module: str) -> None:
+    assert imports_of(module) & (REDIS_SIDE | {"redis"}) == set()
+
+
+@pytest.mark.parametrize("module", sorted(REDIS_SIDE))
+def test_redis_side_knows_nothing_of_postgres(module: str) -> None:
+    assert imports_of(module) & (POSTGRES_SIDE | {"asyncpg"}) == set()
+
+
+def test_no_module_imports_a_module_that_imports_it() -> None:
+    modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    graph = {module: imports_of(module) & modules for module in modules}
+    cycles = sorted((a, b) for a in graph for b in graph[a] if a < b and a in graph[b])
+    assert cycles == []
+
+
+def test_scripts_and_queries_live_in_files() -> None:
+    for path in PACKAGE.glob("*.py"):
+        text = path.read_text()
+        assert "redis.call(" not in text, f"Lua inside {path.name}: it belongs in tracker/lua"
+    assert sorted(p.stem for p in (PACKAGE / "lua").glob("*.lua"))
+
+
+def test_no_module_is_past_three_hundred_lines_of_logic() -> None:
+    """Code lines (not blank, not comments or docstrings); the OpenAPI document is a table."""
+    long = {}
+    for path in PACKAGE.glob("*.py"):
+        if path.stem == "openapi":
+            continue
+        tree = ast.parse(path.read_text())
+        doc_lines: set[int] = set()
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+                value = body[0].value
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    doc_lines.update(range(body[0].lineno, (body[0].end_lineno or 0) + 1))
+        code = [
+            n
+            for n, line in enumerate(path.read_text().splitlines(), 1)
+            if line.strip() and not line.strip().startswith("#") and n not in doc_lines
+        ]
+        if len(code) > 300:
+            long[path.name] = len(code)
+    assert long == {}

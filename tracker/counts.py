@@ -1,0 +1,135 @@
+"""Plain values that carry counts between the Redis side and the PostgreSQL side.
+
+The Redis side (batches.py, pending.py) produces them, the PostgreSQL side (store.py)
+consumes them, and neither knows the other's keys, clients or pools.
+
+Metrics, as stored in both: `view`, `share:<channel>`, `referral:<channel>` (a view that
+came from a share channel) and `preview:<channel>` (a link-preview fetcher of that
+channel).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Final
+
+from .models import CHANNELS
+
+VIEW: Final = "view"
+SHARE: Final = "share"
+REFERRAL: Final = "referral"
+PREVIEW: Final = "preview"
+CHANNEL_KINDS: Final = (SHARE, REFERRAL, PREVIEW)
+ALL_METRICS: Final = (
+    VIEW,
+    *(f"{kind}:{channel}" for kind in CHANNEL_KINDS for channel in CHANNELS),
+)
+
+# (article_id, metric, hour since the epoch)
+CounterKey = tuple[str, str, int]
+# (UTC day, article_id)
+DayArticle = tuple[int, str]
+
+
+def part_of(article_id: str, parts: int) -> int:
+    """Which part of a batch holds an article's counters (parts are applied in parallel).
+    adler32, not crc32: independent of the shard, which crc32 picks."""
+    if parts == 1:
+        return 0
+    return zlib.adler32(article_id.encode()) % parts
+
+
+@dataclass(frozen=True, slots=True)
+class Sketch:
+    """A day's reader sketch of an article (a Redis HyperLogLog, as Redis stores it)."""
+
+    data: bytes
+    readers: int
+
+
+@dataclass(slots=True)
+class Batch:
+    """Counters cut from one shard, to be applied to PostgreSQL exactly once.
+
+    `id` is what PostgreSQL records (`<shard>:<epoch>:<gen>`); the batch is applied in
+    `parts` transactions, articles split by part_of.
+    """
+
+    id: str
+    shard: int
+    parts: int = 1
+    resumed: bool = False
+    events: int = 0
+    counters: dict[CounterKey, int] = field(default_factory=dict)
+    # article_id -> the latest metadata its events carried (url, title, ...)
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the current sketch of every (day, article) whose readers changed
+    sketches: dict[DayArticle, Sketch] = field(default_factory=dict)
+
+    def split(self) -> list[Batch]:
+        """One Batch per part, each with the articles part_of assigns it; the batch's
+        event count goes with part 0, so the parts' counts add up to it."""
+        if self.parts == 1:
+            return [self]
+        pieces = [
+            Batch(self.id, self.shard, self.parts, self.resumed, self.events if n == 0 else 0)
+            for n in range(self.parts)
+        ]
+        for key, count in self.counters.items():
+            pieces[part_of(key[0], self.parts)].counters[key] = count
+        for article_id, metadata in self.metadata.items():
+            pieces[part_of(article_id, self.parts)].metadata[article_id] = metadata
+        for day_article, sketch in self.sketches.items():
+            pieces[part_of(day_article[1], self.parts)].sketches[day_article] = sketch
+        return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCounts:
+    """Counts still in Redis for some articles, and the batch id they will be applied as."""
+
+    batch_id: str
+    # article_id -> metric -> count
+    counts: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    pieces: list[PendingCounts]
+    # article_id -> day -> readers counted in the day's sketch still in Redis
+    readers: dict[str, dict[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedParts:
+    """Which parts of a batch PostgreSQL holds already."""
+
+    parts: int
+    done: frozenset[int]
+
+    def holds(self, article_id: str) -> bool:
+        return part_of(article_id, self.parts) in self.done
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What PostgreSQL holds for some articles, read in one snapshot."""
+
+    # article_id -> metric -> count
+    totals: dict[str, dict[str, int]]
+    # batch id -> its parts applied, for the pending pieces asked about
+    applied: dict[str, AppliedParts]
+    # article_id -> day -> readers stored, for the recent days asked
+    readers: dict[str, dict[int, int]]
+    # article_id -> readers summed over every stored day
+    readers_total: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStats:
+    """How much waits in Redis, over all shards, and since when."""
+
+    events: int
+    counters: int
+    oldest_event_ms: int | None

@@ -1,0 +1,88 @@
+"""Why an event was not counted, and the exceptions that say so.
+
+Every event either counts or ends with one of these reasons, and every reason is a
+metric label: nothing vanishes silently. The exceptions carry the field at fault and a
+message, never an HTTP status: the HTTP layer maps reasons to statuses in one place
+(middleware.py).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Rejected(StrEnum):
+    """Refused: the client learns it from the answer (4xx, 503)."""
+
+    INVALID = "invalid"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    UNAVAILABLE = "unavailable"
+    ORIGIN = "origin"
+
+
+class Ignored(StrEnum):
+    """Acknowledged (2xx) and not counted."""
+
+    CRAWLER = "crawler"
+    EMPTY = "empty"
+    HEADLESS = "headless"
+    DUPLICATE = "duplicate"
+    DNT = "dnt"
+
+
+class TrackerError(Exception):
+    """A request tracker refuses; `field` names what is at fault."""
+
+    reason: Rejected = Rejected.INVALID
+    error = "invalid"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class InvalidInput(TrackerError):
+    """Malformed or invalid: not an event, a bad id, a bad parameter."""
+
+
+class TooLarge(TrackerError):
+    reason = Rejected.TOO_LARGE
+    error = "too_large"
+
+
+class UnsupportedMediaType(TrackerError):
+    reason = Rejected.UNSUPPORTED_MEDIA_TYPE
+    error = "unsupported_media_type"
+
+
+class OriginNotAllowed(TrackerError):
+    reason = Rejected.ORIGIN
+    error = "origin_not_allowed"
+
+
+class Unavailable(TrackerError):
+    """A server tracker depends on cannot take or give the data now (down, slow,
+    restarting); retrying later may succeed."""
+
+    reason = Rejected.UNAVAILABLE
+    error = "unavailable"
+    dependency = "dependency"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            self.dependency, f"{self.dependency} cannot take or give data now; retry later"
+        )
+        self.cause = message
+
+    def __str__(self) -> str:
+        return self.cause
+
+
+class RedisUnavailable(Unavailable):
+    dependency = "redis"
+
+
+class DatabaseUnavailable(Unavailable):
+    dependency = "postgres"

@@ -1,0 +1,89 @@
+"""The handlers that record events: the JSON/beacon endpoint and the pixel."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from .bots import BOT
+from .errors import Ignored, InvalidInput, TooLarge, TrackerError, UnsupportedMediaType
+from .middleware import EVENTS_IN_REQUEST
+from .models import parse_event_dict, parse_events
+from .readers import Visitor, client_address, reader_id
+from .resources import BATCHER, BOTS, CLOCK, METRICS, PROXIES, SALTS, SETTINGS
+from .responses import accepted_response
+from .snippet import PIXEL_GIF
+from .utc import day_of
+
+INGEST_CONTENT_TYPES: Final = ("application/json", "text/plain")
+PIXEL_HEADERS: Final = {"Cache-Control": "no-store", "Content-Type": "image/gif"}
+
+
+async def ingest(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    request[EVENTS_IN_REQUEST] = 1  # until the body says how many
+    if request.content_type not in INGEST_CONTENT_TYPES:
+        raise UnsupportedMediaType(
+            "Content-Type", "send application/json, or text/plain (navigator.sendBeacon)"
+        )
+    too_large = TooLarge("body", f"at most {settings.max_body_bytes} bytes")
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise too_large
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims
+        raise InvalidInput("body", f"cannot read the body: {exc}") from None
+    events = parse_events(body, max_events=settings.max_batch_events)
+    request[EVENTS_IN_REQUEST] = len(events)
+    visitor = await visitor_of(request, len(events))
+    if visitor is not None:
+        await request.app[BATCHER].record([(event, visitor) for event in events])
+        request.app[METRICS].count_accepted(events)
+    return accepted_response(len(events))
+
+
+async def visitor_of(request: web.Request, events: int) -> Visitor | None:
+    """The reader behind a request, or None when its events are not to be counted (a
+    bot, or Do-Not-Track honoured): those are acknowledged, and counted in a metric."""
+    app = request.app
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    headers = request.headers
+    if settings.respect_dnt and (headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1"):
+        metrics.events_ignored.labels(Ignored.DNT).inc(events)
+        return None
+    user_agent = headers.get("User-Agent", "")
+    agent = app[BOTS].classify(user_agent)
+    if agent.kind == BOT:
+        metrics.events_ignored.labels(agent.reason or Ignored.CRAWLER).inc(events)
+        return None
+    # Several X-Forwarded-For lines are one list: a proxy may add its own line after the
+    # client's, so the first line alone could be the client's invention.
+    forwarded_for = ", ".join(headers.getall("X-Forwarded-For", ())) or None
+    address = client_address(request.remote, forwarded_for, app[PROXIES])
+    salt = await app[SALTS].salt(day_of(app[CLOCK]()))
+    return Visitor(reader_id(salt, address, user_agent), agent)
+
+
+async def pixel(request: web.Request) -> web.Response:
+    """For pages without JavaScript: counts like a beacon, and always answers the GIF."""
+    app = request.app
+    query = request.query
+    event = {"type": query.get("t", "view"), "article_id": query.get("a")}
+    for name, key in (("channel", "c"), ("url", "u"), ("referrer", "r")):
+        if key in query:
+            event[name] = query[key]
+    if "u" not in query and request.headers.get("Referer"):
+        event["url"] = request.headers["Referer"]
+    try:
+        (parsed,) = parse_event_dict(event)
+        visitor = await visitor_of(request, 1)
+        if visitor is not None:
+            await app[BATCHER].record([(parsed, visitor)])
+            app[METRICS].count_accepted([parsed])
+    except TrackerError as exc:
+        app[METRICS].pixel_errors.labels(exc.reason).inc()
+    return web.Response(body=PIXEL_GIF, headers=PIXEL_HEADERS)

@@ -1,0 +1,83 @@
+"""The read side of Redis: what is pending for some articles, each piece with the id of
+the batch it will be applied as, and the reader counts of the recent days' sketches."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from . import keys as k
+from .counts import ALL_METRICS, Pending, PendingCounts
+from .keys import Keys, epoch_candidate
+from .scripts import READ, Call, run_calls
+from .utc import day_of
+
+
+def sketch_days(now_s: float) -> tuple[int, int]:
+    """The days whose sketches a read asks Redis about: yesterday's may not be stored yet."""
+    today = day_of(now_s)
+    return today - 1, today
+
+
+class PendingReader:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def read(self, article_ids: Sequence[str], now_s: float) -> Pending:
+        """Atomically per shard (one script call each, one round trip in all)."""
+        by_shard: dict[int, list[str]] = defaultdict(list)
+        for article_id in dict.fromkeys(article_ids):
+            by_shard[self.keys.for_article(article_id).shard].append(article_id)
+        days = sketch_days(now_s)
+        calls = []
+        for shard, ids in by_shard.items():
+            shard_keys = self.keys.shard(shard)
+            fields = [name for article_id in ids for name in k.total_fields(article_id)]
+            sketches = [shard_keys.uniques(day, a) for a in ids for day in days]
+            calls.append(
+                Call(
+                    READ,
+                    (
+                        shard_keys.live,
+                        shard_keys.batch,
+                        shard_keys.gen,
+                        shard_keys.epoch,
+                        *sketches,
+                    ),
+                    (epoch_candidate(), *fields),
+                )
+            )
+        results = await run_calls(self.redis, calls)
+        pieces = []
+        readers: dict[str, dict[int, int]] = {}
+        for (shard, ids), (live_id, live, batch_id, batch, counts) in zip(
+            by_shard.items(), results, strict=True
+        ):
+            shard_keys = self.keys.shard(shard)
+            pieces.append(PendingCounts(shard_keys.batch_id(live_id.decode()), _counts(ids, live)))
+            if batch_id is not None:
+                pieces.append(
+                    PendingCounts(shard_keys.batch_id(batch_id.decode()), _counts(ids, batch))
+                )
+            for index, article_id in enumerate(ids):
+                per_day = counts[index * len(days) : (index + 1) * len(days)]
+                readers[article_id] = {
+                    day: int(n) for day, n in zip(days, per_day, strict=True) if n
+                }
+        return Pending(pieces, readers)
+
+
+def _counts(
+    article_ids: Sequence[str], values: Sequence[bytes | None]
+) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    width = len(ALL_METRICS)
+    for index, article_id in enumerate(article_ids):
+        row = values[index * width : (index + 1) * width]
+        found = {m: int(v) for m, v in zip(ALL_METRICS, row, strict=True) if v is not None}
+        if found:
+            counts[article_id] = found
+    return counts

@@ -1,0 +1,217 @@
+"""What the app holds (typed AppKeys) and how each resource is opened and closed.
+
+Each resource is an async context manager: the app registers them as cleanup contexts
+(started in order, closed in reverse), and the CLI opens only those a command needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Final, TypeVar
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from . import db, migrations
+from .batcher import Batcher
+from .batches import RedisBatches
+from .bots import BotClassifier
+from .embedded import EmbeddedServers
+from .flusher import Flusher
+from .keys import Keys
+from .lease import Lease
+from .metrics import Metrics
+from .pending import PendingReader
+from .readers import SaltStore, TrustedProxies
+from .recorder import Recorder
+from .scripts import open_redis
+from .settings import Settings
+from .snippet import Snippet
+from .stats import StatsReader
+from .statscache import StatsCache
+from .store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STARTUP_WAIT_S: Final = 30.0
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+METRICS: Final = web.AppKey("metrics", Metrics)
+KEYS: Final = web.AppKey("keys", Keys)
+# The wall clock, replaceable in tests that simulate several days.
+CLOCK: Final = web.AppKey[Callable[[], float]]("clock")
+OPENAPI: Final = web.AppKey("openapi", bytes)
+BOTS: Final = web.AppKey("bots", BotClassifier)
+PROXIES: Final = web.AppKey("proxies", TrustedProxies)
+SNIPPET: Final = web.AppKey("snippet", Snippet)
+# Set by the cleanup contexts below once Redis and PostgreSQL are reachable.
+URLS: Final = web.AppKey("urls", tuple[str, str])  # (redis_url, database_url)
+REDIS: Final = web.AppKey("redis", Redis)
+SALTS: Final = web.AppKey("salts", SaltStore)
+BATCHER: Final = web.AppKey("batcher", Batcher)
+BATCHES: Final = web.AppKey("batches", RedisBatches)
+POOL: Final = web.AppKey("pool", db.Pool)
+STATS_CACHE: Final = web.AppKey("stats_cache", StatsCache)
+FLUSHER: Final = web.AppKey("flusher", Flusher)
+
+
+@contextlib.asynccontextmanager
+async def servers(settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    """(redis_url, database_url): the configured ones, or, with none configured, those of
+    an embedded Redis and PostgreSQL started under the data directory."""
+    if settings.redis_url is not None and settings.database_url is not None:
+        yield settings.redis_url, settings.database_url
+        return
+    embedded = EmbeddedServers.under(settings.data_dir)
+    async with _running(embedded.start, embedded.stop) as urls:
+        yield urls
+
+
+@contextlib.asynccontextmanager
+async def database_server(settings: Settings) -> AsyncIterator[str]:
+    """The database URL alone (for commands that need no Redis): the configured one, or
+    an embedded PostgreSQL's."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    embedded = EmbeddedServers.under(settings.data_dir).postgres
+    async with _running(embedded.start, embedded.stop) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _running(start: Callable[[], T], stop: Callable[[], None]) -> AsyncIterator[T]:
+    """An embedded server started and stopped off the event loop (both block)."""
+    started = await asyncio.to_thread(start)
+    try:
+        yield started
+    finally:
+        await asyncio.to_thread(stop)
+
+
+@contextlib.asynccontextmanager
+async def redis_client(settings: Settings, url: str) -> AsyncIterator[Redis]:
+    redis = open_redis(url, timeout_s=settings.redis_timeout_s)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def postgres_pool(settings: Settings, url: str, *, migrate: bool) -> AsyncIterator[db.Pool]:
+    """A pool, once PostgreSQL answers (waiting a while), with the schema brought up to
+    date when `migrate`."""
+    deadline = time.monotonic() + STARTUP_WAIT_S
+    while True:
+        try:
+            pool = await db.open_pool(
+                url, size=settings.database_pool_size, timeout_s=settings.database_timeout_s
+            )
+            if migrate:
+                async with pool.acquire() as conn:
+                    await migrations.migrate(conn)
+            break
+        except db.UNAVAILABLE_ERRORS as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for PostgreSQL: %s", exc)
+            await asyncio.sleep(1.0)
+    try:
+        yield pool
+    finally:
+        await asyncio.wait_for(pool.close(), settings.shutdown_timeout_s)
+
+
+def make_flusher(
+    settings: Settings,
+    redis: Redis,
+    pool: db.Pool,
+    metrics: Metrics,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Flusher:
+    keys = Keys(settings.redis_prefix, settings.redis_shards)
+    return Flusher(
+        settings,
+        RedisBatches(redis, keys),
+        Store(pool),
+        Lease(redis, keys.lease, ttl_s=settings.flush_lease_s),
+        metrics,
+        clock=clock,
+    )
+
+
+@contextlib.asynccontextmanager
+async def flushing(flusher: Flusher, settings: Settings) -> AsyncIterator[None]:
+    """The flusher's loop in the background; on exit it is stopped, and what is pending
+    is flushed once more before the connections close."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(flusher.run(stop), name="tracker-flusher")
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, settings.shutdown_timeout_s)
+        except TimeoutError:
+            log.warning("flusher did not stop in time; cancelled")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(flusher.run_once_logged(), settings.shutdown_timeout_s)
+
+
+# The app's cleanup contexts, in the order create_app registers them.
+
+
+async def servers_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with servers(app[SETTINGS]) as urls:
+        app[URLS] = urls
+        yield
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The client, and what records through it: the salts and the batcher."""
+    settings = app[SETTINGS]
+    async with redis_client(settings, app[URLS][0]) as redis:
+        app[REDIS] = redis
+        app[SALTS] = SaltStore(redis, settings.redis_prefix)
+        app[BATCHES] = RedisBatches(redis, app[KEYS])
+        recorder = Recorder(redis, app[KEYS], dedup_window_s=settings.dedup_window_s)
+        batcher = app[BATCHER] = Batcher(recorder, app[METRICS], clock=app[CLOCK])
+        try:
+            yield
+        finally:
+            await batcher.drain()
+
+
+async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with postgres_pool(app[SETTINGS], app[URLS][1], migrate=True) as pool:
+        app[POOL] = pool
+        yield
+
+
+async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Stats reads join both sides: Redis' pending pieces and PostgreSQL's totals."""
+    reader = StatsReader(PendingReader(app[REDIS], app[KEYS]), Store(app[POOL]), app[CLOCK])
+    app[STATS_CACHE] = StatsCache(reader.read, ttl_s=app[SETTINGS].stats_cache_s)
+    yield
+
+
+def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        flusher = app[FLUSHER] = make_flusher(
+            settings, app[REDIS], app[POOL], app[METRICS], clock=app[CLOCK]
+        )
+        if not run_flusher:
+            yield
+            return
+        async with flushing(flusher, settings):
+            yield
+
+    return ctx

@@ -1,0 +1,58 @@
+"""JSON answers, and the HTTP status of every reason a request is refused."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from .errors import Rejected, TrackerError, Unavailable
+
+STATUS: Final = {
+    Rejected.INVALID: 400,
+    Rejected.ORIGIN: 403,
+    Rejected.TOO_LARGE: 413,
+    Rejected.UNSUPPORTED_MEDIA_TYPE: 415,
+    Rejected.UNAVAILABLE: 503,
+}
+_encoder: Final = msgspec.json.Encoder()
+
+
+def json_response(
+    payload: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_encoder.encode(payload),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(
+    status: int, error: str, detail: Any, *, headers: dict[str, str] | None = None
+) -> web.Response:
+    return json_response({"error": error, "detail": detail}, status=status, headers=headers)
+
+
+def refusal(exc: TrackerError, *, retry_after_s: int) -> web.Response:
+    """`{"error", "detail"}` naming the field (or, when unavailable, the dependency)."""
+    if isinstance(exc, Unavailable):
+        return error_response(
+            STATUS[exc.reason],
+            exc.error,
+            {"dependency": exc.dependency, "message": exc.message},
+            headers={"Retry-After": str(retry_after_s)},
+        )
+    return error_response(
+        STATUS[exc.reason], exc.error, {"field": exc.field, "message": exc.message}
+    )
+
+
+_ACCEPTED_ONE: Final = _encoder.encode({"accepted": 1})
+
+
+def accepted_response(count: int) -> web.Response:
+    body = _ACCEPTED_ONE if count == 1 else _encoder.encode({"accepted": count})
+    return web.Response(body=body, status=202, content_type="application/json")

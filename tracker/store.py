@@ -1,0 +1,129 @@
+"""PostgreSQL's side of counting: apply a Batch exactly once, read what is stored.
+
+Takes and gives plain values (counts.py); knows nothing of Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from . import queries as q
+from .counts import AppliedParts, Batch, Sketch, Stored
+from .db import Pool, database_unavailable_on_error
+from .models import METADATA_FIELDS
+from .utc import HOUR_S
+
+if TYPE_CHECKING:
+    from .counts import DayArticle
+    from .db import Conn
+
+
+def _hour_start(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * HOUR_S, tz=UTC)
+
+
+class Store:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def apply(self, batch: Batch) -> bool:
+        """Add a batch's counters, in `batch.parts` transactions at once, each recording
+        (batch id, part). A part recorded before (applied by a flusher that died before
+        releasing the batch) is not added again. True if any part was applied now;
+        raises DatabaseUnavailable if any failed (the batch is then resumed later, and
+        the parts that did commit are skipped)."""
+        results = await asyncio.gather(
+            *(self._apply_part(part, number) for number, part in enumerate(batch.split())),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                with database_unavailable_on_error():
+                    raise result
+        return any(results)
+
+    async def _apply_part(self, part: Batch, number: int) -> bool:
+        hour_starts: dict[int, datetime] = {}
+        rows = [
+            (
+                article_id,
+                metric,
+                hour_starts.get(hour) or hour_starts.setdefault(hour, _hour_start(hour)),
+                count,
+            )
+            for (article_id, metric, hour), count in part.counters.items()
+        ]
+        meta_ids = sorted(part.metadata)
+        meta_columns = [[part.metadata[a].get(name) for a in meta_ids] for name in METADATA_FIELDS]
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                q.INSERT_APPLIED_BATCH,
+                part.id,
+                number,
+                part.parts,
+                part.shard,
+                part.events,
+                len(rows),
+            )
+            if inserted is None:
+                return False
+            if rows:
+                await conn.execute(q.CREATE_INCOMING)
+                await conn.copy_records_to_table(q.INCOMING_TABLE, records=rows)
+                await conn.execute(q.ADD_HOURLY)
+                await conn.execute(q.ADD_TOTALS)
+            if meta_ids:
+                await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
+            if part.sketches:
+                await _store_sketches(conn, part.sketches)
+            return True
+
+    async def totals_with_applied(
+        self, article_ids: Sequence[str], batch_ids: Sequence[str], since_day: int
+    ) -> Stored:
+        """Stored totals per article and metric, which of `batch_ids` are applied (and
+        which parts), and the readers stored for days from `since_day` on; one snapshot."""
+        with database_unavailable_on_error():
+            rows = await self.pool.fetch(
+                q.TOTALS_WITH_APPLIED, list(article_ids), list(batch_ids), since_day
+            )
+        applied: dict[str, tuple[set[int], int]] = {}
+        stored = Stored(totals={}, applied={}, readers={}, readers_total={})
+        for row in rows:
+            if row["ids"] is not None:
+                for batch_id, number, parts in zip(
+                    row["ids"], row["part_nos"], row["part_counts"], strict=True
+                ):
+                    applied.setdefault(batch_id, (set(), parts))[0].add(number)
+            article_id = row["article_id"]
+            if article_id is None:
+                continue
+            if row["metric"] == q.READERS_TOTAL:
+                stored.readers_total[article_id] = row["count"]
+            elif row["day"] is not None:
+                stored.readers.setdefault(article_id, {})[row["day"]] = row["count"]
+            else:
+                stored.totals.setdefault(article_id, {})[row["metric"]] = row["count"]
+        for batch_id, (done, parts) in applied.items():
+            stored.applied[batch_id] = AppliedParts(parts, frozenset(done))
+        return stored
+
+    async def prune(self, *, applied_batch_days: int, hourly_days: int) -> None:
+        with database_unavailable_on_error():
+            await self.pool.execute(q.PRUNE_APPLIED_BATCHES, applied_batch_days)
+            if hourly_days > 0:
+                await self.pool.execute(q.PRUNE_HOURLY, hourly_days)
+
+
+async def _store_sketches(conn: Conn, sketches: dict[DayArticle, Sketch]) -> None:
+    wanted = sorted(sketches)
+    await conn.execute(
+        q.UPSERT_DAILY_UNIQUES,
+        [article_id for _, article_id in wanted],
+        [day for day, _ in wanted],
+        [sketches[key].data for key in wanted],
+        [sketches[key].readers for key in wanted],
+    )
