@@ -97,9 +97,10 @@ async def fill(redis: Redis, keys: Keys, counters: int, kind: str) -> int:
             channel = CHANNELS[n % len(CHANNELS)]
             event = Event(type="share", article_id=f"bench/a{n // len(CHANNELS)}", channel=channel)
         entries.append((event, visitor))
-    recorder = Recorder(redis, keys, dedup_window_s=0)
+    settings = Settings(dedup_window_s=0, rate_limit=0, flush_max_batch_fields=10_000_000)
+    recorder = Recorder(redis, keys, settings)
     for start in range(0, len(entries), 5_000):
-        await recorder.record(entries[start : start + 5_000], now)
+        await recorder.record([entries[start : start + 5_000]], now)
     return counters
 
 

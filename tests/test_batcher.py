@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import Client, MakeClient, flush, post_events, stats, view
 from tracker.counts import Batch, part_of
 from tracker.errors import DatabaseUnavailable, RedisUnavailable
-from tracker.recorder import Entry, Recorded, Recorder
+from tracker.recorder import Recorded, Recorder, Request
 from tracker.resources import BATCHER
 from tracker.settings import Settings
 from tracker.store import Store
@@ -40,14 +40,14 @@ async def test_failed_round_trip_answers_503_to_exactly_its_requests(
     calls = 0
 
     async def fail_the_second_call(
-        recorder: Recorder, entries: Sequence[Entry], now_s: float
+        recorder: Recorder, requests: Sequence[Request], now_s: float
     ) -> Recorded:
         nonlocal calls
         calls += 1
         if calls == 2:
-            failed.update(event.article_id for event, _ in entries)
+            failed.update(event.article_id for request in requests for event, _ in request)
             raise RedisUnavailable("connection reset mid-batch")
-        return await real_record(recorder, entries, now_s)
+        return await real_record(recorder, requests, now_s)
 
     monkeypatch.setattr(Recorder, "record", fail_the_second_call)
     ids = [f"b{n}" for n in range(60)]

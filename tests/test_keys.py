@@ -10,6 +10,7 @@ from tracker.keys import Keys, shard_of
 from tracker.models import Event
 from tracker.readers import Visitor
 from tracker.recorder import Recorder
+from tracker.settings import Settings
 
 
 def test_every_key_of_a_shard_maps_to_one_cluster_slot() -> None:
@@ -24,12 +25,12 @@ def test_a_multi_article_request_sends_one_single_slot_call_per_shard() -> None:
     events = [Event(type="view", article_id=f"a{n}") for n in range(50)]
     visitor = Visitor(reader=b"r" * 16, agent=READER)
     # Building the calls sends nothing: the client never connects.
-    recorder = Recorder(Redis(), keys, dedup_window_s=60)
+    recorder = Recorder(Redis(), keys, Settings(redis_shards=8, dedup_window_s=60))
 
-    calls = recorder.calls([(e, visitor) for e in events], now_s=1_800_000_000)
+    calls = recorder.calls([[(e, visitor) for e in events]], now_s=1_800_000_000)
 
     assert len(calls) == len({shard_of(e.article_id, 8) for e in events})
-    for call in calls:
+    for call, _ in calls:
         # The live hash, and the dedup and reader-sketch keys of its events: one slot.
         assert len(call.keys) > 1
         assert len({key_slot(k.encode()) for k in call.keys}) == 1

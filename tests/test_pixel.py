@@ -147,7 +147,10 @@ async def test_referral_from_utm_source_in_u(client: Client) -> None:
     assert sum(body["referrals"].values()) == 1
 
 
-async def test_referral_from_r_and_from_the_referer_header(client: Client) -> None:
+async def test_referral_from_r_and_from_the_referer_header(
+    settings: Settings, make_client: MakeClient
+) -> None:
+    client = await make_client(settings.with_overrides(allowed_origins=("https://news.example",)))
     await assert_gif(
         await client.get("/p.gif", params={"a": "px-ref2", "r": "https://l.facebook.com/l.php"})
     )

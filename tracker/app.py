@@ -24,6 +24,7 @@ from .resources import (
     SETTINGS,
     SNIPPET,
     flusher_ctx,
+    loop_lag_ctx,
     postgres_ctx,
     reads_ctx,
     redis_ctx,
@@ -52,14 +53,21 @@ def create_app(
     app[METRICS] = Metrics(multiprocess_dir=metrics_dir)
     app[KEYS] = Keys(settings.redis_prefix, settings.redis_shards)
     app[OPENAPI] = openapi_bytes()
-    app[BOTS] = BotClassifier()
+    app[BOTS] = BotClassifier(settings.ua_cache_bytes)
     app[PROXIES] = TrustedProxies(settings.trusted_proxies)
     app[SNIPPET] = Snippet.build(settings)
     app[CLOCK] = clock
     # Started in this order, cleaned up in reverse: the final flush runs before the
     # connections close, and the embedded servers stop last.
     app.cleanup_ctx.extend(
-        [servers_ctx, redis_ctx, postgres_ctx, reads_ctx, flusher_ctx(run_flusher)]
+        [
+            loop_lag_ctx,
+            servers_ctx,
+            redis_ctx,
+            postgres_ctx,
+            reads_ctx,
+            flusher_ctx(run_flusher),
+        ]
     )
     add_routes(app)
     return app

@@ -1,9 +1,9 @@
 """Concurrent requests share Redis round trips.
 
-Every request that arrives in one event-loop tick adds its events to the open batch; at
-the end of the tick the batch goes to Redis as one script call per shard, in one
-pipeline. Each request is answered when Redis has confirmed the call that holds its
-events, or fails (503) with every other request of that batch if the call failed.
+Every request that arrives in one event-loop tick joins the open batch; at the end of
+the tick the batch goes to Redis as one script call per shard, in one pipeline. Each
+request is answered when Redis has answered for it (stored, or over its address's rate
+limit), or fails (503) with every other request of that batch if the round trip failed.
 (Holding batches back while a round trip is in flight, for bigger batches, measured
 slower: the round trips then no longer overlap.)
 """
@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final
 
-from .errors import Ignored, RedisUnavailable
+from .errors import Ignored, RateLimited, RedisUnavailable
 from .metrics import Metrics
-from .recorder import Entry, Recorder
+from .recorder import Recorder, Request
 
 log = logging.getLogger(__name__)
 
 # A batch past this many events is sent at once rather than at the end of the tick, so
 # one script call never holds Redis for long.
-MAX_BATCH_EVENTS: Final = 2_000
+MAX_BATCH_EVENTS: Final = 1_000
 
 
 class Batcher:
@@ -31,41 +31,46 @@ class Batcher:
         self.recorder = recorder
         self.metrics = metrics
         self.clock = clock
-        self._entries: list[Entry] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._requests: list[Request] = []
+        self._events = 0
+        self._waiters: list[asyncio.Future[int]] = []
         self._scheduled = False
         self._in_flight: set[asyncio.Task[None]] = set()
         self.round_trips = 0
 
-    async def record(self, entries: Sequence[Entry]) -> None:
-        """Returns once Redis has stored the entries; raises RedisUnavailable otherwise."""
+    async def record(self, request: Request) -> None:
+        """Returns once Redis has stored the request's events; raises RedisUnavailable
+        if it could not, RateLimited if the address is over its rate."""
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._entries.extend(entries)
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._requests.append(request)
+        self._events += len(request)
         self._waiters.append(waiter)
-        if len(self._entries) >= MAX_BATCH_EVENTS:
+        if self._events >= MAX_BATCH_EVENTS:
             self._send_now()
         elif not self._scheduled:
             self._scheduled = True
             # call_soon runs after the callbacks already queued for this tick: the other
             # requests that arrived with this one join the batch first.
             loop.call_soon(self._send_now)
-        await waiter
+        retry_after_ms = await waiter
+        if retry_after_ms:
+            raise RateLimited(max(1, -(-retry_after_ms // 1000)))
 
     def _send_now(self) -> None:
         self._scheduled = False
         if not self._waiters:
             return
-        entries, self._entries = self._entries, []
+        requests, self._requests, self._events = self._requests, [], 0
         waiters, self._waiters = self._waiters, []
-        task = asyncio.create_task(self._send(entries, waiters))
+        task = asyncio.create_task(self._send(requests, waiters))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
-    async def _send(self, entries: list[Entry], waiters: list[asyncio.Future[None]]) -> None:
+    async def _send(self, requests: list[Request], waiters: list[asyncio.Future[int]]) -> None:
         self.round_trips += 1
         try:
-            recorded = await self.recorder.record(entries, self.clock())
+            recorded = await self.recorder.record(requests, self.clock())
         except BaseException as exc:
             # Every request of the batch learns of it; none is acknowledged.
             if isinstance(exc, RedisUnavailable):
@@ -80,11 +85,17 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        if recorded.repeats:
-            self.metrics.events_ignored.labels(Ignored.DUPLICATE).inc(recorded.repeats)
-        for waiter in waiters:
+        ignored = self.metrics.events_ignored
+        for reason, count in (
+            (Ignored.DUPLICATE, recorded.repeats),
+            (Ignored.ADDRESS_LIMIT, recorded.address_limited),
+            (Ignored.RETRIED, recorded.retried),
+        ):
+            if count:
+                ignored.labels(reason).inc(count)
+        for waiter, retry_after_ms in zip(waiters, recorded.retry_after_ms, strict=True):
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(retry_after_ms)
 
     async def drain(self) -> None:
         """Send what is open and wait for every call in flight (at shutdown)."""

@@ -1,5 +1,5 @@
-"""The flusher's side of Redis: cut a shard's batch, hand it over as a plain Batch, and
-delete it once PostgreSQL holds it.
+"""The flusher's side of Redis: cut a shard's next batch, hand it over as a plain Batch,
+and delete it once PostgreSQL holds it.
 
 A batch key waits in Redis until it is released, so a flusher that dies anywhere leaves
 it to be resumed; its id lets PostgreSQL tell whether it was applied already.
@@ -7,47 +7,130 @@ it to be resumed; its id lets PostgreSQL tell whether it was applied already.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from redis.asyncio import Redis
 
 from . import keys as k
 from .counts import Batch, DayArticle, PendingStats, Sketch
-from .keys import PERSISTED_SKETCH_TTL_S, Keys, ShardKeys, epoch_candidate
-from .scripts import CLAIM, PENDING, RELEASE, Call, redis_unavailable_on_error, run_calls, run_one
+from .errors import RedisUnavailable
+from .keys import (
+    PERSISTED_SKETCH_TTL_S,
+    Keys,
+    ShardKeys,
+    epoch_candidate,
+    sketch_expires_at,
+)
+from .scripts import (
+    CLAIM,
+    PENDING,
+    RELEASE,
+    Call,
+    redis_unavailable_on_error,
+    run_calls,
+    run_one,
+    run_then,
+)
 from .utc import day_of
+
+log = logging.getLogger(__name__)
 
 _TOTAL_PREFIX: Final = (k.TOTAL + " ").encode()
 _BUCKET_PREFIX: Final = (k.BUCKET + " ").encode()
+# Fields parsed between two yields to the event loop: a large batch never holds it long.
+_PARSE_STEP: Final = 5_000
+# How long what INFO said about persistence and replicas is trusted.
+_DURABILITY_CHECK_EVERY_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    batch: Batch | None
+    # Redis was found older than PostgreSQL (its generation counter behind what was
+    # applied): ids were moved past it.
+    rolled_back: bool
+    # The live hash was cut: what comes after it waits for the next run.
+    cut_live: bool = False
 
 
 class RedisBatches:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, wait_timeout_s: float = 1.0) -> None:
         self.redis = redis
         self.keys = keys
+        self.wait_timeout_ms = max(1, int(wait_timeout_s * 1000))
+        self._durability: tuple[float, tuple[Any, ...] | None] | None = None
 
-    async def claim(self, shard: int, *, parts: int = 1) -> Batch | None:
-        """The shard's batch to flush, with its reader sketches: a left-over one first,
-        else the live hash cut now. None when nothing waits."""
+    async def claim(
+        self, shard: int, *, parts: int = 1, floors: Sequence[tuple[str, int]] = ()
+    ) -> Claimed:
+        """The shard's next batch with its reader sketches: a left-over one first, then
+        the oldest sealed piece, else the live hash cut now. `floors`: the highest
+        generation PostgreSQL applied per epoch of the shard."""
         shard_keys = self.keys.shard(shard)
-        claimed = await run_one(
-            self.redis,
-            Call(
-                CLAIM,
-                (shard_keys.live, shard_keys.batch, shard_keys.gen, shard_keys.epoch),
-                (epoch_candidate(), parts),
+        floor_args = [value for pair in floors for value in pair]
+        call = Call(
+            CLAIM,
+            (
+                shard_keys.live,
+                shard_keys.batch,
+                shard_keys.gen,
+                shard_keys.epoch,
+                shard_keys.sealed,
             ),
+            (epoch_candidate(), parts, shard_keys.base, *floor_args),
         )
+        # Before PostgreSQL applies a claim, the claim itself must survive a Redis crash
+        # or failover where Redis can promise that: WAITAOF (Redis 7.2+ with an append-
+        # only file) or WAIT for a replica, on the claim's own connection. Redis before
+        # 7.2 without replicas (the embedded one) cannot; the generation floor in
+        # PostgreSQL then bounds what a rollback costs.
+        durable = await self._durability_command()
+        if durable is None:
+            claimed = await run_one(self.redis, call)
+        else:
+            claimed, acknowledged = await run_then(self.redis, call, *durable)
+            if claimed is not None and not _acknowledged(durable[0], acknowledged):
+                raise RedisUnavailable(f"{durable[0]}: the claim is not durable yet")
         if claimed is None:
-            return None
-        state, redis_id = (part.decode() for part in claimed)
-        batch = Batch(id=shard_keys.batch_id(redis_id), shard=shard, resumed=state == "resumed")
+            return Claimed(None, rolled_back=False)
+        state, redis_id, rolled_back = claimed[0].decode(), claimed[1].decode(), bool(claimed[2])
+        if state == "none":
+            return Claimed(None, rolled_back)
+        epoch, _, generation = redis_id.rpartition(":")
+        batch = Batch(
+            id=shard_keys.batch_id(redis_id),
+            shard=shard,
+            epoch=epoch,
+            generation=int(generation),
+            resumed=state == "resumed",
+        )
         with redis_unavailable_on_error():
             raw = await self.redis.hgetall(shard_keys.batch)
-        touched = _parse(batch, raw)
+        touched = await _parse(batch, raw)
         await self._fetch_sketches(shard_keys, batch, touched)
-        return batch
+        return Claimed(batch, rolled_back, cut_live=state == "live")
+
+    async def _durability_command(self) -> tuple[Any, ...] | None:
+        now = time.monotonic()
+        if self._durability is not None and now - self._durability[0] < _DURABILITY_CHECK_EVERY_S:
+            return self._durability[1]
+        with redis_unavailable_on_error():
+            info = await self.redis.info()
+        version = tuple(int(part) for part in str(info.get("redis_version", "0.0")).split(".")[:2])
+        replicas = int(info.get("connected_slaves", 0))
+        command: tuple[Any, ...] | None = None
+        if info.get("aof_enabled") and version >= (7, 2):
+            command = ("WAITAOF", 1, 0, self.wait_timeout_ms)
+        elif replicas:
+            command = ("WAIT", 1, self.wait_timeout_ms)
+        self._durability = (now, command)
+        return command
 
     async def _fetch_sketches(
         self, shard: ShardKeys, batch: Batch, touched: set[DayArticle]
@@ -65,29 +148,49 @@ class RedisBatches:
                 replies = await pipe.execute()
         for index, day_article in enumerate(wanted):
             data, readers = replies[2 * index], replies[2 * index + 1]
-            if data:  # gone only if it expired unflushed (PostgreSQL away for days)
+            if data:  # sketches expire only once stored: gone means stored and expired
                 batch.sketches[day_article] = Sketch(bytes(data), int(readers))
 
     async def release(self, batch: Batch, now_s: float) -> bool:
         """Delete the batch key once PostgreSQL holds the batch (only if it is still this
-        batch), and let the past days' sketches it carried expire soon. False if the key
-        was gone already."""
+        batch), and let the sketches it stored expire: a past day's soon, today's at the
+        end of tomorrow unless a reader comes before (recording clears the expiry until
+        the next store). False if the key was gone already."""
         shard = self.keys.shard(batch.shard)
-        redis_id = shard.redis_id(batch.id)
-        deleted = await run_one(self.redis, Call(RELEASE, (shard.batch,), (redis_id,)))
-        today = day_of(now_s)
-        past = [day_article for day_article in batch.sketches if day_article[0] < today]
-        if past:
+        deleted = await run_one(
+            self.redis, Call(RELEASE, (shard.batch,), (shard.redis_id(batch.id),))
+        )
+        if batch.sketches:
+            today = day_of(now_s)
             with redis_unavailable_on_error():
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for day, article_id in past:
-                        pipe.expire(shard.uniques(day, article_id), PERSISTED_SKETCH_TTL_S)
+                    for day, article_id in batch.sketches:
+                        key = shard.uniques(day, article_id)
+                        if day < today:
+                            pipe.expire(key, PERSISTED_SKETCH_TTL_S)
+                        else:
+                            pipe.expireat(key, sketch_expires_at(day))
                     await pipe.execute()
         return bool(deleted)
 
+    async def batch_ids(self) -> list[str]:
+        """The ids of the batches being applied now (a batch key per shard at most)."""
+        with redis_unavailable_on_error():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for shard in self.keys.all_shards():
+                    pipe.hget(shard.batch, "_id")
+                replies = await pipe.execute()
+        return [
+            shard.batch_id(reply.decode())
+            for shard, reply in zip(self.keys.all_shards(), replies, strict=True)
+            if reply is not None
+        ]
+
     async def pending_stats(self) -> PendingStats:
         """How much waits in Redis, over all shards, and since when."""
-        calls = [Call(PENDING, (s.live, s.batch), ()) for s in self.keys.all_shards()]
+        calls = [
+            Call(PENDING, (s.live, s.batch, s.sealed), (s.base,)) for s in self.keys.all_shards()
+        ]
         events = counters = 0
         oldest: int | None = None
         for shard_result in await run_calls(self.redis, calls):
@@ -100,11 +203,20 @@ class RedisBatches:
         return PendingStats(events=events, counters=counters, oldest_event_ms=oldest)
 
 
-def _parse(batch: Batch, raw: dict[Any, Any]) -> set[DayArticle]:
-    """Fill the batch from its hash; returns the (day, article) whose sketch changed."""
+def _acknowledged(command: str, reply: Any) -> bool:
+    if command == "WAITAOF":  # [local fsyncs, replica fsyncs]
+        return int(reply[0]) >= 1
+    return int(reply) >= 1
+
+
+async def _parse(batch: Batch, raw: dict[Any, Any]) -> set[DayArticle]:
+    """Fill the batch from its hash, yielding to the loop every _PARSE_STEP fields;
+    returns the (day, article) whose sketch changed."""
     counters = batch.counters
     touched: set[DayArticle] = set()
-    for raw_name, raw_value in raw.items():
+    for n, (raw_name, raw_value) in enumerate(raw.items(), 1):
+        if n % _PARSE_STEP == 0:
+            await asyncio.sleep(0)
         if raw_name.startswith(_TOTAL_PREFIX):
             continue  # per-article totals are for reads; PostgreSQL sums the buckets
         if raw_name.startswith(_BUCKET_PREFIX):

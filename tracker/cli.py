@@ -8,11 +8,15 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
+from redis.asyncio import Redis
 
-from . import __version__, migrations
+from . import __version__, migrations, reshard
+from .db import Pool
 from .embedded import EmbeddedError
-from .errors import DatabaseUnavailable
+from .errors import DatabaseUnavailable, RedisUnavailable
+from .keys import Keys
 from .metrics import Metrics
+from .preflight import Preflight, StartupRefused
 from .resources import (
     database_server,
     flushing,
@@ -100,10 +104,19 @@ def serve(host: str | None, port: int | None, no_flusher: bool, workers: int) ->
 
 @main.command()
 @click.option("--loop", "loop_", is_flag=True, help="Keep flushing every TRACKER_FLUSH_INTERVAL s.")
-def flush(loop_: bool) -> None:
-    """Move pending counters from Redis to Postgres: once, or until stopped (--loop)."""
+@click.option(
+    "--drain",
+    is_flag=True,
+    help="Flush until Redis holds nothing pending, then record TRACKER_REDIS_SHARDS (the way "
+    "to change it: stop every `tracker serve` first).",
+)
+def flush(loop_: bool, drain: bool) -> None:
+    """Move pending counters from Redis to PostgreSQL: once, until stopped (--loop), or
+    all of them (--drain)."""
     settings = load_settings()
     _setup(settings)
+    if loop_ and drain:
+        _fail("--loop and --drain go separately")
 
     async def main_() -> None:
         async with (
@@ -111,6 +124,11 @@ def flush(loop_: bool) -> None:
             redis_client(settings, redis_url) as redis,
             postgres_pool(settings, database_url, migrate=True) as pool,
         ):
+            if drain:
+                await _drain(settings, redis, pool)
+                return
+            keys = Keys(settings.redis_prefix, settings.redis_shards)
+            await Preflight(redis, keys, settings).check()
             flusher = make_flusher(settings, redis, pool, Metrics())
             if loop_:
                 async with flushing(flusher, settings):
@@ -126,6 +144,27 @@ def flush(loop_: bool) -> None:
             )
 
     _run_guarded(main_)
+
+
+async def _drain(settings: Settings, redis: Redis, pool: Pool) -> None:
+    keys = Keys(settings.redis_prefix, settings.redis_shards)
+    recorded = await reshard.recorded_shards(redis, keys) or settings.redis_shards
+    # What waits was written with the recorded count: drain it with that count.
+    flusher = make_flusher(settings.with_overrides(redis_shards=recorded), redis, pool, Metrics())
+    result = await flusher.drain()
+    if not result.lease:
+        _fail("another flusher holds the lease: stop every `tracker serve` and flusher first")
+    click.echo(
+        f"drained {result.batches} batch(es): {result.events} event(s), "
+        f"{result.counters} counter(s); {result.skipped} already applied"
+    )
+    if recorded != settings.redis_shards:
+        moved = await reshard.move_sketches(redis, Keys(settings.redis_prefix, recorded), keys)
+        click.echo(
+            f"shards: {recorded} -> {settings.redis_shards}; {moved.sketches} reader "
+            "sketch(es) moved"
+        )
+    await reshard.record_shards(redis, keys)
 
 
 @main.command()
@@ -157,4 +196,8 @@ def _run_guarded(main_: Callable[[], Awaitable[None]]) -> None:
     except OSError as exc:
         _fail(f"cannot connect or listen: {exc}")
     except DatabaseUnavailable as exc:
-        _fail(f"Postgres unavailable: {exc}")
+        _fail(f"PostgreSQL unavailable: {exc}")
+    except RedisUnavailable as exc:
+        _fail(f"Redis unavailable: {exc}")
+    except StartupRefused as exc:
+        _fail(str(exc))

@@ -52,12 +52,15 @@ class Sketch:
 class Batch:
     """Counters cut from one shard, to be applied to PostgreSQL exactly once.
 
-    `id` is what PostgreSQL records (`<shard>:<epoch>:<gen>`); the batch is applied in
-    `parts` transactions, articles split by part_of.
+    `id` is what PostgreSQL records (`<shard>:<epoch>:<generation>`); generations of a
+    shard's epoch only grow. The batch is applied in `parts` transactions, articles split
+    by part_of.
     """
 
     id: str
     shard: int
+    epoch: str
+    generation: int
     parts: int = 1
     resumed: bool = False
     events: int = 0
@@ -73,7 +76,15 @@ class Batch:
         if self.parts == 1:
             return [self]
         pieces = [
-            Batch(self.id, self.shard, self.parts, self.resumed, self.events if n == 0 else 0)
+            Batch(
+                self.id,
+                self.shard,
+                self.epoch,
+                self.generation,
+                self.parts,
+                self.resumed,
+                self.events if n == 0 else 0,
+            )
             for n in range(self.parts)
         ]
         for key, count in self.counters.items():
@@ -83,6 +94,14 @@ class Batch:
         for day_article, sketch in self.sketches.items():
             pieces[part_of(day_article[1], self.parts)].sketches[day_article] = sketch
         return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying a batch did: parts added now, and parts PostgreSQL had already."""
+
+    parts_now: int
+    parts_before: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,16 +18,16 @@ if TYPE_CHECKING:
     Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 
-# What asyncpg raises when the server is away, restarting or too slow.
+# What asyncpg raises when the server is away, restarting, too slow or full: SQLSTATE
+# classes 08 (connection), 53 (insufficient resources: too many connections, disk full)
+# and 57 (operator intervention: shutdown, cannot connect now, query cancelled).
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.QueryCanceledError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
 )

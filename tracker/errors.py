@@ -19,6 +19,10 @@ class Rejected(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNAVAILABLE = "unavailable"
     ORIGIN = "origin"
+    RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"
+    OVERLOADED = "overloaded"
+    CLIENT_CLOSED = "client_closed"
 
 
 class Ignored(StrEnum):
@@ -29,6 +33,9 @@ class Ignored(StrEnum):
     HEADLESS = "headless"
     DUPLICATE = "duplicate"
     DNT = "dnt"
+    UA_TOO_LONG = "ua_too_long"
+    ADDRESS_LIMIT = "address_limit"
+    RETRIED = "retried"
 
 
 class TrackerError(Exception):
@@ -62,6 +69,33 @@ class OriginNotAllowed(TrackerError):
     error = "origin_not_allowed"
 
 
+class RateLimited(TrackerError):
+    """Over TRACKER_RATE_LIMIT for the client's address."""
+
+    reason = Rejected.RATE_LIMITED
+    error = "rate_limited"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            "address", f"too many requests from this address; retry in {retry_after_s} s"
+        )
+        self.retry_after_s = retry_after_s
+
+
+class ReadTimeout(TrackerError):
+    """The client did not send its request within TRACKER_READ_TIMEOUT."""
+
+    reason = Rejected.TIMEOUT
+    error = "timeout"
+
+
+class ClientClosed(TrackerError):
+    """The client went away before its request was read; nobody gets the answer."""
+
+    reason = Rejected.CLIENT_CLOSED
+    error = "client_closed"
+
+
 class Unavailable(TrackerError):
     """A server tracker depends on cannot take or give the data now (down, slow,
     restarting); retrying later may succeed."""
@@ -82,6 +116,14 @@ class Unavailable(TrackerError):
 
 class RedisUnavailable(Unavailable):
     dependency = "redis"
+
+
+class Overloaded(Unavailable):
+    """Shed at the door: the event loop lags, or the request ran past its deadline."""
+
+    reason = Rejected.OVERLOADED
+    error = "overloaded"
+    dependency = "tracker"
 
 
 class DatabaseUnavailable(Unavailable):

@@ -22,14 +22,16 @@ from .batches import RedisBatches
 from .errors import DatabaseUnavailable, RedisUnavailable
 from .lease import Lease
 from .metrics import Metrics
+from .preflight import Preflight
 from .settings import Settings
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S: Final = 3600.0
-# A flush run does at most this many batches per shard, so a busy shard cannot starve others.
-MAX_BATCHES_PER_SHARD: Final = 4
+# A flush run does at most this many batches per shard, so a busy shard cannot starve
+# others; a backlog is drained by runs that follow each other without a pause.
+MAX_BATCHES_PER_SHARD: Final = 8
 
 
 @dataclass(slots=True)
@@ -39,6 +41,9 @@ class FlushResult:
     skipped: int = 0
     events: int = 0
     counters: int = 0
+    rollbacks: int = 0
+    # Batches still wait (a backlog): the next run should follow at once.
+    more: bool = False
 
 
 class Flusher:
@@ -53,8 +58,10 @@ class Flusher:
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.time,
+        preflight: Preflight | None = None,
     ) -> None:
         self.settings = settings
+        self.preflight = preflight
         self.batches = batches
         self.store = store
         self.lease = lease
@@ -68,6 +75,8 @@ class Flusher:
         started = time.perf_counter()
         self.metrics.flush_runs.inc()
         try:
+            if self.preflight is not None:
+                self.preflight.require()
             if not await self.lease.acquire():
                 return FlushResult(lease=False)
             try:
@@ -90,12 +99,23 @@ class Flusher:
 
     async def _flush_shard(self, shard: int, result: FlushResult) -> None:
         for _ in range(MAX_BATCHES_PER_SHARD):
-            batch = await self.batches.claim(shard, parts=self.settings.flush_parallelism)
+            floors = await self.store.generation_floors(shard)
+            claimed = await self.batches.claim(
+                shard, parts=self.settings.flush_parallelism, floors=floors
+            )
+            if claimed.rolled_back:
+                self._rolled_back(shard, result, "its generation counter was behind")
+            batch = claimed.batch
             if batch is None:
                 return
             applied = await self.store.apply(batch)
+            floor = dict(floors).get(batch.epoch, 0)
+            if batch.resumed and applied.parts_before == 0 and batch.generation <= floor:
+                # Redis handed back a batch PostgreSQL had moved past: its records were
+                # pruned long ago, so it was applied again. Redis lost what said so.
+                self._rolled_back(shard, result, f"batch {batch.id} was applied again")
             await self.batches.release(batch, self.clock())
-            if applied:
+            if applied.parts_now:
                 result.batches += 1
                 result.events += batch.events
                 result.counters += len(batch.counters)
@@ -106,9 +126,39 @@ class Flusher:
                 result.skipped += 1
                 self.metrics.flush_batches.labels("already_applied").inc()
                 log.info("batch %s was applied before; released it", batch.id)
-            if not batch.resumed:
-                # The live hash was cut in this run; what came after waits for the next.
-                return
+            if claimed.cut_live:
+                return  # what came after waits for the next run
+        result.more = True
+
+    async def drain(self, *, lease_wait_s: float = 60.0) -> FlushResult:
+        """Flush until Redis holds nothing more: every live hash, sealed piece and batch
+        of every shard applied. Waits for the lease up to `lease_wait_s`."""
+        total = FlushResult()
+        deadline = time.monotonic() + lease_wait_s
+        while True:
+            result = await self.flush_once()
+            if not result.lease:
+                if time.monotonic() > deadline:
+                    return result
+                await asyncio.sleep(0.5)
+                continue
+            total.batches += result.batches
+            total.skipped += result.skipped
+            total.events += result.events
+            total.counters += result.counters
+            total.rollbacks += result.rollbacks
+            if result.batches == result.skipped == 0:
+                return total
+
+    def _rolled_back(self, shard: int, result: FlushResult, what: str) -> None:
+        result.rollbacks += 1
+        self.metrics.redis_rollbacks.inc()
+        log.warning(
+            "Redis came back older than PostgreSQL for shard %d (%s): events it lost "
+            "after being flushed may be counted twice; none acknowledged since is lost",
+            shard,
+            what,
+        )
 
     async def _maybe_prune(self) -> None:
         now = time.monotonic()
@@ -118,6 +168,7 @@ class Flusher:
         await self.store.prune(
             applied_batch_days=self.settings.applied_batch_retention_days,
             hourly_days=self.settings.hourly_retention_days,
+            keep=await self.batches.batch_ids(),
         )
 
     def next_delay_s(self) -> float:
@@ -139,9 +190,11 @@ class Flusher:
         return pending.events >= self.settings.flush_max_pending_events
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Flush every interval until `stop` is set; failures back off and are retried."""
+        """Flush every interval until `stop` is set; failures back off and are retried;
+        a backlog is drained run after run."""
+        backlog = False
         while not stop.is_set():
-            delay = self.next_delay_s()
+            delay = 0.0 if backlog and self.consecutive_failures == 0 else self.next_delay_s()
             deadline = time.monotonic() + delay
             while not stop.is_set():
                 remaining = deadline - time.monotonic()
@@ -153,7 +206,8 @@ class Flusher:
                     break
             if stop.is_set():
                 return
-            await self.run_once_logged()
+            result = await self.run_once_logged()
+            backlog = result is not None and result.more
 
     async def run_once_logged(self) -> FlushResult | None:
         try:

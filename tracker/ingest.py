@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from .bots import BOT
-from .errors import Ignored, InvalidInput, TooLarge, TrackerError, UnsupportedMediaType
-from .middleware import EVENTS_IN_REQUEST
+from .errors import (
+    ClientClosed,
+    Ignored,
+    InvalidInput,
+    OriginNotAllowed,
+    ReadTimeout,
+    TooLarge,
+    TrackerError,
+    UnsupportedMediaType,
+)
+from .middleware import EVENTS_IN_REQUEST, origin_allowed
 from .models import parse_event_dict, parse_events
-from .readers import Visitor, client_address, reader_id
+from .readers import Visitor, address_id, client_address, reader_id
 from .resources import BATCHER, BOTS, CLOCK, METRICS, PROXIES, SALTS, SETTINGS
 from .responses import accepted_response
+from .settings import Settings
 from .snippet import PIXEL_GIF
 from .utc import day_of
 
@@ -27,22 +39,36 @@ async def ingest(request: web.Request) -> web.Response:
         raise UnsupportedMediaType(
             "Content-Type", "send application/json, or text/plain (navigator.sendBeacon)"
         )
-    too_large = TooLarge("body", f"at most {settings.max_body_bytes} bytes")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        raise too_large
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
-    except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims
-        raise InvalidInput("body", f"cannot read the body: {exc}") from None
-    events = parse_events(body, max_events=settings.max_batch_events)
+        raise _too_large(settings.max_body_bytes)
+    events = parse_events(await _body(request, settings), max_events=settings.max_batch_events)
     request[EVENTS_IN_REQUEST] = len(events)
     visitor = await visitor_of(request, len(events))
     if visitor is not None:
         await request.app[BATCHER].record([(event, visitor) for event in events])
         request.app[METRICS].count_accepted(events)
     return accepted_response(len(events))
+
+
+async def _body(request: web.Request, settings: Settings) -> bytes:
+    """The whole body, within TRACKER_READ_TIMEOUT of the headers."""
+    try:
+        if request.content.is_eof():  # all here already (a beacon): no timer needed
+            return await request.read()
+        async with asyncio.timeout(settings.read_timeout_s):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(settings.max_body_bytes) from None
+    except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims
+        raise InvalidInput("body", f"cannot read the body: {exc}") from None
+    except TimeoutError:
+        raise ReadTimeout("body", f"not received within {settings.read_timeout_s:g} s") from None
+    except ConnectionError:
+        raise ClientClosed("body", "the client closed the connection mid-body") from None
+
+
+def _too_large(max_body_bytes: int) -> TooLarge:
+    return TooLarge("body", f"at most {max_body_bytes} bytes")
 
 
 async def visitor_of(request: web.Request, events: int) -> Visitor | None:
@@ -65,7 +91,7 @@ async def visitor_of(request: web.Request, events: int) -> Visitor | None:
     forwarded_for = ", ".join(headers.getall("X-Forwarded-For", ())) or None
     address = client_address(request.remote, forwarded_for, app[PROXIES])
     salt = await app[SALTS].salt(day_of(app[CLOCK]()))
-    return Visitor(reader_id(salt, address, user_agent), agent)
+    return Visitor(reader_id(salt, address, user_agent), agent, address_id(salt, address))
 
 
 async def pixel(request: web.Request) -> web.Response:
@@ -76,9 +102,14 @@ async def pixel(request: web.Request) -> web.Response:
     for name, key in (("channel", "c"), ("url", "u"), ("referrer", "r")):
         if key in query:
             event[name] = query[key]
-    if "u" not in query and request.headers.get("Referer"):
-        event["url"] = request.headers["Referer"]
+    referer = request.headers.get("Referer")
+    if "u" not in query and referer:
+        event["url"] = referer
     try:
+        # A page elsewhere may embed the pixel: the allowlist holds for it as for
+        # beacons. No Referer (e-mail clients, strict referrer policies) is let through.
+        if referer and not origin_allowed(request, _origin_of(referer)):
+            raise OriginNotAllowed("Referer", "the page is not on an allowed origin")
         (parsed,) = parse_event_dict(event)
         visitor = await visitor_of(request, 1)
         if visitor is not None:
@@ -87,3 +118,11 @@ async def pixel(request: web.Request) -> web.Response:
     except TrackerError as exc:
         app[METRICS].pixel_errors.labels(exc.reason).inc()
     return web.Response(body=PIXEL_GIF, headers=PIXEL_HEADERS)
+
+
+def _origin_of(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"

@@ -5,12 +5,21 @@ touches the keys of one shard, runs unchanged on Redis Cluster.
 
 Per shard:
   live     hash: the counters being written now (the next batch, id `<epoch>:<gen+1>`)
+  sealed   list of generations: live hashes sealed when they reached their bound, each
+           waiting as `sealed:<gen>` (its id in field `_id`) to be applied in order
   batch    hash: the counters being flushed (at most one per shard), its id in field `_id`
-  gen      integer: how many batches this shard has cut
+  gen      integer: how many pieces this shard has cut
   epoch    random token, set once: batch ids stay unique even if Redis loses its data
 
   d:<digest>        a reader's recent event (SET NX EX dedup window): repeats are not counted
-  u:<day>:<article> HyperLogLog of the day's readers of an article
+  a:<digest>        readers counted from one address for an article in the dedup window
+  r:<address>       the address's rate-limit state (when its bucket is empty again, ms)
+  e:<digest>        an event id seen in the last 24 h: a retry is not counted again
+  u:<day>:<article> HyperLogLog of the day's readers of an article; no expiry until the
+                    flusher has stored it in PostgreSQL
+
+Not per shard: `shards` (the shard count the data was written with), `salt:<day>`,
+`flush-lease`.
 
 Fields of a live/batch hash:
   `b <hour> <metric> <article>`  count per hour bucket (what the flusher writes to Postgres)
@@ -92,6 +101,7 @@ class ShardKeys:
     batch: str
     gen: str
     epoch: str
+    sealed: str
 
     base: str
 
@@ -104,14 +114,33 @@ class ShardKeys:
         return batch_id.removeprefix(f"{self.shard}:")
 
     def dedup(self, reader: bytes, metric: str, article_id: str) -> str:
-        digest = hashlib.blake2b(digest_size=12)
-        for part in (reader, metric.encode(), article_id.encode()):
-            digest.update(part)
-            digest.update(b"\x00")
-        return f"{self.base}:d:{digest.hexdigest()}"
+        return f"{self.base}:d:{_digest(reader, metric, article_id)}"
+
+    def address(self, address: bytes, metric: str, article_id: str) -> str:
+        return f"{self.base}:a:{_digest(address, metric, article_id)}"
+
+    def rate(self, address: bytes) -> str:
+        return f"{self.base}:r:{address.hex()}"
+
+    def event_id(self, event_id: str, article_id: str) -> str:
+        return f"{self.base}:e:{_digest(event_id.encode(), article_id)}"
+
+    def sealed_piece(self, gen: int) -> str:
+        return f"{self.base}:sealed:{gen}"
 
     def uniques(self, day: int, article_id: str) -> str:
         return f"{self.base}:u:{day}:{article_id}"
+
+
+def _digest(first: bytes, *rest: str) -> str:
+    """A short key name for the parts (each followed by NUL, so no two splits collide)."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(first)
+    digest.update(b"\x00")
+    for part in rest:
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
 
 
 class Keys:
@@ -119,6 +148,7 @@ class Keys:
         self.prefix = prefix
         self.shards = shards
         self.lease = f"{prefix}:flush-lease"
+        self.shard_count = f"{prefix}:shards"
         self._shards = [self._make(n) for n in range(shards)]
 
     def _make(self, shard: int) -> ShardKeys:
@@ -130,6 +160,7 @@ class Keys:
             batch=f"{base}:batch",
             gen=f"{base}:gen",
             epoch=f"{base}:epoch",
+            sealed=f"{base}:sealed",
         )
 
     def shard(self, shard: int) -> ShardKeys:

@@ -80,6 +80,12 @@ class Metrics:
             "Hourly counter rows written to Postgres (one per article, metric and hour).",
             registry=r,
         )
+        self.redis_rollbacks = Counter(
+            "tracker_redis_rollbacks",
+            "Times Redis was found older than PostgreSQL (a crash with AOF everysec, a "
+            "failover to a lagging replica): batch ids were moved past what was applied.",
+            registry=r,
+        )
         self.last_flush_success = Gauge(
             "tracker_last_flush_success_timestamp_seconds",
             "When a flush run last succeeded (Unix time).",

@@ -1,5 +1,5 @@
-"""Middlewares: JSON errors (the one place a refusal is answered and counted), request
-metrics, and CORS for the allowed origins."""
+"""Middlewares: JSON errors (the one place a refusal is answered and counted), load
+shedding and deadlines, request metrics, and CORS for the allowed origins."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Final
 
 from aiohttp import web
 
-from .errors import OriginNotAllowed, TrackerError
-from .resources import METRICS, SETTINGS
+from .errors import ClientClosed, OriginNotAllowed, Overloaded, TrackerError
+from .resources import LOOP_LAG, METRICS, PROXIES, SETTINGS
 from .responses import error_response, refusal
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,10 @@ EVENTS_IN_REQUEST: Final = web.RequestKey("events_in_request", int)
 CORS_PREFIXES: Final = ("/api/v1/events", "/api/v1/articles/")
 CORS_METHODS: Final = "GET, POST, OPTIONS"
 PREFLIGHT_MAX_AGE_S: Final = 86_400
+# Answered even when the loop lags: orchestrators and Prometheus must see the state.
+NEVER_SHED: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+# Nobody reads the answer to a client that went away; nginx's code for it.
+CLIENT_CLOSED_STATUS: Final = 499
 
 _STATUS_ERRORS: Final = {
     404: "not_found",
@@ -42,14 +46,27 @@ def reject(request: web.Request, exc: TrackerError, *, events: int) -> web.Respo
     app = request.app
     if events:
         app[METRICS].events_rejected.labels(exc.reason).inc(events)
+    if isinstance(exc, ClientClosed):
+        return web.Response(status=CLIENT_CLOSED_STATUS)
     return refusal(exc, retry_after_s=app[SETTINGS].retry_after_s)
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500 page."""
+    """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500
+    page. Requests are shed while the loop lags, and each has a deadline."""
+    app = request.app
     try:
-        return await handler(request)
+        if app[LOOP_LAG].overloaded and request.path not in NEVER_SHED:
+            raise Overloaded("the event loop lags; shedding load")
+        deadline = asyncio.timeout(app[SETTINGS].request_timeout_s)
+        try:
+            async with deadline:
+                return await handler(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise Overloaded("the request ran past TRACKER_REQUEST_TIMEOUT") from None
     except TrackerError as exc:
         return reject(request, exc, events=request.get(EVENTS_IN_REQUEST, 0))
     except web.HTTPException as exc:
@@ -97,14 +114,19 @@ def _cors_headers(request: web.Request, origin: str) -> dict[str, str]:
 @web.middleware
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Preflights answered here; a POST from an origin not allowed is refused (403) and not
-    counted, since sendBeacon's text/plain POST reaches the server without a preflight."""
-    origin = request.headers.get("Origin")
-    if origin is None or not request.path.startswith(CORS_PREFIXES):
+    counted, since sendBeacon's text/plain POST reaches the server without a preflight.
+    Every answer on these paths varies with Origin, so caches keep them apart."""
+    if not request.path.startswith(CORS_PREFIXES):
         return await handler(request)
+    origin = request.headers.get("Origin")
+    if origin is None:
+        if request.method == "POST" and not _may_omit_origin(request):
+            return _vary(reject(request, _origin_required(), events=1))
+        return _vary(await handler(request))
     allowed = origin_allowed(request, origin)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not allowed:
-            return reject(request, _not_allowed(origin), events=0)
+            return _vary(reject(request, _not_allowed(origin), events=0))
         headers = _cors_headers(request, origin)
         headers["Access-Control-Allow-Methods"] = CORS_METHODS
         headers["Access-Control-Allow-Headers"] = request.headers.get(
@@ -114,12 +136,30 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return web.Response(status=204, headers=headers)
     if not allowed:
         if request.method == "POST":
-            return reject(request, _not_allowed(origin), events=1)
-        return await handler(request)  # readable by non-browser clients; browsers block it
+            return _vary(reject(request, _not_allowed(origin), events=1))
+        return _vary(await handler(request))  # readable by non-browser clients only
     response = await handler(request)
     response.headers.update(_cors_headers(request, origin))
     return response
 
 
+def _may_omit_origin(request: web.Request) -> bool:
+    """Browsers always send Origin on a POST; only server-side senders omit it. With
+    TRACKER_REQUIRE_ORIGIN they must come through a trusted proxy."""
+    settings = request.app[SETTINGS]
+    if not settings.require_origin:
+        return True
+    return request.remote is not None and request.app[PROXIES].holds(request.remote)
+
+
+def _vary(response: web.StreamResponse) -> web.StreamResponse:
+    response.headers["Vary"] = "Origin"
+    return response
+
+
 def _not_allowed(origin: str) -> OriginNotAllowed:
     return OriginNotAllowed("Origin", f"{origin} is not allowed")
+
+
+def _origin_required() -> OriginNotAllowed:
+    return OriginNotAllowed("Origin", "required (TRACKER_REQUIRE_ORIGIN); browsers send it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Final, Literal, get_args
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -37,6 +38,23 @@ Title = Annotated[str, msgspec.Meta(max_length=512, pattern=NO_NUL)]
 Label = Annotated[str, msgspec.Meta(max_length=128, pattern=NO_NUL)]
 Lang = Annotated[str, msgspec.Meta(max_length=35, pattern=NO_NUL)]
 Author = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_NUL)]
+# A client's own id for an event: a retry with the same id is not counted again.
+EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+
+
+def stored_url(url: str) -> str:
+    """What is kept of a page URL: its origin and path, and its utm_* parameters (which
+    tell where readers came from); other parameters may hold a reader's tokens."""
+    try:
+        parts = urlsplit(url)
+        campaign = [
+            (name, value) for name, value in parse_qsl(parts.query) if name.startswith("utm_")
+        ]
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return ""
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(campaign), ""))
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -49,6 +67,7 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     category: Label | None = None
     lang: Lang | None = None
     author: Author | None = None
+    id: EventId | None = None
 
     @property
     def metric(self) -> str:
@@ -62,6 +81,9 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
             value = getattr(self, name)
             if value:
                 found[name] = value
+        url = stored_url(found.pop("url", ""))
+        if url:
+            found["url"] = url
         return found
 
 

@@ -45,22 +45,25 @@ class PendingReader:
                         shard_keys.batch,
                         shard_keys.gen,
                         shard_keys.epoch,
+                        shard_keys.sealed,
                         *sketches,
                     ),
-                    (epoch_candidate(), *fields),
+                    (epoch_candidate(), shard_keys.base, *fields),
                 )
             )
         results = await run_calls(self.redis, calls)
         pieces = []
         readers: dict[str, dict[int, int]] = {}
-        for (shard, ids), (live_id, live, batch_id, batch, counts) in zip(
+        for (shard, ids), (live_id, live, batch_id, batch, counts, sealed) in zip(
             by_shard.items(), results, strict=True
         ):
             shard_keys = self.keys.shard(shard)
-            pieces.append(PendingCounts(shard_keys.batch_id(live_id.decode()), _counts(ids, live)))
+            found = [(live_id, live), *((piece[0], piece[1]) for piece in sealed)]
             if batch_id is not None:
+                found.append((batch_id, batch))
+            for piece_id, values in found:
                 pieces.append(
-                    PendingCounts(shard_keys.batch_id(batch_id.decode()), _counts(ids, batch))
+                    PendingCounts(shard_keys.batch_id(piece_id.decode()), _counts(ids, values))
                 )
             for index, article_id in enumerate(ids):
                 per_day = counts[index * len(days) : (index + 1) * len(days)]

@@ -103,9 +103,19 @@ GROUP BY u.article_id
 """
 READERS_TOTAL: Final = "readers_total"
 
+# Never the record of a batch still in Redis ($2): its parts that did commit must stay
+# known, or resuming it would add them again.
 PRUNE_APPLIED_BATCHES: Final = """
-DELETE FROM applied_batches WHERE applied_at < now() - make_interval(days => $1)
+DELETE FROM applied_batches
+WHERE applied_at < now() - make_interval(days => $1) AND NOT (batch_id = ANY($2::text[]))
 """
+
+RAISE_GENERATION: Final = """
+INSERT INTO shard_generations AS g (shard, epoch, generation) VALUES ($1, $2, $3)
+ON CONFLICT (shard, epoch) DO UPDATE SET generation = greatest(g.generation, EXCLUDED.generation)
+"""
+
+GENERATION_FLOORS: Final = "SELECT epoch, generation FROM shard_generations WHERE shard = $1"
 
 PRUNE_HOURLY: Final = """
 DELETE FROM article_hourly WHERE hour < now() - make_interval(days => $1)

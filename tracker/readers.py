@@ -73,6 +73,11 @@ class TrustedProxies:
                 return True
         return False
 
+    def holds(self, peer: str) -> bool:
+        """Whether a peer address (as a socket gives it) is one of the trusted proxies."""
+        parsed = _parse_ip(peer)
+        return parsed is not None and parsed in self
+
 
 def client_address(
     peer: str | None,
@@ -104,10 +109,12 @@ def client_address(
 
 @dataclass(frozen=True, slots=True)
 class Visitor:
-    """Who sent the events: the day's reader id and what kind of agent it is."""
+    """Who sent the events: the day's reader id, what kind of agent it is, and the day's
+    id of its address (for the limits per address)."""
 
     reader: bytes
     agent: Agent
+    address: bytes = b""
 
 
 def reader_id(salt: bytes, address: str, user_agent: str) -> bytes:
@@ -116,6 +123,13 @@ def reader_id(salt: bytes, address: str, user_agent: str) -> bytes:
     digest.update(address.encode())
     digest.update(b"\x00")
     digest.update(user_agent.encode(errors="replace"))
+    return digest.digest()
+
+
+def address_id(salt: bytes, address: str) -> bytes:
+    """12 bytes that identify an address for one day (not its readers: no User-Agent)."""
+    digest = hashlib.blake2b(digest_size=12, key=salt[:64], person=b"address")
+    digest.update(address.encode())
     return digest.digest()
 
 
@@ -140,14 +154,14 @@ class SaltStore:
         if cached is not None:
             return cached
         candidate = secrets.token_bytes(32)
+        # Created once, by whichever process asks first, and never deleted before it
+        # expires: a process whose clock lags still finds the same one.
         expires_at = (day + 1) * DAY_S + SALT_GRACE_S
         with redis_unavailable_on_error():
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.set(self.key(day), candidate, nx=True, exat=expires_at)
                 pipe.get(self.key(day))
-                # Yesterday's salt goes now that today's exists.
-                pipe.delete(self.key(day - 1))
-                _, stored, _ = await pipe.execute()
+                _, stored = await pipe.execute()
         salt = bytes(stored) if stored else candidate
         self._cached = (day, salt)
         return salt

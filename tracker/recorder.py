@@ -1,15 +1,17 @@
 """Recording events in Redis: which counters an event adds to, and one script call per
 shard the events touch, all in one round trip.
 
-Every call touches one shard's keys only (the live hash, its de-duplication keys and
-reader sketches), so it runs unchanged on Redis Cluster.
+Every call touches one shard's keys only (the live hash, its de-duplication, address,
+rate and event-id keys, its reader sketches), so it runs unchanged on Redis Cluster.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Final
 
 from redis.asyncio import Redis
 
@@ -17,19 +19,32 @@ from . import keys as k
 from .bots import HUMAN
 from .bots import PREVIEW as PREVIEW_AGENT
 from .counts import PREVIEW, REFERRAL, VIEW
-from .keys import Keys, sketch_expires_at
+from .keys import Keys, ShardKeys, epoch_candidate
 from .models import Event
+from .preflight import Preflight
 from .readers import Visitor
 from .referrals import referral_channel
 from .scripts import RECORD, Call, run_calls
+from .settings import Settings
 from .utc import day_of, hour_of
 
 Entry = tuple[Event, Visitor]
+# The events of one request, recorded together.
+Request = Sequence[Entry]
+
+_MINUTE_MS: Final = 60_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Recorded:
-    repeats: int  # events not counted: a reader's repeat within the dedup window
+    """What Redis did with a round trip's requests."""
+
+    # Per request: 0 if stored, else the ms until its address may send again.
+    retry_after_ms: list[int]
+    # Events acknowledged and not counted, by why.
+    repeats: int = 0
+    address_limited: int = 0
+    retried: int = 0
 
 
 def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
@@ -44,15 +59,25 @@ def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
     return (event.metric,)
 
 
-class _ShardCall:
-    """The arguments of one shard's RECORD call, built event by event."""
+@dataclass(slots=True)
+class _RequestPart:
+    """A request's events in one shard."""
 
-    def __init__(self, live: str, now_ms: int, window_s: int, sketch_expiry: int) -> None:
-        self.keys: list[str] = [live]
+    index: int  # of the request in the round trip
+    rate_key: int
+    events: list[str | int | bytes] = field(default_factory=list)
+    count: int = 0
+
+
+class _ShardCall:
+    """The arguments of one shard's RECORD call, built request by request."""
+
+    def __init__(self, shard: ShardKeys, head: list[str | int | bytes]) -> None:
+        self.shard = shard
+        self.keys: list[str] = [shard.live, shard.sealed, shard.gen, shard.epoch]
         self._index: dict[str, int] = {}
-        self._head: list[str | int | bytes] = [now_ms, window_s, sketch_expiry]
-        self.events: list[str | int | bytes] = []
-        self.count = 0
+        self._head = head
+        self.parts: dict[int, _RequestPart] = {}
         self.meta: dict[str, str] = {}
 
     def key_index(self, key: str) -> int:
@@ -62,61 +87,113 @@ class _ShardCall:
             index = self._index[key] = len(self.keys)
         return index
 
-    def add(self, dedup: int, sketch: int, reader: bytes, fields: list[str]) -> None:
-        self.events += (dedup, sketch, reader, len(fields), *fields)
-        self.count += 1
+    def part(self, request: int, rate_key: str | None) -> _RequestPart:
+        part = self.parts.get(request)
+        if part is None:
+            rate = self.key_index(rate_key) if rate_key is not None else 0
+            part = self.parts[request] = _RequestPart(request, rate)
+        return part
 
     def call(self) -> Call:
-        args = [*self._head, self.count, *self.events]
+        args = [*self._head, epoch_candidate(), self.shard.base, len(self.parts)]
+        for part in self.parts.values():
+            args += (part.rate_key, part.count, *part.events)
         for name, value in self.meta.items():
             args += (name, value)
         return Call(RECORD, self.keys, args)
 
 
 class Recorder:
-    """Stores events in Redis: counters, de-duplication keys and reader sketches."""
+    """Stores events in Redis: counters, de-duplication and limit keys, reader sketches."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, dedup_window_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, settings: Settings, preflight: Preflight | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keys
-        self.dedup_window_s = dedup_window_s
+        self.preflight = preflight
+        self.dedup_window_s = settings.dedup_window_s
+        # The bound on readers per address needs a window to count them in.
+        self.readers_per_address = settings.max_readers_per_address if self.dedup_window_s else 0
+        self.rate_interval_ms = (
+            math.ceil(_MINUTE_MS / settings.rate_limit) if settings.rate_limit > 0 else 0
+        )
+        self.seal_at_fields = settings.flush_max_batch_fields
 
-    def calls(self, entries: Sequence[Entry], now_s: float) -> list[Call]:
-        """One script call per shard the events touch."""
+    def calls(self, requests: Sequence[Request], now_s: float) -> list[tuple[Call, list[int]]]:
+        """One script call per shard the requests touch, each with the indexes of the
+        requests it carries (in the order the script answers for them)."""
         hour = hour_of(now_s)
         day = day_of(now_s)
-        now_ms = int(now_s * 1000)
-        window_s = self.dedup_window_s
+        head: list[str | int | bytes] = [
+            int(now_s * 1000),
+            self.dedup_window_s,
+            self.readers_per_address,
+            self.rate_interval_ms,
+            self.seal_at_fields,
+        ]
         shards: dict[int, _ShardCall] = {}
-        for event, visitor in entries:
-            shard_keys = self.keys.for_article(event.article_id)
-            shard = shards.get(shard_keys.shard)
-            if shard is None:
-                shard = shards[shard_keys.shard] = _ShardCall(
-                    shard_keys.live, now_ms, window_s, sketch_expires_at(day)
+        for index, request in enumerate(requests):
+            for event, visitor in request:
+                shard_keys = self.keys.for_article(event.article_id)
+                shard = shards.get(shard_keys.shard)
+                if shard is None:
+                    shard = shards[shard_keys.shard] = _ShardCall(shard_keys, head)
+                rate_key = (
+                    shard_keys.rate(visitor.address)
+                    if self.rate_interval_ms and visitor.address
+                    else None
                 )
-            metrics = event_metrics(event, visitor)
-            fields = []
-            for metric in metrics:
-                fields.append(k.bucket_field(hour, metric, event.article_id))
-                fields.append(k.total_field(metric, event.article_id))
-            sketch = 0
-            if visitor.agent.kind == HUMAN and event.type == "view":
-                sketch = shard.key_index(shard_keys.uniques(day, event.article_id))
-                fields.append(k.uniques_field(day, event.article_id))
-            dedup = 0
-            if window_s > 0:
-                dedup_key = shard_keys.dedup(visitor.reader, metrics[0], event.article_id)
-                dedup = shard.key_index(dedup_key)
-            shard.add(dedup, sketch, visitor.reader, fields)
-            metadata = event.metadata()
-            if metadata:
-                shard.meta[k.meta_field(event.article_id)] = json.dumps(
-                    metadata, separators=(",", ":"), ensure_ascii=False
-                )
-        return [shard.call() for shard in shards.values()]
+                self._add(shard, shard.part(index, rate_key), event, visitor, hour, day)
+        return [(shard.call(), list(shard.parts)) for shard in shards.values()]
 
-    async def record(self, entries: Sequence[Entry], now_s: float) -> Recorded:
-        """Returns when Redis has stored the entries; raises RedisUnavailable otherwise."""
-        results = await run_calls(self.redis, self.calls(entries, now_s))
-        return Recorded(repeats=sum(int(r[1]) for r in results))
+    def _add(
+        self,
+        shard: _ShardCall,
+        part: _RequestPart,
+        event: Event,
+        visitor: Visitor,
+        hour: int,
+        day: int,
+    ) -> None:
+        shard_keys = shard.shard
+        article_id = event.article_id
+        metrics = event_metrics(event, visitor)
+        fields = []
+        for metric in metrics:
+            fields.append(k.bucket_field(hour, metric, article_id))
+            fields.append(k.total_field(metric, article_id))
+        sketch = 0
+        if visitor.agent.kind == HUMAN and event.type == "view":
+            sketch = shard.key_index(shard_keys.uniques(day, article_id))
+            fields.append(k.uniques_field(day, article_id))
+        event_id = shard.key_index(shard_keys.event_id(event.id, article_id)) if event.id else 0
+        dedup = address = 0
+        if self.dedup_window_s > 0:
+            dedup = shard.key_index(shard_keys.dedup(visitor.reader, metrics[0], article_id))
+            if self.readers_per_address and visitor.address:
+                address_key = shard_keys.address(visitor.address, metrics[0], article_id)
+                address = shard.key_index(address_key)
+        part.events += (event_id, dedup, address, sketch, visitor.reader, len(fields), *fields)
+        part.count += 1
+        metadata = event.metadata()
+        if metadata:
+            shard.meta[k.meta_field(article_id)] = json.dumps(
+                metadata, separators=(",", ":"), ensure_ascii=False
+            )
+
+    async def record(self, requests: Sequence[Request], now_s: float) -> Recorded:
+        """Returns when Redis has answered for every request; raises RedisUnavailable
+        otherwise (then none of them may be acknowledged)."""
+        if self.preflight is not None:
+            self.preflight.require()
+        calls = self.calls(requests, now_s)
+        results = await run_calls(self.redis, [call for call, _ in calls])
+        recorded = Recorded(retry_after_ms=[0] * len(requests))
+        for (_, indexes), (_, repeats, limited, retried, waits) in zip(calls, results, strict=True):
+            recorded.repeats += int(repeats)
+            recorded.address_limited += int(limited)
+            recorded.retried += int(retried)
+            for index, wait in zip(indexes, waits, strict=True):
+                recorded.retry_after_ms[index] = max(recorded.retry_after_ms[index], int(wait))
+        return recorded

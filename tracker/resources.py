@@ -21,11 +21,14 @@ from .batcher import Batcher
 from .batches import RedisBatches
 from .bots import BotClassifier
 from .embedded import EmbeddedServers
+from .errors import RedisUnavailable
 from .flusher import Flusher
 from .keys import Keys
 from .lease import Lease
 from .metrics import Metrics
+from .overload import LoopLag
 from .pending import PendingReader
+from .preflight import Preflight
 from .readers import SaltStore, TrustedProxies
 from .recorder import Recorder
 from .scripts import open_redis
@@ -56,6 +59,8 @@ SALTS: Final = web.AppKey("salts", SaltStore)
 BATCHER: Final = web.AppKey("batcher", Batcher)
 BATCHES: Final = web.AppKey("batches", RedisBatches)
 POOL: Final = web.AppKey("pool", db.Pool)
+LOOP_LAG: Final = web.AppKey("loop_lag", LoopLag)
+PREFLIGHT: Final = web.AppKey("preflight", Preflight)
 STATS_CACHE: Final = web.AppKey("stats_cache", StatsCache)
 FLUSHER: Final = web.AppKey("flusher", Flusher)
 
@@ -104,14 +109,18 @@ async def redis_client(settings: Settings, url: str) -> AsyncIterator[Redis]:
 
 
 @contextlib.asynccontextmanager
-async def postgres_pool(settings: Settings, url: str, *, migrate: bool) -> AsyncIterator[db.Pool]:
+async def postgres_pool(
+    settings: Settings, url: str, *, migrate: bool, size: int | None = None
+) -> AsyncIterator[db.Pool]:
     """A pool, once PostgreSQL answers (waiting a while), with the schema brought up to
     date when `migrate`."""
     deadline = time.monotonic() + STARTUP_WAIT_S
     while True:
         try:
             pool = await db.open_pool(
-                url, size=settings.database_pool_size, timeout_s=settings.database_timeout_s
+                url,
+                size=size or settings.database_pool_size,
+                timeout_s=settings.database_timeout_s,
             )
             if migrate:
                 async with pool.acquire() as conn:
@@ -135,15 +144,17 @@ def make_flusher(
     metrics: Metrics,
     *,
     clock: Callable[[], float] = time.time,
+    preflight: Preflight | None = None,
 ) -> Flusher:
     keys = Keys(settings.redis_prefix, settings.redis_shards)
     return Flusher(
         settings,
-        RedisBatches(redis, keys),
+        RedisBatches(redis, keys, wait_timeout_s=settings.redis_timeout_s / 2),
         Store(pool),
         Lease(redis, keys.lease, ttl_s=settings.flush_lease_s),
         metrics,
         clock=clock,
+        preflight=preflight,
     )
 
 
@@ -178,14 +189,25 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """The client, and what records through it: the salts and the batcher."""
     settings = app[SETTINGS]
     async with redis_client(settings, app[URLS][0]) as redis:
+        preflight = app[PREFLIGHT] = Preflight(redis, app[KEYS], settings)
+        checking = None
+        try:
+            await preflight.check()  # StartupRefused: tracker does not start
+        except RedisUnavailable as exc:
+            log.warning("Redis does not answer (%s); its settings are checked once it does", exc)
+            checking = asyncio.create_task(preflight.check_until_answered())
         app[REDIS] = redis
         app[SALTS] = SaltStore(redis, settings.redis_prefix)
         app[BATCHES] = RedisBatches(redis, app[KEYS])
-        recorder = Recorder(redis, app[KEYS], dedup_window_s=settings.dedup_window_s)
+        recorder = Recorder(redis, app[KEYS], settings, preflight)
         batcher = app[BATCHER] = Batcher(recorder, app[METRICS], clock=app[CLOCK])
         try:
             yield
         finally:
+            if checking is not None:
+                checking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checking
             await batcher.drain()
 
 
@@ -197,21 +219,50 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
     """Stats reads join both sides: Redis' pending pieces and PostgreSQL's totals."""
+    settings = app[SETTINGS]
     reader = StatsReader(PendingReader(app[REDIS], app[KEYS]), Store(app[POOL]), app[CLOCK])
-    app[STATS_CACHE] = StatsCache(reader.read, ttl_s=app[SETTINGS].stats_cache_s)
+    app[STATS_CACHE] = StatsCache(
+        reader.read, ttl_s=settings.stats_cache_s, max_bytes=settings.stats_cache_bytes
+    )
     yield
 
 
+async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Watches how late the event loop runs, for shedding load (overload.py)."""
+    lag = app[LOOP_LAG] = LoopLag(app[SETTINGS].max_loop_lag_s)
+    task = asyncio.create_task(lag.watch(), name="tracker-loop-lag")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The flusher, on a pool of its own: heavy reads cannot starve it of connections."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        flusher = app[FLUSHER] = make_flusher(
-            settings, app[REDIS], app[POOL], app[METRICS], clock=app[CLOCK]
-        )
         if not run_flusher:
+            # Still at hand (tests and `tracker flush` call it), on the reads' pool.
+            app[FLUSHER] = make_flusher(
+                settings,
+                app[REDIS],
+                app[POOL],
+                app[METRICS],
+                clock=app[CLOCK],
+                preflight=app[PREFLIGHT],
+            )
             yield
             return
-        async with flushing(flusher, settings):
-            yield
+        async with postgres_pool(
+            settings, app[URLS][1], migrate=False, size=settings.flush_pool_size
+        ) as pool:
+            flusher = app[FLUSHER] = make_flusher(
+                settings, app[REDIS], pool, app[METRICS], clock=app[CLOCK], preflight=app[PREFLIGHT]
+            )
+            async with flushing(flusher, settings):
+                yield
 
     return ctx

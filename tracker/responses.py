@@ -7,14 +7,18 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from .errors import Rejected, TrackerError, Unavailable
+from .errors import RateLimited, Rejected, TrackerError, Unavailable
 
 STATUS: Final = {
     Rejected.INVALID: 400,
     Rejected.ORIGIN: 403,
+    Rejected.TIMEOUT: 408,
     Rejected.TOO_LARGE: 413,
     Rejected.UNSUPPORTED_MEDIA_TYPE: 415,
+    Rejected.RATE_LIMITED: 429,
+    Rejected.CLIENT_CLOSED: 499,
     Rejected.UNAVAILABLE: 503,
+    Rejected.OVERLOADED: 503,
 }
 _encoder: Final = msgspec.json.Encoder()
 
@@ -45,9 +49,18 @@ def refusal(exc: TrackerError, *, retry_after_s: int) -> web.Response:
             {"dependency": exc.dependency, "message": exc.message},
             headers={"Retry-After": str(retry_after_s)},
         )
-    return error_response(
-        STATUS[exc.reason], exc.error, {"field": exc.field, "message": exc.message}
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    response = error_response(
+        STATUS[exc.reason],
+        exc.error,
+        {"field": exc.field, "message": exc.message},
+        headers=headers,
     )
+    if exc.reason is Rejected.TIMEOUT:
+        response.force_close()  # a client this slow gets no second request on it
+    return response
 
 
 _ACCEPTED_ONE: Final = _encoder.encode({"accepted": 1})

@@ -99,6 +99,25 @@ async def run_calls(redis: Redis, calls: Sequence[Call]) -> list[Any]:
         return results
 
 
+async def run_then(redis: Redis, call: Call, *command: Any) -> tuple[Any, Any]:
+    """Run a script call, then `command` on the same connection (WAIT and WAITAOF wait
+    for the writes of their own connection): (the script's result, the command's)."""
+    with redis_unavailable_on_error():
+        for attempt in (1, 2):
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                pipe.execute_command(*command)
+                result, reply = await pipe.execute(raise_on_error=False)
+            if isinstance(result, NoScriptError) and attempt == 1:
+                await redis.script_load(call.script.source)
+                continue
+            for value in (result, reply):
+                if isinstance(value, Exception):
+                    raise value
+            return result, reply
+    raise AssertionError("unreachable")
+
+
 async def _evalsha(redis: Redis, call: Call) -> Any:
     return await redis.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
 

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from . import __version__
 from .app import create_app
-from .resources import SETTINGS
+from .protocol import TrackerRunner
+from .resources import METRICS, SETTINGS
 from .settings import Settings
 
 log = logging.getLogger("tracker")
@@ -44,13 +45,9 @@ async def wait_for_signal() -> None:
 
 @contextlib.asynccontextmanager
 async def started(app: web.Application) -> AsyncIterator[web.AppRunner]:
-    """The app's resources opened (embedded servers, Redis, Postgres, flusher), then closed."""
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        shutdown_timeout=app[SETTINGS].shutdown_timeout_s,
-    )
+    """The app's resources opened (embedded servers, Redis, PostgreSQL, flusher), then
+    closed."""
+    runner = TrackerRunner(app, app[SETTINGS], app[METRICS])
     await runner.setup()
     try:
         yield runner

@@ -7,11 +7,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 ENV_PREFIX = "TRACKER_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+MAX_REDIS_SHARDS: Final = 1024
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -38,8 +39,21 @@ class Settings:
     # A batch is applied in this many Postgres transactions at once (split by article).
     flush_parallelism: int = 2
 
+    # A batch holds at most this many hash fields: a backlog is cut into batches that
+    # each take bounded time to read and apply.
+    flush_max_batch_fields: int = 50_000
+    # PostgreSQL connections of the flusher, apart from those of the reads.
+    flush_pool_size: int = 3
+
     dedup_window_s: int = 1800
+    # Readers counted per address and article within the dedup window (0: no bound).
+    max_readers_per_address: int = 10
+    # Requests per minute per client address (0: no limit).
+    rate_limit: float = 600.0
     allowed_origins: tuple[str, ...] = ()
+    # Refuse a POST without an Origin header (browsers always send one) unless it comes
+    # from a trusted proxy: server-side senders then go through one.
+    require_origin: bool = False
     trusted_proxies: tuple[IPNetwork, ...] = ()
     respect_dnt: bool = False
     demo: bool = False
@@ -47,14 +61,26 @@ class Settings:
     redis_shards: int = 1
     redis_prefix: str = "trk"
     redis_timeout_s: float = 2.0
+    # Start even though Redis may evict keys (maxmemory-policy other than noeviction).
+    allow_eviction: bool = False
     database_timeout_s: float = 10.0
     database_pool_size: int = 10
 
     max_body_bytes: int = 256 * 1024
     max_batch_events: int = 100
+    # Time a client has to send a request's headers and body; idle keep-alive after.
+    read_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 75.0
+    # Deadline of a whole request; past it, 503.
+    request_timeout_s: float = 5.0
+    # When the event loop lags more than this, new requests get a fast 503.
+    max_loop_lag_s: float = 0.5
     stats_max_age_s: int = 5
     # Per-process cache of per-article stats, seconds (0: off); within stats_max_age_s.
     stats_cache_s: float = 1.0
+    stats_cache_bytes: int = 32 << 20
+    # Per-process cache of User-Agent classifications.
+    ua_cache_bytes: int = 4 << 20
     retry_after_s: int = 2
     shutdown_timeout_s: float = 10.0
 
@@ -207,6 +233,22 @@ def _str(raw: str) -> str:
     return raw
 
 
+_PER: Final = {"s": 60, "sec": 60, "min": 1, "m": 1, "h": 1 / 60, "hour": 1 / 60}
+
+
+def _rate(raw: str) -> float:
+    """Requests per minute: `600`, `600/min`, `10/s` or `36000/h`; 0 turns the limit off."""
+    count, _, per = raw.partition("/")
+    factor = _PER.get(per.strip().lower() or "min")
+    try:
+        value = float(count) * factor if factor is not None else -1.0
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError("expected requests per minute, e.g. 600, 600/min, 10/s or 36000/h")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_url": _str,
     "database_url": _str,
@@ -218,18 +260,31 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "flush_max_backoff_s": _float_in(0.0, exclusive=True),
     "flush_lease_s": _float_in(1.0),
     "flush_parallelism": _int_in(1, 32),
+    "flush_max_batch_fields": _int_in(1_000),
+    "flush_pool_size": _int_in(1, 100),
     "dedup_window_s": _int_in(0),
+    "max_readers_per_address": _int_in(0),
+    "rate_limit": _rate,
+    "require_origin": _bool,
+    "allow_eviction": _bool,
+    "read_timeout_s": _float_in(0.0, exclusive=True),
+    "keepalive_timeout_s": _float_in(0.0, exclusive=True),
+    "request_timeout_s": _float_in(0.0, exclusive=True),
+    "max_loop_lag_s": _float_in(0.0, exclusive=True),
+    "stats_cache_bytes": _int_in(1 << 20),
+    "ua_cache_bytes": _int_in(64 << 10),
     "allowed_origins": _origins,
     "trusted_proxies": _networks,
     "respect_dnt": _bool,
     "demo": _bool,
-    "redis_shards": _int_in(1, 1024),
+    "redis_shards": _int_in(1, MAX_REDIS_SHARDS),
     "redis_prefix": _prefix,
     "redis_timeout_s": _float_in(0.0, exclusive=True),
     "database_timeout_s": _float_in(0.0, exclusive=True),
     "database_pool_size": _int_in(1, 1000),
     "max_body_bytes": _int_in(1024),
-    "max_batch_events": _int_in(1, 10_000),
+    # SPEC: at most 100 events in one request.
+    "max_batch_events": _int_in(1, 100),
     "stats_max_age_s": _int_in(0),
     "stats_cache_s": _float_in(0.0),
     "retry_after_s": _int_in(1),

@@ -10,6 +10,7 @@ from typing import Final
 
 import msgspec
 
+from .models import CHANNELS
 from .stats import ArticleStats
 
 Fetch = Callable[[list[str]], Awaitable[list[ArticleStats]]]
@@ -18,8 +19,12 @@ _encoder: Final = msgspec.json.Encoder()
 FETCH_CHUNK: Final = 100
 
 
+# What a cached entry costs besides its body and id: the dict slot, the struct, the str.
+_ENTRY_OVERHEAD_BYTES: Final = 250
+
+
 class Cached(msgspec.Struct, frozen=True):
-    body: bytes  # the article's JSON, encoded once
+    body: bytes  # the article's JSON, encoded once (empty for the shared zero answer)
     digest: bytes  # of body, for ETags
     expires: float
 
@@ -27,6 +32,31 @@ class Cached(msgspec.Struct, frozen=True):
 def cached(stats: ArticleStats, expires: float) -> Cached:
     body = _encoder.encode(stats)
     return Cached(body, hashlib.blake2b(body, digest_size=8).digest(), expires)
+
+
+def _is_zero(stats: ArticleStats) -> bool:
+    return not (
+        stats.views
+        or stats.uniques
+        or stats.shares_total
+        or any(stats.referrals.values())
+        or any(stats.previews.values())
+    )
+
+
+def _zero(article_id: str, expires: float) -> Cached:
+    return cached(
+        ArticleStats(
+            article_id=article_id,
+            views=0,
+            uniques=0,
+            shares=dict.fromkeys(CHANNELS, 0),
+            shares_total=0,
+            referrals=dict.fromkeys(CHANNELS, 0),
+            previews=dict.fromkeys(CHANNELS, 0),
+        ),
+        expires,
+    )
 
 
 class StatsCache:
@@ -37,12 +67,17 @@ class StatsCache:
     The articles missed in one event-loop tick are fetched together (up to 100 ids per
     Redis round trip and PostgreSQL statement); concurrent misses of an article share one
     fetch, so within a process an article's counts never go back.
+
+    Anyone can ask for any id: the cache is bounded in bytes, entries go as they expire,
+    and ids with nothing counted share one empty entry (their answer is made on a hit).
     """
 
-    def __init__(self, fetch: Fetch, *, ttl_s: float, max_articles: int = 100_000) -> None:
+    def __init__(self, fetch: Fetch, *, ttl_s: float, max_bytes: int = 32 << 20) -> None:
         self.fetch = fetch
         self.ttl_s = ttl_s
-        self.max_articles = max_articles
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        # In the order they were stored, so the oldest (first to expire) come first.
         self._entries: dict[str, Cached] = {}
         self._loading: dict[str, asyncio.Future[dict[str, Cached]]] = {}
         self._tick: asyncio.Future[dict[str, Cached]] | None = None
@@ -57,15 +92,37 @@ class StatsCache:
         now = time.monotonic()
         found: dict[str, Cached] = {}
         waiting: dict[str, asyncio.Future[dict[str, Cached]]] = {}
+        self._evict(now)
         for article_id in article_ids:
             entry = self._entries.get(article_id)
             if entry is not None and entry.expires > now:
-                found[article_id] = entry
+                found[article_id] = entry if entry.body else _zero(article_id, entry.expires)
             elif article_id not in waiting:
                 waiting[article_id] = self._loading.get(article_id) or self._queue(article_id)
         for article_id, loading in waiting.items():
             found[article_id] = (await asyncio.shield(loading))[article_id]
         return [found[article_id] for article_id in article_ids]
+
+    def _store(self, article_id: str, stats: ArticleStats, expires: float) -> Cached:
+        entry = cached(stats, expires)
+        kept = Cached(b"", b"", expires) if _is_zero(stats) else entry
+        old = self._entries.pop(article_id, None)  # re-inserted: the dict stays in age order
+        if old is not None:
+            self.bytes -= _cost(article_id, old)
+        self._entries[article_id] = kept
+        self.bytes += _cost(article_id, kept)
+        return entry
+
+    def _evict(self, now: float) -> None:
+        """The oldest entries while over the bound, and those expired (oldest first)."""
+        entries = self._entries
+        while entries:
+            article_id = next(iter(entries))
+            entry = entries[article_id]
+            if self.bytes <= self.max_bytes and entry.expires > now:
+                return
+            del entries[article_id]
+            self.bytes -= _cost(article_id, entry)
 
     def _queue(self, article_id: str) -> asyncio.Future[dict[str, Cached]]:
         if self._tick is None:
@@ -104,11 +161,14 @@ class StatsCache:
         finally:
             for article_id in article_ids:
                 self._loading.pop(article_id, None)
-        expires = time.monotonic() + self.ttl_s
-        results = {r.article_id: cached(r, expires) for chunk in fetched for r in chunk}
-        for article_id, entry in results.items():
-            self._entries.pop(article_id, None)  # re-inserted: the dict stays in age order
-            self._entries[article_id] = entry
-        while len(self._entries) > self.max_articles:
-            del self._entries[next(iter(self._entries))]
+        now = time.monotonic()
+        expires = now + self.ttl_s
+        results = {
+            r.article_id: self._store(r.article_id, r, expires) for chunk in fetched for r in chunk
+        }
+        self._evict(now)
         loading.set_result(results)
+
+
+def _cost(article_id: str, entry: Cached) -> int:
+    return len(article_id) + len(entry.body) + _ENTRY_OVERHEAD_BYTES

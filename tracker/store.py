@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from . import queries as q
-from .counts import AppliedParts, Batch, Sketch, Stored
+from .counts import Applied, AppliedParts, Batch, Sketch, Stored
 from .db import Pool, database_unavailable_on_error
 from .models import METADATA_FIELDS
 from .utc import HOUR_S
@@ -29,12 +29,12 @@ class Store:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    async def apply(self, batch: Batch) -> bool:
+    async def apply(self, batch: Batch) -> Applied:
         """Add a batch's counters, in `batch.parts` transactions at once, each recording
         (batch id, part). A part recorded before (applied by a flusher that died before
-        releasing the batch) is not added again. True if any part was applied now;
-        raises DatabaseUnavailable if any failed (the batch is then resumed later, and
-        the parts that did commit are skipped)."""
+        releasing the batch) is not added again. Raises DatabaseUnavailable if any part
+        failed (the batch is then resumed later, and the parts that did commit are
+        skipped)."""
         results = await asyncio.gather(
             *(self._apply_part(part, number) for number, part in enumerate(batch.split())),
             return_exceptions=True,
@@ -43,7 +43,14 @@ class Store:
             if isinstance(result, BaseException):
                 with database_unavailable_on_error():
                     raise result
-        return any(results)
+        now = sum(1 for result in results if result)
+        return Applied(parts_now=now, parts_before=len(results) - now)
+
+    async def generation_floors(self, shard: int) -> list[tuple[str, int]]:
+        """The highest generation applied for each epoch the shard has had."""
+        with database_unavailable_on_error():
+            rows = await self.pool.fetch(q.GENERATION_FLOORS, shard)
+        return [(row["epoch"], row["generation"]) for row in rows]
 
     async def _apply_part(self, part: Batch, number: int) -> bool:
         hour_starts: dict[int, datetime] = {}
@@ -79,6 +86,8 @@ class Store:
                 await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
             if part.sketches:
                 await _store_sketches(conn, part.sketches)
+            if number == 0:  # one row per shard: one part updates it, without contention
+                await conn.execute(q.RAISE_GENERATION, part.shard, part.epoch, part.generation)
             return True
 
     async def totals_with_applied(
@@ -111,9 +120,13 @@ class Store:
             stored.applied[batch_id] = AppliedParts(parts, frozenset(done))
         return stored
 
-    async def prune(self, *, applied_batch_days: int, hourly_days: int) -> None:
+    async def prune(
+        self, *, applied_batch_days: int, hourly_days: int, keep: Sequence[str] = ()
+    ) -> None:
+        """Forget applied batch ids older than `applied_batch_days`, except `keep` (the
+        batches still in Redis), and hourly rows older than `hourly_days` (0: never)."""
         with database_unavailable_on_error():
-            await self.pool.execute(q.PRUNE_APPLIED_BATCHES, applied_batch_days)
+            await self.pool.execute(q.PRUNE_APPLIED_BATCHES, applied_batch_days, list(keep))
             if hourly_days > 0:
                 await self.pool.execute(q.PRUNE_HOURLY, hourly_days)
 

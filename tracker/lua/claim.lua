@@ -1,19 +1,62 @@
--- Cuts a shard's batch: resumes the one a flusher that died left behind, else renames
--- the live hash to the batch key with the next id and the number of parts it is to be
--- applied in (kept with it, so that a resumed batch is cut the same way).
--- KEYS: live, batch, gen, epoch. ARGV: an epoch candidate, parts.
--- Returns {'resumed' or 'new', batch id}, or nil when there is nothing to flush.
-local batch_id = redis.call('HGET', KEYS[2], '_id')
-if batch_id then
-  return {'resumed', batch_id}
+-- Cuts a shard's next batch to apply. In order: the batch a flusher that died left
+-- behind (resumed), else the oldest sealed piece, else the live hash cut now.
+--
+-- KEYS: live, batch, gen, epoch, sealed list. ARGV: an epoch candidate, parts, the
+-- shard's key base, then (epoch, highest generation PostgreSQL applied) pairs.
+--
+-- Ids never repeat against PostgreSQL: if Redis comes back older than it was (a crash
+-- with AOF everysec, a failover to a lagging replica), its generation counter is moved
+-- past the highest one applied, and pieces sealed since get new ids (they were never
+-- claimed, so never applied). Returns {state ('resumed', 'sealed' or 'live'), batch id,
+-- rolled back (1/0)}, {'none', '', 1} when only a rollback was found, or nil.
+local live, batch, gen_key, epoch_key, sealed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local base = ARGV[3]
+
+redis.call('SET', epoch_key, ARGV[1], 'NX')
+local epoch = redis.call('GET', epoch_key)
+local floor = 0
+for i = 4, #ARGV - 1, 2 do
+  if ARGV[i] == epoch then
+    floor = tonumber(ARGV[i + 1])
+  end
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
+
+local rolled_back = 0
+if tonumber(redis.call('GET', gen_key) or '0') < floor then
+  redis.call('SET', gen_key, floor)
+  rolled_back = 1
+end
+local pieces = redis.call('LRANGE', sealed, 0, -1)
+if #pieces > 0 and tonumber(pieces[1]) <= floor then
+  -- New ids for all of them, in order: pieces are applied in the order of their ids.
+  for i, old_gen in ipairs(pieces) do
+    local gen = redis.call('INCR', gen_key)
+    local old_key = base .. ':sealed:' .. old_gen
+    redis.call('HSET', old_key, '_id', epoch .. ':' .. gen)
+    redis.call('RENAME', old_key, base .. ':sealed:' .. gen)
+    redis.call('LSET', sealed, i - 1, gen)
+  end
+  rolled_back = 1
+end
+
+local batch_id = redis.call('HGET', batch, '_id')
+if batch_id then
+  return {'resumed', batch_id, rolled_back}
+end
+local oldest = redis.call('LPOP', sealed)
+if oldest then
+  redis.call('RENAME', base .. ':sealed:' .. oldest, batch)
+  redis.call('HSETNX', batch, '_parts', ARGV[2])
+  return {'sealed', redis.call('HGET', batch, '_id'), rolled_back}
+end
+if redis.call('EXISTS', live) == 0 then
+  if rolled_back == 1 then
+    return {'none', '', 1}
+  end
   return false
 end
-redis.call('SET', KEYS[4], ARGV[1], 'NX')
-local epoch = redis.call('GET', KEYS[4])
-local gen = redis.call('INCR', KEYS[3])
+local gen = redis.call('INCR', gen_key)
 batch_id = epoch .. ':' .. gen
-redis.call('HSET', KEYS[1], '_id', batch_id, '_parts', ARGV[2])
-redis.call('RENAME', KEYS[1], KEYS[2])
-return {'new', batch_id}
+redis.call('HSET', live, '_id', batch_id, '_parts', ARGV[2])
+redis.call('RENAME', live, batch)
+return {'live', batch_id, rolled_back}

@@ -1,19 +1,38 @@
 -- What is pending for some articles of one shard, each piece with the id it will be
--- flushed as, read atomically; and the reader counts of the sketches still in Redis.
--- KEYS: live, batch, gen, epoch, then sketch keys. ARGV: an epoch candidate, then the
--- hash fields. Returns {live id, live values, batch id or nil, batch values, readers}.
+-- applied as, read atomically; and the reader counts of the sketches still in Redis.
+-- KEYS: live, batch, gen, epoch, sealed list, then sketch keys. ARGV: an epoch
+-- candidate, the shard's key base, then the hash fields.
+-- Returns {live id, live values, batch id or nil, batch values, readers,
+-- {{sealed id, values}, ...}}.
+local CHUNK = 100 -- values per unpack(): Lua's stack holds some thousands at most
+
+local function values_of(key)
+  local values = {}
+  for j = 3, #ARGV, CHUNK do
+    local part = redis.call('HMGET', key, unpack(ARGV, j, math.min(j + CHUNK - 1, #ARGV)))
+    for _, value in ipairs(part) do
+      values[#values + 1] = value
+    end
+  end
+  return values
+end
+
 redis.call('SET', KEYS[4], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[4])
 local gen = tonumber(redis.call('GET', KEYS[3]) or '0')
 local live_id = epoch .. ':' .. (gen + 1)
-local live = redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
 local batch_id = redis.call('HGET', KEYS[2], '_id')
 local batch = false
 if batch_id then
-  batch = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
+  batch = values_of(KEYS[2])
+end
+local sealed = {}
+for i, sealed_gen in ipairs(redis.call('LRANGE', KEYS[5], 0, -1)) do
+  local key = ARGV[2] .. ':sealed:' .. sealed_gen
+  sealed[i] = {redis.call('HGET', key, '_id'), values_of(key)}
 end
 local readers = {}
-for i = 5, #KEYS do
-  readers[i - 4] = redis.call('PFCOUNT', KEYS[i])
+for i = 6, #KEYS do
+  readers[i - 5] = redis.call('PFCOUNT', KEYS[i])
 end
-return {live_id, live, batch_id, batch, readers}
+return {live_id, values_of(KEYS[1]), batch_id, batch, readers, sealed}

@@ -1,42 +1,138 @@
 -- Records the events of one shard (one hash slot) in one call.
--- KEYS[1]: the live hash; KEYS[2..]: the dedup and sketch keys the events name by index.
--- ARGV: now_ms, dedup window (s), when the day's sketches expire (Unix s), number of
--- events, then per event: dedup index, sketch index (0: none), reader, number of fields,
--- the fields (each +1); then metadata (field, value) pairs.
--- A repeat (its dedup key exists) adds nothing. Returns {counted, repeats}.
-local live = KEYS[1]
-local window = tonumber(ARGV[2])
-local sketch_expires_at = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local i = 5
-local counted, repeats, new_counters = 0, 0, 0
-for _ = 1, n do
-  local dedup = tonumber(ARGV[i])
-  local sketch = tonumber(ARGV[i + 1])
-  local nfields = tonumber(ARGV[i + 3])
-  local fresh = true
-  if dedup > 0 then
-    fresh = redis.call('SET', KEYS[dedup], '1', 'NX', 'EX', window) ~= false
+--
+-- KEYS[1] the live hash, KEYS[2] the list of sealed pieces, KEYS[3] gen, KEYS[4] epoch;
+-- KEYS[5..] the per-event keys the arguments name by index (0: none).
+-- ARGV[1] now (ms), [2] dedup window (s), [3] readers counted per address and article
+-- within the window (0: no bound), [4] ms between requests of one address at the rate
+-- limit (0: no limit), [5] seal the live hash at this many fields (0: never), [6] an
+-- epoch candidate, [7] the shard's key base, [8] number of requests; then per request:
+-- its rate key, its number of events, and per event: event id key, dedup key, address
+-- key, sketch key, reader, number of fields, the fields (each +1); then metadata
+-- (field, value) pairs to the end.
+--
+-- Every argument is checked before the first write, so a bad call changes nothing.
+-- Returns {counted, repeats, address_limited, retried, {retry after (ms) per request}}.
+
+local RATE_BURST_MS = 60000
+local EVENT_ID_TTL_S = 86400
+local CHUNK = 100 -- values per unpack(): Lua's stack holds some thousands at most
+
+local function number_at(i)
+  local value = tonumber(ARGV[i])
+  if value == nil then
+    error('record: argument ' .. i .. ' is not a number')
   end
-  if fresh then
-    counted = counted + 1
-    for j = i + 4, i + 3 + nfields do
-      -- 98 is 'b': a new hourly bucket field is one more counter to flush.
-      if redis.call('HINCRBY', live, ARGV[j], 1) == 1 and string.byte(ARGV[j]) == 98 then
-        new_counters = new_counters + 1
+  return value
+end
+
+local function key_index_at(i)
+  local index = number_at(i)
+  if index < 0 or index > #KEYS or index ~= math.floor(index) then
+    error('record: argument ' .. i .. ' names no key')
+  end
+  return index
+end
+
+-- Checks: walk the whole layout once, remember where each request starts.
+local requests = {}
+local n_requests = number_at(8)
+local i = 9
+for r = 1, n_requests do
+  local rate_key = key_index_at(i)
+  local n_events = number_at(i + 1)
+  requests[r] = {rate_key, n_events, i + 2}
+  i = i + 2
+  for _ = 1, n_events do
+    for j = i, i + 3 do
+      key_index_at(j)
+    end
+    local n_fields = number_at(i + 5)
+    if ARGV[i + 4] == nil or i + 5 + n_fields > #ARGV then
+      error('record: event at argument ' .. i .. ' is cut short')
+    end
+    i = i + 6 + n_fields
+  end
+end
+local metadata_from = i
+if (#ARGV - metadata_from + 1) % 2 ~= 0 then
+  error('record: metadata comes in (field, value) pairs')
+end
+
+local live = KEYS[1]
+local now = number_at(1)
+local window = number_at(2)
+local per_address = number_at(3)
+local rate_interval = number_at(4)
+local seal_at = number_at(5)
+
+-- Generic cell rate algorithm: one key per address holds the time at which its bucket
+-- is empty again; a burst of a minute's worth is allowed.
+local function retry_after(key)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then
+    tat = now
+  end
+  local next_tat = tat + rate_interval
+  if next_tat - now > RATE_BURST_MS then
+    return next_tat - now - RATE_BURST_MS
+  end
+  redis.call('SET', key, next_tat, 'PX', next_tat - now)
+  return 0
+end
+
+local counted, repeats, address_limited, retried, new_counters = 0, 0, 0, 0, 0
+local waits = {}
+for r, request in ipairs(requests) do
+  local rate_key, n_events, at = request[1], request[2], request[3]
+  local wait = 0
+  if rate_key > 0 and rate_interval > 0 then
+    wait = retry_after(KEYS[rate_key])
+  end
+  waits[r] = wait
+  for _ = 1, n_events do
+    local id_key, dedup, address, sketch = number_at(at), number_at(at + 1), number_at(at + 2), number_at(at + 3)
+    local n_fields = number_at(at + 5)
+    if wait == 0 then
+      local fresh = true
+      if id_key > 0 and not redis.call('SET', KEYS[id_key], '1', 'NX', 'EX', EVENT_ID_TTL_S) then
+        fresh = false
+        retried = retried + 1
+      end
+      if fresh and dedup > 0 and not redis.call('SET', KEYS[dedup], '1', 'NX', 'EX', window) then
+        fresh = false
+        repeats = repeats + 1
+      end
+      if fresh and address > 0 and per_address > 0 then
+        local readers = redis.call('INCR', KEYS[address])
+        if readers == 1 then
+          redis.call('EXPIRE', KEYS[address], window)
+        end
+        if readers > per_address then
+          fresh = false
+          address_limited = address_limited + 1
+        end
+      end
+      if fresh then
+        counted = counted + 1
+        for j = at + 6, at + 5 + n_fields do
+          -- 98 is 'b': a new hourly bucket field is one more counter to flush.
+          if redis.call('HINCRBY', live, ARGV[j], 1) == 1 and string.byte(ARGV[j]) == 98 then
+            new_counters = new_counters + 1
+          end
+        end
+        if sketch > 0 then
+          redis.call('PFADD', KEYS[sketch], ARGV[at + 4])
+          -- Not stored in PostgreSQL since this reader: it must not expire until it is.
+          redis.call('PERSIST', KEYS[sketch])
+        end
       end
     end
-    if sketch > 0 then
-      redis.call('PFADD', KEYS[sketch], ARGV[i + 2])
-      redis.call('EXPIREAT', KEYS[sketch], sketch_expires_at)
-    end
-  else
-    repeats = repeats + 1
+    at = at + 6 + n_fields
   end
-  i = i + 4 + nfields
 end
-if i <= #ARGV then
-  redis.call('HSET', live, unpack(ARGV, i))
+
+for j = metadata_from, #ARGV, CHUNK do
+  redis.call('HSET', live, unpack(ARGV, j, math.min(j + CHUNK - 1, #ARGV)))
 end
 if counted > 0 then
   redis.call('HSETNX', live, '_first_ms', ARGV[1])
@@ -45,4 +141,15 @@ end
 if new_counters > 0 then
   redis.call('HINCRBY', live, '_counters', new_counters)
 end
-return {counted, repeats}
+
+-- A live hash past the bound is sealed as a piece with its own id, applied later in
+-- order: no batch is larger than the bound, however long PostgreSQL was away.
+if seal_at > 0 and redis.call('HLEN', live) >= seal_at then
+  redis.call('SET', KEYS[4], ARGV[6], 'NX')
+  local gen = redis.call('INCR', KEYS[3])
+  redis.call('HSET', live, '_id', redis.call('GET', KEYS[4]) .. ':' .. gen)
+  redis.call('RENAME', live, ARGV[7] .. ':sealed:' .. gen)
+  redis.call('RPUSH', KEYS[2], gen)
+end
+
+return {counted, repeats, address_limited, retried, waits}

@@ -1,0 +1,56 @@
+"""Changing TRACKER_REDIS_SHARDS: once the old shards are drained into PostgreSQL, the
+reader sketches move to the shards their articles belong to now, and the new count is
+recorded. Run by `tracker flush --drain` while no `tracker serve` writes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from .keys import Keys
+from .scripts import redis_unavailable_on_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    sketches: int
+
+
+async def recorded_shards(redis: Redis, keys: Keys) -> int | None:
+    with redis_unavailable_on_error():
+        recorded = await redis.get(keys.shard_count)
+    return int(recorded) if recorded is not None else None
+
+
+async def move_sketches(redis: Redis, old: Keys, new: Keys) -> Moved:
+    """Each day's reader sketch of an article from its shard under `old` to its shard
+    under `new`, merged into what is there already, keeping its expiry."""
+    moved = 0
+    with redis_unavailable_on_error():
+        for shard in old.all_shards():
+            prefix = f"{shard.base}:u:"
+            async for raw_key in redis.scan_iter(match=f"{prefix}*", count=1000):
+                key = raw_key.decode()
+                day, _, article_id = key.removeprefix(prefix).partition(":")
+                target = new.for_article(article_id).uniques(int(day), article_id)
+                if target == key:
+                    continue
+                ttl_ms, target_ttl_ms = await redis.pttl(key), await redis.pttl(target)
+                await redis.pfmerge(target, key)
+                # No expiry where either had none (not yet stored in PostgreSQL).
+                if ttl_ms == -1:
+                    await redis.persist(target)
+                elif target_ttl_ms != -1:
+                    await redis.pexpire(target, max(ttl_ms, target_ttl_ms))
+                await redis.delete(key)
+                moved += 1
+    return Moved(sketches=moved)
+
+
+async def record_shards(redis: Redis, keys: Keys) -> None:
+    with redis_unavailable_on_error():
+        await redis.set(keys.shard_count, keys.shards)
