@@ -65,19 +65,19 @@ def requests_by_status(metrics: Metrics) -> dict[str, float]:
     for family in metrics.registry.collect():
         if family.name != "tracker_http_requests":
             continue
-        for sample in family.samples:
-            if sample.name == "tracker_http_requests_total":
-                status = sample.labels["status"]
-                totals[status] = totals.get(status, 0.0) + sample.value
+        for found in family.samples:
+            if found.name == "tracker_http_requests_total":
+                status = found.labels["status"]
+                totals[status] = totals.get(status, 0.0) + found.value
     return totals
 
 
 def sum_of(metrics: Metrics, sample_name: str) -> float:
     return sum(
-        sample.value
+        found.value
         for family in metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == sample_name
+        for found in family.samples
+        if found.name == sample_name
     )
 
 
