@@ -28,31 +28,24 @@ MAX_AGENT_CHARS: Final = 512
 # Checked before the crawler list (which also knows them): these fetch a page to draw
 # its preview in a chat or a feed, right after someone shared the link there.
 PREVIEW_AGENTS: Final = (
-    (re.compile(r"TelegramBot", re.I), "telegram"),
+    (r"TelegramBot", "telegram"),
+    (r"facebookexternalhit|Facebot|meta-externalagent|facebookcatalog", "facebook"),
+    (r"Twitterbot", "twitter"),
+    (r"^WhatsApp/", "whatsapp"),
+    (r"vkShare", "vk"),
+    (r"LinkedInBot", "linkedin"),
+    (r"redditbot", "reddit"),
     (
-        re.compile(r"facebookexternalhit|Facebot|meta-externalagent|facebookcatalog", re.I),
-        "facebook",
-    ),
-    (re.compile(r"Twitterbot", re.I), "twitter"),
-    (re.compile(r"^WhatsApp/", re.I), "whatsapp"),
-    (re.compile(r"vkShare", re.I), "vk"),
-    (re.compile(r"LinkedInBot", re.I), "linkedin"),
-    (re.compile(r"redditbot", re.I), "reddit"),
-    (
-        re.compile(
-            r"Slackbot|Slack-ImgProxy|Discordbot|SkypeUriPreview|Viber|Iframely|Embedly|"
-            r"Pinterestbot|Mastodon/|Bluesky|Applebot-Extended|Google-PageRenderer|"
-            # Snap's fetcher, not the in-app browser (`Snapchat/12.62.0.36`): a reader.
-            r"Snap URL Preview|Snapchat(?!/)",
-            re.I,
-        ),
+        r"Slackbot|Slack-ImgProxy|Discordbot|SkypeUriPreview|Viber|Iframely|Embedly|"
+        r"Pinterestbot|Mastodon/|Bluesky|Applebot-Extended|Google-PageRenderer|"
+        # Snap's fetcher, not the in-app browser (`Snapchat/12.62.0.36`): a reader.
+        r"Snap URL Preview|Snapchat(?:$|[^/])",
         "other",
     ),
 )
-HEADLESS: Final = re.compile(
+HEADLESS: Final = (
     r"HeadlessChrome|PhantomJS|Puppeteer|Playwright|SlimerJS|Nightmare|Selenium|"
-    r"Electron/|\bHeadless\b|Lighthouse|Chrome-Lighthouse",
-    re.I,
+    r"Electron/|\bHeadless\b|Lighthouse|Chrome-Lighthouse"
 )
 
 HUMAN: Final = "human"
@@ -85,26 +78,35 @@ def _without_lookahead(pattern: str) -> str:
     return f"{match.group('word')}(?:{rest})"
 
 
-def _compile(patterns: Sequence[str]) -> _re2.RE2:
+def _compile(patterns: Sequence[str], *, groups: bool = False) -> _re2.RE2:
+    """One case-insensitive RE2 alternation; with `groups`, each pattern its own group."""
     options = _re2.RE2.Options()
     options.case_sensitive = False
     options.encoding = _re2.RE2.Options.Encoding.LATIN1  # any byte is a character
-    options.never_capture = True
+    options.never_capture = not groups
     options.log_errors = False
     options.max_mem = 64 << 20  # room for the lazily built DFA of ~1,500 alternatives
+    group = "({})" if groups else "(?:{})"
     regexp = _re2.RE2(
-        ("(?:" + "|".join(_without_lookahead(p) for p in patterns) + ")").encode(), options
+        "|".join(group.format(_without_lookahead(p)) for p in patterns).encode(), options
     )
     if not regexp.ok():
-        raise ValueError(f"crawler patterns do not compile for RE2: {regexp.error()}")
+        raise ValueError(f"agent patterns do not compile for RE2: {regexp.error()}")
     return regexp
+
+
+_UNANCHORED: Final = _re2.RE2.Anchor.UNANCHORED
+
+
+def _search(regexp: _re2.RE2, text: bytes) -> list[tuple[int, int]]:
+    """The spans of the first match (whole, then each group); (-1, -1) for none."""
+    spans: list[tuple[int, int]] = regexp.Match(_UNANCHORED, text, 0, len(text))
+    return spans
 
 
 class CrawlerPatterns:
     """crawlerdetect's test, in RE2: strip the exclusions (browser tokens such as
     `Safari/537.36`), then search the rest for a crawler pattern."""
-
-    _UNANCHORED: Final = _re2.RE2.Anchor.UNANCHORED
 
     def __init__(self) -> None:
         self._crawlers = _compile(CRAWLERS)
@@ -114,7 +116,7 @@ class CrawlerPatterns:
         kept = []
         position, end = 0, len(agent)
         while position <= end:
-            start, stop = self._exclusions.Match(self._UNANCHORED, agent, position, end)[0]
+            start, stop = self._exclusions.Match(_UNANCHORED, agent, position, end)[0]
             if start < 0:
                 break
             kept.append(agent[position:start])
@@ -125,11 +127,14 @@ class CrawlerPatterns:
         kept.append(agent[position:])
         return b"".join(kept)
 
-    def is_crawler(self, user_agent: str) -> bool:
-        rest = self._stripped(user_agent.encode("utf-8", "surrogateescape"))
-        if not rest:
-            return False
-        return bool(self._crawlers.Match(self._UNANCHORED, rest, 0, len(rest))[0][0] >= 0)
+    def is_crawler(self, user_agent: str | bytes) -> bool:
+        agent = user_agent if isinstance(user_agent, bytes) else _encoded(user_agent)
+        rest = self._stripped(agent)
+        return bool(rest) and _search(self._crawlers, rest)[0][0] >= 0
+
+
+def _encoded(user_agent: str) -> bytes:
+    return user_agent.encode("utf-8", "surrogateescape")
 
 
 # What a cached agent costs besides its characters: the dict entry and the str object.
@@ -142,6 +147,9 @@ class BotClassifier:
 
     def __init__(self, cache_bytes: int = 4 << 20) -> None:
         self._crawlers = CrawlerPatterns()
+        self._previews = _compile([pattern for pattern, _ in PREVIEW_AGENTS], groups=True)
+        self._preview_channels = [channel for _, channel in PREVIEW_AGENTS]
+        self._headless = _compile([HEADLESS])
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[str, Agent] = OrderedDict()
         self._cached_bytes = 0
@@ -172,13 +180,14 @@ class BotClassifier:
         return len(self._cache)
 
     def _classify(self, user_agent: str) -> Agent:
-        agent = user_agent.strip()
+        agent = _encoded(user_agent.strip())
         if not agent:
             return Agent(BOT, reason=Ignored.EMPTY)
-        for pattern, channel in PREVIEW_AGENTS:
-            if pattern.search(agent):
-                return Agent(PREVIEW, channel=channel)
-        if HEADLESS.search(agent):
+        preview = _search(self._previews, agent)
+        if preview[0][0] >= 0:
+            group = next(n for n, span in enumerate(preview[1:]) if span[0] >= 0)
+            return Agent(PREVIEW, channel=self._preview_channels[group])
+        if _search(self._headless, agent)[0][0] >= 0:
             return Agent(BOT, reason=Ignored.HEADLESS)
         if self._crawlers.is_crawler(agent):
             return Agent(BOT, reason=Ignored.CRAWLER)

@@ -31,6 +31,7 @@ MAX_REQUEST_LINE_BYTES: Final = 64 * 1024
 # One header (a User-Agent, a Referer): browsers send far less.
 MAX_HEADER_BYTES: Final = 8190
 UNPARSED_ROUTE: Final = "unparsed"
+LINGERING_S: Final = 1.0
 
 
 def _json_error(status: int, error: str, field: str, message: str) -> web.Response:
@@ -145,6 +146,10 @@ class TrackerRunner(web.AppRunner):
             keepalive_timeout=settings.keepalive_timeout_s,
             max_line_size=MAX_REQUEST_LINE_BYTES,
             max_field_size=MAX_HEADER_BYTES,
+            # After answering a request whose body was not read (refused, or too slow),
+            # aiohttp reads the rest before closing, so that the client sees the answer;
+            # 10 s by default, which a trickling client would fill.
+            lingering_time=LINGERING_S,
         )
         self._settings = settings
         self._metrics = metrics

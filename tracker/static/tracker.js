@@ -10,8 +10,11 @@
   var article = s.getAttribute("data-article");
   var printed = 0;
 
+  /* An id per event: a retry of it (after a 503) is not counted twice. */
+  function uid() { return Date.now().toString(36) + Math.random().toString(36).slice(2, 12); }
+
   function event(type, channel) {
-    var e = { type: type, article_id: article, url: location.href, title: s.getAttribute("data-title") || d.title };
+    var e = { type: type, article_id: article, url: location.href, title: s.getAttribute("data-title") || d.title, id: uid() };
     if (channel) e.channel = channel;
     if (type === "view" && d.referrer) e.referrer = d.referrer;
     ["category", "lang", "author"].forEach(function (k) {
@@ -27,7 +30,11 @@
     try {
       if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: "text/plain" }))) return;
     } catch (x) { /* fall back to fetch */ }
-    if (w.fetch) fetch(url, { method: "POST", body: body, keepalive: true, mode: "cors", headers: { "Content-Type": "text/plain" } });
+    if (!w.fetch) return;
+    var post = function () {
+      return fetch(url, { method: "POST", body: body, keepalive: true, mode: "cors", headers: { "Content-Type": "text/plain" } });
+    };
+    post().then(function (r) { if (r.status === 503) setTimeout(post, 2000); }).catch(function () {});
   }
 
   function share(channel) {
