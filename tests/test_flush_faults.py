@@ -92,6 +92,7 @@ async def test_stale_flusher_cannot_delete_a_newer_batch(client: Client) -> None
     batches, store = app[BATCHES], Store(app[POOL])
     old = (await batches.claim(shard.shard)).batch
     assert old is not None
+    await batches.load(old)
     assert (await store.apply(old)).parts_now == 1
     assert await batches.release(old, now_s=0)
     await post_events(client, view("z"))

@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 
 from . import keys as k
 from .counts import Batch, DayArticle, PendingStats, Sketch
-from .errors import RedisUnavailable
 from .keys import (
     PERSISTED_SKETCH_TTL_S,
     Keys,
@@ -57,6 +56,8 @@ class Claimed:
     rolled_back: bool
     # The live hash was cut: what comes after it waits for the next run.
     cut_live: bool = False
+    # Redis promised the claim (WAITAOF, WAIT) where it can: it may be applied.
+    durable: bool = True
 
 
 class RedisBatches:
@@ -69,9 +70,9 @@ class RedisBatches:
     async def claim(
         self, shard: int, *, parts: int = 1, floors: Sequence[tuple[str, int]] = ()
     ) -> Claimed:
-        """The shard's next batch with its reader sketches: a left-over one first, then
-        the oldest sealed piece, else the live hash cut now. `floors`: the highest
-        generation PostgreSQL applied per epoch of the shard."""
+        """The shard's next batch, without its contents yet (see load): a left-over one
+        first, then the oldest sealed piece, else the live hash cut now. `floors`: the
+        highest generation PostgreSQL applied per epoch of the shard."""
         shard_keys = self.keys.shard(shard)
         floor_args = [value for pair in floors for value in pair]
         call = Call(
@@ -90,13 +91,13 @@ class RedisBatches:
         # only file) or WAIT for a replica, on the claim's own connection. Redis before
         # 7.2 without replicas (the embedded one) cannot; the generation floor in
         # PostgreSQL then bounds what a rollback costs.
-        durable = await self._durability_command()
-        if durable is None:
+        durability = await self._durability_command()
+        durable = True
+        if durability is None:
             claimed = await run_one(self.redis, call)
         else:
-            claimed, acknowledged = await run_then(self.redis, call, *durable)
-            if claimed is not None and not _acknowledged(durable[0], acknowledged):
-                raise RedisUnavailable(f"{durable[0]}: the claim is not durable yet")
+            claimed, acknowledged = await run_then(self.redis, call, *durability)
+            durable = _acknowledged(durability[0], acknowledged)
         if claimed is None:
             return Claimed(None, rolled_back=False)
         state, redis_id, rolled_back = claimed[0].decode(), claimed[1].decode(), bool(claimed[2])
@@ -110,11 +111,16 @@ class RedisBatches:
             generation=int(generation),
             resumed=state == "resumed",
         )
+        return Claimed(batch, rolled_back, cut_live=state == "live", durable=durable)
+
+    async def load(self, batch: Batch) -> None:
+        """Fill a claimed batch: its counters and metadata, and the reader sketches it
+        touched as they are now."""
+        shard = self.keys.shard(batch.shard)
         with redis_unavailable_on_error():
-            raw = await self.redis.hgetall(shard_keys.batch)
+            raw = await self.redis.hgetall(shard.batch)
         touched = await _parse(batch, raw)
-        await self._fetch_sketches(shard_keys, batch, touched)
-        return Claimed(batch, rolled_back, cut_live=state == "live")
+        await self._fetch_sketches(shard, batch, touched)
 
     async def _durability_command(self) -> tuple[Any, ...] | None:
         now = time.monotonic()

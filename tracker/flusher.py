@@ -108,6 +108,10 @@ class Flusher:
             batch = claimed.batch
             if batch is None:
                 return
+            if not claimed.durable:
+                # Applied only once Redis can promise the claim; resumed next run.
+                raise RedisUnavailable(f"the claim of batch {batch.id} is not durable yet")
+            await self.batches.load(batch)
             applied = await self.store.apply(batch)
             floor = dict(floors).get(batch.epoch, 0)
             if batch.resumed and applied.parts_before == 0 and batch.generation <= floor:

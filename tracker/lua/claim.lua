@@ -14,16 +14,22 @@ local base = ARGV[3]
 
 redis.call('SET', epoch_key, ARGV[1], 'NX')
 local epoch = redis.call('GET', epoch_key)
-local floor = 0
+local floor, known = 0, false
 for i = 4, #ARGV - 1, 2 do
   if ARGV[i] == epoch then
-    floor = tonumber(ARGV[i + 1])
+    floor, known = tonumber(ARGV[i + 1]), true
   end
 end
 
 local rolled_back = 0
-if tonumber(redis.call('GET', gen_key) or '0') < floor then
+local gen = redis.call('GET', gen_key)
+if tonumber(gen or '0') < floor then
   redis.call('SET', gen_key, floor)
+  rolled_back = 1
+elseif not gen and not known and #ARGV > 3 then
+  -- PostgreSQL applied batches of this shard, but Redis has a new epoch and no
+  -- generation: it lost its state (emptied, or restored from before it had an epoch).
+  -- Ids cannot collide (the epoch is new); what it held again may be counted twice.
   rolled_back = 1
 end
 local pieces = redis.call('LRANGE', sealed, 0, -1)
