@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from .errors import Ignored, RateLimited, RedisUnavailable
+from .errors import Ignored, Overloaded, RateLimited, RedisUnavailable
 from .metrics import Metrics
 from .recorder import Recorder, Request
 
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 # A batch past this many events is sent at once rather than at the end of the tick, so
 # one script call never holds Redis for long.
 MAX_BATCH_EVENTS: Final = 1_000
+# Round trips waiting for Redis at once; past this Redis is behind, and a new request
+# would only wait for its deadline: it is shed at once instead. (Below the client's 64
+# connections, which would otherwise fail the round trips beyond them.)
+MAX_ROUND_TRIPS_IN_FLIGHT: Final = 48
 
 
 class Batcher:
@@ -41,6 +45,7 @@ class Batcher:
     async def record(self, request: Request) -> None:
         """Returns once Redis has stored the request's events; raises RedisUnavailable
         if it could not, RateLimited if the address is over its rate."""
+        self._check_backlog()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[int] = loop.create_future()
         self._requests.append(request)
@@ -56,6 +61,10 @@ class Batcher:
         retry_after_ms = await waiter
         if retry_after_ms:
             raise RateLimited(max(1, -(-retry_after_ms // 1000)))
+
+    def _check_backlog(self) -> None:
+        if len(self._in_flight) >= MAX_ROUND_TRIPS_IN_FLIGHT:
+            raise Overloaded("Redis is behind; shedding load")
 
     def _send_now(self) -> None:
         self._scheduled = False

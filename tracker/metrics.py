@@ -110,6 +110,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.event_loop_lag = Gauge(
+            "tracker_event_loop_lag_seconds",
+            "How late the event loop ran, worst of the last second; past "
+            "TRACKER_MAX_LOOP_LAG new requests are shed (503).",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.dependency_up = Gauge(
             "tracker_dependency_up",
             "Whether Redis / Postgres answered the last check (1) or not (0).",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
 
 from .errors import ClientClosed, OriginNotAllowed, Overloaded, TrackerError
+from .protocol import arrived_at
 from .resources import LOOP_LAG, METRICS, PROXIES, SETTINGS
 from .responses import error_response, refusal
 
@@ -23,7 +23,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # of such a request counts in tracker_events_rejected_total, per request until its body
 # is parsed and per event after.
 EVENTS_IN_REQUEST: Final = web.RequestKey("events_in_request", int)
+# When the request's head arrived (loop time).
+ARRIVED_AT: Final = web.RequestKey("arrived_at", float)
 
+INGEST_PATH: Final = "/api/v1/events"
 # Paths a page on another origin may call: ingest and the stats reads.
 CORS_PREFIXES: Final = ("/api/v1/events", "/api/v1/articles/")
 CORS_METHODS: Final = "GET, POST, OPTIONS"
@@ -57,8 +60,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     page. Requests are shed while the loop lags, and each has a deadline."""
     app = request.app
     try:
-        if app[LOOP_LAG].overloaded and request.path not in NEVER_SHED:
-            raise Overloaded("the event loop lags; shedding load")
+        if request.path not in NEVER_SHED:
+            now = asyncio.get_running_loop().time()
+            waited_s = now - request.get(ARRIVED_AT, now)
+            if app[LOOP_LAG].overloaded or waited_s > app[SETTINGS].max_loop_lag_s:
+                raise Overloaded("the event loop lags; shedding load")
         deadline = asyncio.timeout(app[SETTINGS].request_timeout_s)
         try:
             async with deadline:
@@ -68,7 +74,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
                 raise
             raise Overloaded("the request ran past TRACKER_REQUEST_TIMEOUT") from None
     except TrackerError as exc:
-        return reject(request, exc, events=request.get(EVENTS_IN_REQUEST, 0))
+        return reject(
+            request, exc, events=request.get(EVENTS_IN_REQUEST, _request_of_events(request))
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -84,14 +92,22 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
+    """Requests by route, method and status, timed from the arrival of their head: the
+    time a request waited in this process is part of what its client waited."""
+    loop = asyncio.get_running_loop()
+    arrived = request[ARRIVED_AT] = arrived_at(request)
     response = await handler(request)
     route = request.match_info.route.resource
     template = route.canonical if route is not None else "unmatched"
     request.app[METRICS].observe_request(
-        template, request.method, response.status, time.perf_counter() - started
+        template, request.method, response.status, loop.time() - arrived
     )
     return response
+
+
+def _request_of_events(request: web.Request) -> int:
+    """1 for a request refused before its handler said how many events it carries."""
+    return 1 if request.method == "POST" and request.path == INGEST_PATH else 0
 
 
 def origin_allowed(request: web.Request, origin: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any, Final
 
 import msgspec
@@ -61,13 +62,19 @@ class TrackerRequestHandler(RequestHandler):
         super().__init__(manager, **kwargs)
         self._tracker = manager
         self._head_deadline: asyncio.TimerHandle | None = None
+        # When each request head waiting to be handled arrived (loop time), in order.
+        self.arrivals: deque[float] = deque()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._arm()  # a connection that sends nothing is not kept either
 
     def data_received(self, data: bytes) -> None:
+        waiting = len(self._messages)
         super().data_received(data)
+        if len(self._messages) > waiting:
+            now = self._loop.time()
+            self.arrivals.extend(now for _ in range(len(self._messages) - waiting))
         if self._messages:  # a whole request head has arrived
             self._disarm()
         elif data and self._head_deadline is None and not self._request_in_progress:
@@ -113,6 +120,7 @@ class TrackerRequestHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         """What the parser refused: the client's doing, so no traceback in the log."""
+        arrived_at(request)
         if request.writer.output_size > 0:
             raise ConnectionError("the answer has begun; no error answer can follow it")
         if status >= 500:
@@ -122,6 +130,15 @@ class TrackerRequestHandler(RequestHandler):
         response = _refusal(exc, status, self._tracker.max_line_bytes)
         self._tracker.metrics.observe_request(UNPARSED_ROUTE, "unknown", response.status, 0.0)
         return response
+
+
+def arrived_at(request: BaseRequest) -> float:
+    """When the request's head arrived (loop time): its wait in this process counts in
+    its latency. Requests served otherwise (tests' own servers) arrive now."""
+    protocol = request.protocol
+    if isinstance(protocol, TrackerRequestHandler) and protocol.arrivals:
+        return protocol.arrivals.popleft()
+    return asyncio.get_running_loop().time()
 
 
 class TrackerServer(Server):

@@ -9,7 +9,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from aiohttp import web
 
@@ -20,6 +20,7 @@ from .resources import METRICS, SETTINGS
 from .settings import Settings
 
 log = logging.getLogger("tracker")
+LISTEN_BACKLOG: Final = 2048
 T = TypeVar("T")
 
 
@@ -66,7 +67,15 @@ async def serve(
     the final flush, close the connections (and stop embedded servers this process runs)."""
     app = create_app(settings, run_flusher=run_flusher, metrics_dir=metrics_dir)
     async with started(app) as runner:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        site = web.TCPSite(
+            runner,
+            settings.host,
+            settings.port,
+            reuse_port=reuse_port or None,
+            # A burst of new connections waits in the kernel rather than being dropped
+            # (a dropped SYN is retried only after a second, then three).
+            backlog=LISTEN_BACKLOG,
+        )
         await site.start()
         # What start-up created lives as long as the process: keep it out of the
         # collector's generations, so collections under load stay short.

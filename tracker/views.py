@@ -18,6 +18,7 @@ from .ingest import ingest, pixel
 from .models import parse_article_ids, validate_article_id
 from .resources import (
     BATCHES,
+    LOOP_LAG,
     METRICS,
     OPENAPI,
     POOL,
@@ -100,6 +101,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_view(request: web.Request) -> web.Response:
     app = request.app
     metrics = app[METRICS]
+    metrics.event_loop_lag.set(app[LOOP_LAG].lag_s)
     try:
         pending = await asyncio.wait_for(
             app[BATCHES].pending_stats(), app[SETTINGS].redis_timeout_s

@@ -1,0 +1,38 @@
+"""An event may carry its own `id`: a retry with the same id within 24 h is acknowledged
+and not counted again, so a client may retry after a 503 whose write did happen."""
+
+from __future__ import annotations
+
+from tests.helpers import Client, post_events, sample, stats, view
+from tracker.resources import SNIPPET
+
+
+async def test_a_retried_event_counts_once(client: Client) -> None:
+    first = await post_events(client, view("idem", id="k3v9-1"))
+    retry = await post_events(client, view("idem", id="k3v9-1"))
+    other = await post_events(client, view("idem", id="k3v9-2"))
+
+    assert (first, retry, other) == (202, 202, 202)
+    assert (await stats(client, "idem"))["views"] == 2
+    assert sample(client, "tracker_events_ignored_total", reason="retried") == 1
+
+
+async def test_the_same_id_on_another_article_is_another_event(client: Client) -> None:
+    await post_events(client, view("idem-a", id="same"), view("idem-b", id="same"))
+    assert [(await stats(client, a))["views"] for a in ("idem-a", "idem-b")] == [1, 1]
+
+
+async def test_events_without_an_id_all_count(client: Client) -> None:
+    await post_events(client, view("no-id"), view("no-id"))
+    assert (await stats(client, "no-id"))["views"] == 2
+
+
+async def test_an_id_is_validated(client: Client) -> None:
+    response = await client.post("/api/v1/events", json=view("idem-bad", id="x" * 65))
+    body = await response.json()
+    assert response.status == 400
+    assert body["detail"]["field"] == "id"
+
+
+async def test_tracker_js_sends_an_id_with_each_event(client: Client) -> None:
+    assert b"id:uid()" in client.app[SNIPPET].script.replace(b" ", b"")

@@ -1,0 +1,33 @@
+"""Smaller findings: answers that depend on Origin say so, and the stored page URL keeps
+no query parameter but utm_* (a reader's tokens stay out of the database)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tests.helpers import Client, flush, post_events, view
+from tracker.settings import Settings
+
+
+async def test_answers_on_cors_paths_vary_with_origin(client: Client) -> None:
+    without = await client.get("/api/v1/articles/v/stats")
+    other = await client.get("/api/v1/articles/v/stats", headers={"Origin": "https://x.example"})
+    beacon = await client.post("/api/v1/events", json=view("v"))
+
+    for response in (without, other, beacon):
+        assert "Origin" in response.headers.get("Vary", ""), response.headers
+
+
+async def test_the_stored_url_keeps_the_path_and_utm_parameters_only(
+    client: Client, settings: Settings
+) -> None:
+    url = "https://news.example/2026/vote?session=abc123&utm_source=tg&email=a%40b.c#comments"
+    await post_events(client, view("url-1", url=url, title="Vote"))
+    await flush(client)
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        stored = await conn.fetchval("SELECT url FROM articles WHERE article_id = 'url-1'")
+    finally:
+        await conn.close()
+    assert stored == "https://news.example/2026/vote?utm_source=tg"
