@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from bench.harness import (
     ROOT,
     WORKLOADS,
+    Workload,
     cleanup_redis,
     ensure_wrk,
     pinned,
@@ -134,24 +135,48 @@ async def soak(args: argparse.Namespace) -> None:
                     f"({result.rps * 100:,.0f} events/s, non-2xx {result.non_2xx})",
                     flush=True,
                 )
+            flood_rss = random_id_flood(wrk, port, args, tracker)
     finally:
         async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
             await redis.delete(key)
         await redis.aclose()
     warm = [s for s in samples if s[0] >= samples[-1][0] * 0.2] or samples
-    rss = [s[2] for s in warm]
-    mid = sorted(rss)[len(rss) // 2]
+    warm_rss = [s[2] for s in warm]
+    mid = sorted(warm_rss)[len(warm_rss) // 2]
+    low, high = min(warm_rss), max(warm_rss)
     print(
-        f"after warm-up: tracker RSS {min(rss) / 2**20:.1f}-{max(rss) / 2**20:.1f} MiB "
-        f"({(max(rss) - mid) / mid:+.1%} / {(min(rss) - mid) / mid:+.1%} around the median); "
+        f"after warm-up: tracker RSS {low / 2**20:.1f}-{high / 2**20:.1f} MiB "
+        f"({(high - mid) / mid:+.1%} / {(low - mid) / mid:+.1%} around the median); "
         f"Redis +{min(s[3] for s in warm) / 2**20:.0f}-{max(s[3] for s in warm) / 2**20:.0f} MiB"
     )
+    print(
+        f"random-id flood: tracker RSS {flood_rss[0] / 2**20:.1f} MiB before, "
+        f"{max(flood_rss) / 2**20:.1f} MiB at most, {flood_rss[-1] / 2**20:.1f} MiB after"
+    )
+
+
+def random_id_flood(
+    wrk: str, port: int, args: argparse.Namespace, tracker: psutil.Process
+) -> list[int]:
+    """Listing reads of 100 random ids each (nearly all unknown), as a client filling the
+    stats cache on purpose would send: the cache must stay within its bound."""
+    flood = Workload("random-ids", "stats.lua", {"IDS": "100", "ARTICLES": "1000000000"})
+    rss = [tracker.memory_info().rss]
+    for _ in range(6):
+        result = run_wrk(wrk, port, flood, 10, args.connections)
+        rss.append(tracker.memory_info().rss)
+        print(
+            f"random ids: {result.rps * 100:,.0f} ids/s  tracker RSS {rss[-1] / 2**20:7.1f} MiB",
+            flush=True,
+        )
+    return rss
 
 
 def _tracker_process(port: int) -> psutil.Process:
     for connection in psutil.net_connections("tcp"):
-        listening = connection.laddr and connection.status == "LISTEN"
-        if listening and connection.laddr.port == port and connection.pid is not None:
+        address = connection.laddr
+        listening = connection.status == "LISTEN" and connection.pid is not None
+        if listening and address and address[1] == port and connection.pid is not None:
             return psutil.Process(connection.pid)
     raise RuntimeError("tracker's process not found")
 

@@ -14,7 +14,7 @@ from tests.helpers import Client, MakeClient, flush, post_events, stats, view
 from tracker.counts import Batch, part_of
 from tracker.errors import DatabaseUnavailable, RedisUnavailable
 from tracker.recorder import Recorded, Recorder, Request
-from tracker.resources import BATCHER
+from tracker.resources import BATCHER, BATCHES, POOL
 from tracker.settings import Settings
 from tracker.store import Store
 
@@ -97,4 +97,39 @@ async def test_batch_with_only_some_parts_committed_is_finished_on_resume(
     finally:
         await conn.close()
     assert [tuple(r) for r in parts] == [(0, 2), (1, 2)]
+    assert total == 20
+
+
+async def test_pruning_keeps_the_record_of_a_batch_still_in_redis(
+    settings: Settings, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a part committed, another kept failing past the 30-day pruning, and the
+    committed part was applied again."""
+    client = await make_client(settings.with_overrides(flush_parallelism=2))
+    ids = [f"pr{n}" for n in range(20)]
+    await post_events(client, *[view(i) for i in ids])
+    real_apply_part = Store._apply_part
+
+    async def part_one_fails(store: Store, part: Batch, number: int) -> bool:
+        if number == 1:
+            raise asyncpg.PostgresConnectionError("connection lost")
+        return await real_apply_part(store, part, number)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "_apply_part", part_one_fails)
+        with pytest.raises(DatabaseUnavailable):
+            await flush(client)
+
+    store = Store(client.app[POOL])
+    await store.prune(
+        applied_batch_days=0, hourly_days=0, keep=await client.app[BATCHES].batch_ids()
+    )
+    await flush(client)
+
+    assert [(await stats(client, i))["views"] for i in ids] == [1] * 20
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        total = await conn.fetchval("SELECT sum(count) FROM article_totals WHERE metric = 'view'")
+    finally:
+        await conn.close()
     assert total == 20

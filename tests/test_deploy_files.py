@@ -483,3 +483,35 @@ def test_alert_expressions_use_only_tracker_metrics(alert_rules: list[dict[str, 
         "tracker_flush_failures_total",
         "tracker_dependency_up",
     } <= used
+
+
+# --- deploy/nginx.conf and deploy/Caddyfile --------------------------------------------
+
+
+def directive(text: str, name: str) -> str:
+    found = re.findall(rf"^\s*{name}\s+([^;{{\n]+)", text, re.M)
+    assert found, f"{name} is missing"
+    return str(found[0]).strip().rstrip(";")
+
+
+def test_nginx_example_matches_trackers_limits() -> None:
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    defaults = Settings()
+    for name in ("client_header_timeout", "client_body_timeout"):
+        assert directive(text, name) == f"{defaults.read_timeout_s:g}s"
+    assert directive(text, "keepalive_timeout") == f"{defaults.keepalive_timeout_s:g}s"
+    assert directive(text, "client_max_body_size") == f"{defaults.max_body_bytes // 1024}k"
+    assert directive(text, "large_client_header_buffers").endswith("64k")
+    assert directive(text, "proxy_request_buffering") == "on"
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in text
+    assert "limit_req_status 429" in text
+
+
+def test_caddy_example_matches_trackers_limits() -> None:
+    text = (ROOT / "deploy" / "Caddyfile").read_text()
+    defaults = Settings()
+    assert directive(text, "read_header") == f"{defaults.read_timeout_s:g}s"
+    assert directive(text, "read_body") == f"{defaults.read_timeout_s:g}s"
+    assert directive(text, "idle") == f"{defaults.keepalive_timeout_s:g}s"
+    assert directive(text, "max_size") == f"{defaults.max_body_bytes // 1024}KB"
+    assert directive(text, "reverse_proxy").startswith("127.0.0.1:8080")
