@@ -41,11 +41,12 @@ async def test_metadata_of_thousands_of_articles_in_one_call(
 @pytest.mark.parametrize(
     "layout",
     [
-        # requests, rate key, events; event id, dedup, address, sketch keys, reader, fields
-        ["1", "0", "2", "0", "5", "0", "0", "r", "1", "t view x"],  # says 2 events, holds 1
-        ["1", "0", "1", "0", "9", "0", "0", "r", "1", "t view x"],  # names key 9 of 5
-        ["1", "0", "1", "0", "5", "0", "0", "r", "3", "t view x"],  # 3 fields, 1 given
-        ["1", "0", "1", "0", "5", "0", "0", "r", "1", "t view x", "m x"],  # half a pair
+        # requests, rate key, events; event id, dedup, address, sketch keys, trending,
+        # article, reader, fields
+        ["1", "0", "2", "0", "5", "0", "0", "v", "x", "r", "1", "t view x"],  # 2 events, 1 sent
+        ["1", "0", "1", "0", "9", "0", "0", "v", "x", "r", "1", "t view x"],  # key 9 of 5
+        ["1", "0", "1", "0", "5", "0", "0", "v", "x", "r", "3", "t view x"],  # 3 fields, 1 sent
+        ["1", "0", "1", "0", "5", "0", "0", "v", "x", "r", "1", "t view x", "m x"],  # half a pair
     ],
     ids=["events", "key", "fields", "metadata"],
 )
@@ -71,7 +72,7 @@ async def test_the_well_formed_call_those_break_is_recorded(
 ) -> None:
     shard = Keys(redis_prefix, 1).shard(0)
     head = [int(time.time() * 1000), 60, 10, 100, 50_000, "epoch", shard.base]
-    layout = ["1", "0", "1", "0", "5", "0", "0", "r", "1", "t view x", "m x", "{}"]
+    layout = ["1", "0", "1", "0", "5", "0", "0", "v", "x", "r", "1", "t view x", "m x", "{}"]
     call = Call(
         RECORD,
         [shard.live, shard.sealed, shard.gen, shard.epoch, f"{shard.base}:d:x"],

@@ -52,7 +52,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.respect_dnt is False
     assert settings.demo is False
     assert settings.redis_shards == 1
-    assert settings.hourly_retention_days == 0
+    assert settings.hourly_retention_days == 90
     assert settings.max_body_bytes == 256 * 1024
     assert settings.max_batch_events == 100
     assert (settings.log_level, settings.log_format) == ("INFO", "text")

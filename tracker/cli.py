@@ -1,22 +1,21 @@
-"""`tracker serve | flush | migrate`: one entry point, settings from the environment."""
+"""`tracker serve | flush | migrate | report | import | token`: one entry point, settings
+from the environment (the editors' commands are in cli_editors.py)."""
 
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
 from redis.asyncio import Redis
 
-from . import __version__, migrations, reshard
+from . import __version__, cli_editors, migrations, reshard
+from .cli_support import fail, load_settings, run_guarded, setup
 from .db import Pool
 from .embedded import EmbeddedError
-from .errors import DatabaseUnavailable, RedisUnavailable
 from .keys import Keys
 from .metrics import Metrics
-from .preflight import Preflight, StartupRefused
+from .preflight import Preflight
 from .resources import (
     database_server,
     flushing,
@@ -25,35 +24,13 @@ from .resources import (
     redis_client,
     servers,
 )
-from .server import run, wait_for_signal
 from .server import serve as serve_forever
-from .settings import Settings, SettingsError
+from .server import wait_for_signal
+from .settings import Settings
 from .workers import serve_workers
 
 log = logging.getLogger("tracker")
 T = TypeVar("T")
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment plus command-line overrides; exit 2 naming the culprit."""
-    try:
-        settings = Settings.from_env()
-        changes = {name: value for name, value in overrides.items() if value is not None}
-        return settings.with_overrides(**changes) if changes else settings
-    except SettingsError as exc:
-        click.echo(f"tracker: invalid setting: {exc}", err=True)
-        sys.exit(2)
-
-
-def _setup(settings: Settings) -> None:
-    from .logs import configure_logging
-
-    configure_logging(settings)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"tracker: {message}", err=True)
-    sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,19 +64,19 @@ def main() -> None:
 def serve(host: str | None, port: int | None, no_flusher: bool, workers: int) -> None:
     """Serve the HTTP API, with the flusher in-process unless --no-flusher."""
     settings = load_settings(host=host, port=port)
-    _setup(settings)
+    setup(settings)
 
     if workers > 1:
         try:
             serve_workers(settings, workers, run_flusher=not no_flusher)
         except EmbeddedError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         return
 
     async def main_() -> None:
         await serve_forever(settings, run_flusher=not no_flusher)
 
-    _run_guarded(main_)
+    run_guarded(main_)
 
 
 @main.command()
@@ -114,9 +91,9 @@ def flush(loop_: bool, drain: bool) -> None:
     """Move pending counters from Redis to PostgreSQL: once, until stopped (--loop), or
     all of them (--drain)."""
     settings = load_settings()
-    _setup(settings)
+    setup(settings)
     if loop_ and drain:
-        _fail("--loop and --drain go separately")
+        fail("--loop and --drain go separately")
 
     async def main_() -> None:
         async with (
@@ -137,13 +114,13 @@ def flush(loop_: bool, drain: bool) -> None:
                 return
             result = await flusher.flush_once()
             if not result.lease:
-                _fail("another flusher holds the lease; nothing done")
+                fail("another flusher holds the lease; nothing done")
             click.echo(
                 f"flushed {result.batches} batch(es): {result.events} event(s), "
                 f"{result.counters} counter(s); {result.skipped} already applied"
             )
 
-    _run_guarded(main_)
+    run_guarded(main_)
 
 
 async def _drain(settings: Settings, redis: Redis, pool: Pool) -> None:
@@ -153,7 +130,7 @@ async def _drain(settings: Settings, redis: Redis, pool: Pool) -> None:
     flusher = make_flusher(settings.with_overrides(redis_shards=recorded), redis, pool, Metrics())
     result = await flusher.drain()
     if not result.lease:
-        _fail("another flusher holds the lease: stop every `tracker serve` and flusher first")
+        fail("another flusher holds the lease: stop every `tracker serve` and flusher first")
     click.echo(
         f"drained {result.batches} batch(es): {result.events} event(s), "
         f"{result.counters} counter(s); {result.skipped} already applied"
@@ -171,7 +148,7 @@ async def _drain(settings: Settings, redis: Redis, pool: Pool) -> None:
 def migrate() -> None:
     """Bring the Postgres schema up to date (safe to run twice, or from two processes)."""
     settings = load_settings()
-    _setup(settings)
+    setup(settings)
 
     async def main_() -> None:
         async with (
@@ -185,19 +162,9 @@ def migrate() -> None:
                 click.echo(f"{version:04d}_{name}")
             click.echo(f"schema up to date ({len(versions)} migration(s))")
 
-    _run_guarded(main_)
+    run_guarded(main_)
 
 
-def _run_guarded(main_: Callable[[], Awaitable[None]]) -> None:
-    try:
-        run(main_)
-    except EmbeddedError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"cannot connect or listen: {exc}")
-    except DatabaseUnavailable as exc:
-        _fail(f"PostgreSQL unavailable: {exc}")
-    except RedisUnavailable as exc:
-        _fail(f"Redis unavailable: {exc}")
-    except StartupRefused as exc:
-        _fail(str(exc))
+main.add_command(cli_editors.report)
+main.add_command(cli_editors.import_file)
+main.add_command(cli_editors.token)

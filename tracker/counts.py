@@ -121,6 +121,23 @@ class Pending:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingRange:
+    """Counts still in Redis for a range of hours, for reports: each piece (with its
+    batch id) article -> (hour, metric) -> count, and the latest metadata the pieces
+    carry."""
+
+    pieces: list[PendingHours]
+    metadata: dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingHours:
+    batch_id: str
+    # article_id -> (hour, metric) -> count
+    counts: dict[str, dict[tuple[int, str], int]]
+
+
+@dataclass(frozen=True, slots=True)
 class AppliedParts:
     """Which parts of a batch PostgreSQL holds already."""
 

@@ -30,6 +30,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
+    # A pooled connection the server cut mid-query can be left in a state asyncpg
+    # refuses to use once more; the pool replaces it.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -23,6 +23,8 @@ class Rejected(StrEnum):
     TIMEOUT = "timeout"
     OVERLOADED = "overloaded"
     CLIENT_CLOSED = "client_closed"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
 
 
 class Ignored(StrEnum):
@@ -80,6 +82,20 @@ class RateLimited(TrackerError):
             "address", f"too many requests from this address; retry in {retry_after_s} s"
         )
         self.retry_after_s = retry_after_s
+
+
+class Unauthorized(TrackerError):
+    """No token, or one tracker does not know (editors' endpoints)."""
+
+    reason = Rejected.UNAUTHORIZED
+    error = "unauthorized"
+
+
+class Forbidden(TrackerError):
+    """A token that was revoked."""
+
+    reason = Rejected.FORBIDDEN
+    error = "forbidden"
 
 
 class ReadTimeout(TrackerError):

@@ -173,6 +173,7 @@ class Flusher:
             applied_batch_days=self.settings.applied_batch_retention_days,
             hourly_days=self.settings.hourly_retention_days,
             keep=await self.batches.batch_ids(),
+            now_s=self.clock(),
         )
 
     def next_delay_s(self) -> float:

@@ -15,6 +15,8 @@ Per shard:
   a:<digest>        readers counted from one address for an article in the dedup window
   r:<address>       the address's rate-limit state (when its bucket is empty again, ms)
   e:<digest>        an event id seen in the last 24 h: a retry is not counted again
+  tr:<v|s>:<minute> sorted set: the minute's counted views or shares per article, kept
+                    two hours (trending compares the last window with the one before)
   u:<day>:<article> HyperLogLog of the day's readers of an article; no expiry until the
                     flusher has stored it in PostgreSQL
 
@@ -48,6 +50,8 @@ META: Final = "m"
 UNIQUES: Final = "u"
 EVENTS: Final = "_events"
 PARTS: Final = "_parts"
+TRENDING_VIEWS: Final = "v"
+TRENDING_SHARES: Final = "s"
 
 # A day's reader sketch expires at the end of the next day, stored or not (Redis holds
 # two days of sketches at most); once a past day's sketch is stored, the flusher
@@ -127,6 +131,9 @@ class ShardKeys:
 
     def sealed_piece(self, gen: int) -> str:
         return f"{self.base}:sealed:{gen}"
+
+    def trending(self, kind: str, minute: int) -> str:
+        return f"{self.base}:tr:{kind}:{minute}"
 
     def uniques(self, day: int, article_id: str) -> str:
         return f"{self.base}:u:{day}:{article_id}"

@@ -28,7 +28,7 @@ ARRIVED_AT: Final = web.RequestKey("arrived_at", float)
 
 INGEST_PATH: Final = "/api/v1/events"
 # Paths a page on another origin may call: ingest and the stats reads.
-CORS_PREFIXES: Final = ("/api/v1/events", "/api/v1/articles/")
+CORS_PREFIXES: Final = ("/api/v1/events", "/api/v1/articles/", "/api/v1/popular")
 CORS_METHODS: Final = "GET, POST, OPTIONS"
 PREFLIGHT_MAX_AGE_S: Final = 86_400
 # Answered even when the loop lags: orchestrators and Prometheus must see the state.

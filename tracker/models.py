@@ -14,7 +14,7 @@ ARTICLE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:/-]{1,128}$"
 # fullmatch, because `$` in the schema pattern also matches before a final newline.
 ARTICLE_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 ARTICLE_ID_RULE: Final = "expected 1 to 128 characters of A-Za-z0-9_.:/-"
-METADATA_FIELDS: Final = ("url", "title", "category", "lang", "author")
+METADATA_FIELDS: Final = ("url", "title", "category", "lang", "author", "group")
 
 ArticleId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ARTICLE_ID_PATTERN)]
 Channel = Literal[
@@ -67,6 +67,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     category: Label | None = None
     lang: Lang | None = None
     author: Author | None = None
+    # One story published in several languages or under several slugs.
+    group: ArticleId | None = None
     id: EventId | None = None
 
     @property
@@ -120,6 +122,8 @@ def _checked(events: list[Event], prefix: str) -> list[Event]:
     for index, event in enumerate(events):
         if not ARTICLE_ID_RE.fullmatch(event.article_id):
             raise InvalidInput(prefix.format(index) + "article_id", ARTICLE_ID_RULE)
+        if event.group is not None and not ARTICLE_ID_RE.fullmatch(event.group):
+            raise InvalidInput(prefix.format(index) + "group", ARTICLE_ID_RULE)
         if event.type == "share" and event.channel is None:
             raise InvalidInput(
                 prefix.format(index) + "channel",

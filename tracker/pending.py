@@ -3,15 +3,16 @@ the batch it will be applied as, and the reader counts of the recent days' sketc
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
 from . import keys as k
-from .counts import ALL_METRICS, Pending, PendingCounts
+from .counts import ALL_METRICS, Pending, PendingCounts, PendingHours, PendingRange
 from .keys import Keys, epoch_candidate
-from .scripts import READ, Call, run_calls
+from .scripts import RANGE, READ, Call, run_calls
 from .utc import day_of
 
 
@@ -26,8 +27,11 @@ class PendingReader:
         self.redis = redis
         self.keys = keys
 
-    async def read(self, article_ids: Sequence[str], now_s: float) -> Pending:
-        """Atomically per shard (one script call each, one round trip in all)."""
+    async def read(
+        self, article_ids: Sequence[str], now_s: float, *, counts: bool = True
+    ) -> Pending:
+        """Atomically per shard (one script call each, one round trip in all). Without
+        `counts`, only the readers of the recent days' sketches."""
         by_shard: dict[int, list[str]] = defaultdict(list)
         for article_id in dict.fromkeys(article_ids):
             by_shard[self.keys.for_article(article_id).shard].append(article_id)
@@ -35,7 +39,11 @@ class PendingReader:
         calls = []
         for shard, ids in by_shard.items():
             shard_keys = self.keys.shard(shard)
-            fields = [name for article_id in ids for name in k.total_fields(article_id)]
+            fields = (
+                [name for article_id in ids for name in k.total_fields(article_id)]
+                if counts
+                else []
+            )
             sketches = [shard_keys.uniques(day, a) for a in ids for day in days]
             calls.append(
                 Call(
@@ -54,23 +62,54 @@ class PendingReader:
         results = await run_calls(self.redis, calls)
         pieces = []
         readers: dict[str, dict[int, int]] = {}
-        for (shard, ids), (live_id, live, batch_id, batch, counts, sealed) in zip(
+        for (shard, ids), (live_id, live, batch_id, batch, day_readers, sealed) in zip(
             by_shard.items(), results, strict=True
         ):
             shard_keys = self.keys.shard(shard)
             found = [(live_id, live), *((piece[0], piece[1]) for piece in sealed)]
             if batch_id is not None:
                 found.append((batch_id, batch))
-            for piece_id, values in found:
+            for piece_id, values in found if counts else ():
                 pieces.append(
                     PendingCounts(shard_keys.batch_id(piece_id.decode()), _counts(ids, values))
                 )
             for index, article_id in enumerate(ids):
-                per_day = counts[index * len(days) : (index + 1) * len(days)]
+                per_day = day_readers[index * len(days) : (index + 1) * len(days)]
                 readers[article_id] = {
                     day: int(n) for day, n in zip(days, per_day, strict=True) if n
                 }
         return Pending(pieces, readers)
+
+    async def read_range(
+        self, first_hour: int, end_hour: int, *, article_id: str | None = None
+    ) -> PendingRange:
+        """Every shard's pending counters in [first_hour, end_hour) (or only the shard of
+        `article_id`), per piece with its batch id, and the metadata the pieces carry:
+        one script call per shard."""
+        shards = [self.keys.for_article(article_id)] if article_id else self.keys.all_shards()
+        calls = [
+            Call(
+                RANGE,
+                (s.live, s.batch, s.gen, s.epoch, s.sealed),
+                (epoch_candidate(), s.base, first_hour, end_hour),
+            )
+            for s in shards
+        ]
+        pieces = []
+        metadata: dict[str, dict[str, str]] = {}
+        for shard, shard_pieces in zip(shards, await run_calls(self.redis, calls), strict=True):
+            # Oldest first (the batch, the sealed pieces, then live): later metadata wins.
+            for piece_id, flat in [*shard_pieces[1:], shard_pieces[0]]:
+                counts: dict[str, dict[tuple[int, str], int]] = {}
+                for raw_name, raw_value in zip(flat[::2], flat[1::2], strict=True):
+                    kind, _, rest = raw_name.decode().partition(" ")
+                    if kind == k.META:
+                        metadata.setdefault(rest, {}).update(json.loads(raw_value))
+                        continue
+                    hour, metric, article_id = rest.split(" ", 2)
+                    counts.setdefault(article_id, {})[(int(hour), metric)] = int(raw_value)
+                pieces.append(PendingHours(shard.batch_id(piece_id.decode()), counts))
+        return PendingRange(pieces, metadata)
 
 
 def _counts(

@@ -28,6 +28,7 @@ RETURNING batch_id
 # A batch's counters are COPYed into this per-connection scratch table, then added to
 # the hourly buckets and the totals: COPY is the fastest way in for 100,000 rows.
 INCOMING_TABLE: Final = "incoming_counters"
+HOURLY_PARTITION_PREFIX: Final = "article_hourly_"
 CREATE_INCOMING: Final = """
 CREATE TEMPORARY TABLE IF NOT EXISTS incoming_counters (
     article_id text NOT NULL,
@@ -45,6 +46,22 @@ ORDER BY article_id, metric, hour
 ON CONFLICT (article_id, metric, hour) DO UPDATE SET count = h.count + EXCLUDED.count
 """
 
+ADD_DAILY: Final = """
+INSERT INTO article_daily AS d (article_id, metric, day, count)
+SELECT article_id, metric, (hour AT TIME ZONE 'UTC')::date, sum(count) FROM incoming_counters
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+ON CONFLICT (article_id, metric, day) DO UPDATE SET count = d.count + EXCLUDED.count
+"""
+
+# Every counted article has a row (for reports' filters and its publishing time), even
+# before any event carried its metadata.
+ADD_ARTICLES: Final = """
+INSERT INTO articles (article_id)
+SELECT DISTINCT article_id FROM incoming_counters ORDER BY 1
+ON CONFLICT (article_id) DO NOTHING
+"""
+
 ADD_TOTALS: Final = """
 INSERT INTO article_totals AS t (article_id, metric, count)
 SELECT article_id, metric, sum(count) FROM incoming_counters
@@ -53,15 +70,19 @@ ORDER BY article_id, metric
 ON CONFLICT (article_id, metric) DO UPDATE SET count = t.count + EXCLUDED.count
 """
 
+# The latest non-empty value of each field wins.
 UPSERT_ARTICLES: Final = """
-INSERT INTO articles AS a (article_id, url, title, category, lang, author)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+INSERT INTO articles AS a (article_id, url, title, category, lang, author, group_id)
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]
+)
 ON CONFLICT (article_id) DO UPDATE SET
     url = coalesce(EXCLUDED.url, a.url),
     title = coalesce(EXCLUDED.title, a.title),
     category = coalesce(EXCLUDED.category, a.category),
     lang = coalesce(EXCLUDED.lang, a.lang),
     author = coalesce(EXCLUDED.author, a.author),
+    group_id = coalesce(EXCLUDED.group_id, a.group_id),
     last_seen = now()
 """
 
@@ -117,8 +138,67 @@ ON CONFLICT (shard, epoch) DO UPDATE SET generation = greatest(g.generation, EXC
 
 GENERATION_FLOORS: Final = "SELECT epoch, generation FROM shard_generations WHERE shard = $1"
 
-PRUNE_HOURLY: Final = """
-DELETE FROM article_hourly WHERE hour < now() - make_interval(days => $1)
+# Monthly partitions of the hourly buckets, by name (article_hourly_YYYYMM).
+HOURLY_PARTITIONS: Final = """
+SELECT c.relname FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+JOIN pg_class p ON p.oid = i.inhparent
+WHERE p.relname = 'article_hourly'
+ORDER BY 1
 """
+# Serialises partition DDL across flushers; the number is arbitrary but fixed.
+PARTITION_LOCK_ID: Final = 7_302_194_552
+LOCK_PARTITIONS: Final = "SELECT pg_advisory_xact_lock($1)"
 
 PING: Final = "SELECT 1"
+
+# `tracker import`: the file's counts are COPYed here, then they replace what an earlier
+# import set (the totals change by the difference): importing twice changes nothing.
+IMPORTING_TABLE: Final = "importing_counts"
+CREATE_IMPORTING: Final = """
+CREATE TEMPORARY TABLE importing_counts (
+    article_id text NOT NULL,
+    metric     text NOT NULL,
+    count      bigint NOT NULL
+) ON COMMIT DROP
+"""
+APPLY_IMPORT: Final = """
+WITH changes AS (
+    SELECT i.article_id, i.metric, i.count - coalesce(p.count, 0) AS delta
+    FROM importing_counts i LEFT JOIN article_imported p USING (article_id, metric)
+), totals AS (
+    INSERT INTO article_totals AS t (article_id, metric, count)
+    SELECT article_id, metric, delta FROM changes WHERE delta <> 0
+    ORDER BY 1, 2
+    ON CONFLICT (article_id, metric) DO UPDATE SET count = t.count + EXCLUDED.count
+), kept AS (
+    INSERT INTO article_imported AS p (article_id, metric, count)
+    SELECT article_id, metric, count FROM importing_counts
+    ORDER BY 1, 2
+    ON CONFLICT (article_id, metric) DO UPDATE SET count = EXCLUDED.count
+)
+SELECT count(*) FROM changes WHERE delta <> 0
+"""
+IMPORT_ARTICLES: Final = """
+INSERT INTO articles (article_id) SELECT * FROM unnest($1::text[])
+ON CONFLICT (article_id) DO NOTHING
+"""
+# What the file says about an article replaces what tracker had; empty cells keep it.
+IMPORT_METADATA: Final = """
+INSERT INTO articles AS a (article_id, title, url, category, lang, author, group_id)
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]
+)
+ON CONFLICT (article_id) DO UPDATE SET
+    title = coalesce(EXCLUDED.title, a.title),
+    url = coalesce(EXCLUDED.url, a.url),
+    category = coalesce(EXCLUDED.category, a.category),
+    lang = coalesce(EXCLUDED.lang, a.lang),
+    author = coalesce(EXCLUDED.author, a.author),
+    group_id = coalesce(EXCLUDED.group_id, a.group_id)
+"""
+IMPORT_PUBLISHED: Final = """
+UPDATE articles a SET published = x.published
+FROM unnest($1::text[], $2::timestamptz[]) AS x (article_id, published)
+WHERE a.article_id = x.article_id AND x.published IS NOT NULL
+"""

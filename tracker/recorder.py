@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from . import keys as k
 from .bots import HUMAN
 from .bots import PREVIEW as PREVIEW_AGENT
-from .counts import PREVIEW, REFERRAL, VIEW
+from .counts import PREVIEW, REFERRAL, SHARE, VIEW
 from .keys import Keys, ShardKeys, epoch_candidate
 from .models import Event
 from .preflight import Preflight
@@ -33,6 +33,8 @@ Entry = tuple[Event, Visitor]
 Request = Sequence[Entry]
 
 _MINUTE_MS: Final = 60_000
+# Counted views and shares go into the minute's trending sets (keys.py: tr:<kind>:...).
+TRENDING_KINDS: Final = {VIEW: k.TRENDING_VIEWS, SHARE: k.TRENDING_SHARES}
 
 
 @dataclass(slots=True)
@@ -168,13 +170,24 @@ class Recorder:
             sketch = shard.key_index(shard_keys.uniques(day, article_id))
             fields.append(k.uniques_field(day, article_id))
         event_id = shard.key_index(shard_keys.event_id(event.id, article_id)) if event.id else 0
+        trend = TRENDING_KINDS.get(metrics[0].partition(":")[0], "-")
         dedup = address = 0
         if self.dedup_window_s > 0:
             dedup = shard.key_index(shard_keys.dedup(visitor.reader, metrics[0], article_id))
             if self.readers_per_address and visitor.address:
                 address_key = shard_keys.address(visitor.address, metrics[0], article_id)
                 address = shard.key_index(address_key)
-        part.events += (event_id, dedup, address, sketch, visitor.reader, len(fields), *fields)
+        part.events += (
+            event_id,
+            dedup,
+            address,
+            sketch,
+            trend,
+            article_id,
+            visitor.reader,
+            len(fields),
+            *fields,
+        )
         part.count += 1
         metadata = event.metadata()
         if metadata:

@@ -17,6 +17,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from . import db, migrations
+from .auth import Tokens
 from .batcher import Batcher
 from .batches import RedisBatches
 from .bots import BotClassifier
@@ -31,12 +32,15 @@ from .pending import PendingReader
 from .preflight import Preflight
 from .readers import SaltStore, TrustedProxies
 from .recorder import Recorder
+from .reports import Reports
 from .scripts import open_redis
 from .settings import Settings
 from .snippet import Snippet
 from .stats import StatsReader
 from .statscache import StatsCache
 from .store import Store
+from .timeseries import Timeseries
+from .trending import Trending
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,6 +66,10 @@ POOL: Final = web.AppKey("pool", db.Pool)
 LOOP_LAG: Final = web.AppKey("loop_lag", LoopLag)
 PREFLIGHT: Final = web.AppKey("preflight", Preflight)
 STATS_CACHE: Final = web.AppKey("stats_cache", StatsCache)
+REPORTS: Final = web.AppKey("reports", Reports)
+TIMESERIES: Final = web.AppKey("timeseries", Timeseries)
+TRENDING: Final = web.AppKey("trending", Trending)
+TOKENS: Final = web.AppKey("tokens", Tokens)
 FLUSHER: Final = web.AppKey("flusher", Flusher)
 
 
@@ -224,6 +232,11 @@ async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STATS_CACHE] = StatsCache(
         reader.read, ttl_s=settings.stats_cache_s, max_bytes=settings.stats_cache_bytes
     )
+    pending = PendingReader(app[REDIS], app[KEYS])
+    app[REPORTS] = Reports(pending, app[POOL], app[CLOCK])
+    app[TIMESERIES] = Timeseries(pending, app[POOL], app[CLOCK])
+    app[TRENDING] = Trending(app[REDIS], app[KEYS], app[CLOCK])
+    app[TOKENS] = Tokens(app[POOL], app[REDIS], settings.redis_prefix)
     yield
 
 

@@ -11,6 +11,8 @@ from .errors import RateLimited, Rejected, TrackerError, Unavailable
 
 STATUS: Final = {
     Rejected.INVALID: 400,
+    Rejected.UNAUTHORIZED: 401,
+    Rejected.FORBIDDEN: 403,
     Rejected.ORIGIN: 403,
     Rejected.TIMEOUT: 408,
     Rejected.TOO_LARGE: 413,
@@ -52,6 +54,8 @@ def refusal(exc: TrackerError, *, retry_after_s: int) -> web.Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after_s)}
+    elif exc.reason is Rejected.UNAUTHORIZED:
+        headers = {"WWW-Authenticate": 'Bearer realm="tracker"'}
     response = error_response(
         STATUS[exc.reason],
         exc.error,

@@ -84,7 +84,9 @@ class Settings:
     retry_after_s: int = 2
     shutdown_timeout_s: float = 10.0
 
-    hourly_retention_days: int = 0  # 0 keeps hourly buckets forever
+    # Hourly buckets are dropped a month at a time once older than this (0: kept);
+    # daily roll-ups and totals are kept.
+    hourly_retention_days: int = 90
     applied_batch_retention_days: int = 30
 
     log_level: str = "INFO"

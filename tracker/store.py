@@ -6,15 +6,17 @@ Takes and gives plain values (counts.py); knows nothing of Redis.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from . import partitions
 from . import queries as q
 from .counts import Applied, AppliedParts, Batch, Sketch, Stored
 from .db import Pool, database_unavailable_on_error
 from .models import METADATA_FIELDS
-from .utc import HOUR_S
+from .utc import DAY_S, HOUR_S, hour_of
 
 if TYPE_CHECKING:
     from .counts import DayArticle
@@ -28,6 +30,8 @@ def _hour_start(hour: int) -> datetime:
 class Store:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        # Months (first day) whose hourly partition is known to exist.
+        self._partitions: set[date] = set()
 
     async def apply(self, batch: Batch) -> Applied:
         """Add a batch's counters, in `batch.parts` transactions at once, each recording
@@ -35,6 +39,7 @@ class Store:
         releasing the batch) is not added again. Raises DatabaseUnavailable if any part
         failed (the batch is then resumed later, and the parts that did commit are
         skipped)."""
+        await self.ensure_partitions({hour for _, _, hour in batch.counters})
         results = await asyncio.gather(
             *(self._apply_part(part, number) for number, part in enumerate(batch.split())),
             return_exceptions=True,
@@ -81,7 +86,9 @@ class Store:
                 await conn.execute(q.CREATE_INCOMING)
                 await conn.copy_records_to_table(q.INCOMING_TABLE, records=rows)
                 await conn.execute(q.ADD_HOURLY)
+                await conn.execute(q.ADD_DAILY)
                 await conn.execute(q.ADD_TOTALS)
+                await conn.execute(q.ADD_ARTICLES)
             if meta_ids:
                 await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
             if part.sketches:
@@ -121,14 +128,33 @@ class Store:
         return stored
 
     async def prune(
-        self, *, applied_batch_days: int, hourly_days: int, keep: Sequence[str] = ()
-    ) -> None:
+        self,
+        *,
+        applied_batch_days: int,
+        hourly_days: int,
+        keep: Sequence[str] = (),
+        now_s: float | None = None,
+    ) -> list[str]:
         """Forget applied batch ids older than `applied_batch_days`, except `keep` (the
-        batches still in Redis), and hourly rows older than `hourly_days` (0: never)."""
+        batches still in Redis), and drop the monthly partitions of hourly rows whose
+        every hour is older than `hourly_days` (0: never; their days stay in the daily
+        roll-ups, written by the same transactions). Returns the partitions dropped."""
+        now_s = time.time() if now_s is None else now_s
         with database_unavailable_on_error():
             await self.pool.execute(q.PRUNE_APPLIED_BATCHES, applied_batch_days, list(keep))
-            if hourly_days > 0:
-                await self.pool.execute(q.PRUNE_HOURLY, hourly_days)
+            # Months ahead are made ready too, off the flush path.
+            await self.ensure_partitions({hour_of(now_s) + n * 24 * 31 for n in range(3)})
+            if hourly_days <= 0:
+                return []
+            cutoff = partitions.month_of(hour_of(now_s - hourly_days * DAY_S))
+            return await partitions.drop_before(self.pool, cutoff, self._partitions)
+
+    async def ensure_partitions(self, hours: set[int]) -> None:
+        """The monthly partitions that rows of these hours go into (created once)."""
+        months = {partitions.month_of(hour) for hour in hours} - self._partitions
+        if months:
+            with database_unavailable_on_error():
+                self._partitions |= await partitions.ensure(self.pool, months)
 
 
 async def _store_sketches(conn: Conn, sketches: dict[DayArticle, Sketch]) -> None:

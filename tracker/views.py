@@ -12,7 +12,8 @@ from typing import Any, Final
 from aiohttp import web
 from redis.asyncio import Redis
 
-from . import db
+from . import db, editors, report_views
+from .editors import editors_only
 from .errors import Unavailable
 from .ingest import ingest, pixel
 from .models import parse_article_ids, validate_article_id
@@ -149,6 +150,19 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/articles/stats", articles_stats)
     # [\s\S], not `.`: an id with a newline is a bad id (400), not an unknown route (404).
     app.router.add_get(r"/api/v1/articles/{article_id:[\s\S]+}/stats", article_stats)
+    app.router.add_get(
+        r"/api/v1/articles/{article_id:[\s\S]+}/timeseries",
+        editors_only(report_views.timeseries),
+    )
+    app.router.add_get("/api/v1/reports/popular", editors_only(report_views.popular))
+    app.router.add_get("/api/v1/reports/trending", editors_only(report_views.trending))
+    app.router.add_get("/api/v1/reports/takeoff", editors_only(report_views.takeoff))
+    app.router.add_get("/api/v1/popular", report_views.PublicPopular().answer)
+    app.router.add_get("/reports", editors.reports_page)
+    app.router.add_get("/reports/login", editors.login_page)
+    app.router.add_post("/reports/login", editors.login)
+    app.router.add_post("/reports/logout", editors.logout)
+    app.router.add_get("/reports/assets/{name}", editors.asset)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

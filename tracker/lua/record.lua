@@ -7,14 +7,17 @@
 -- limit (0: no limit), [5] seal the live hash at this many fields (0: never), [6] an
 -- epoch candidate, [7] the shard's key base, [8] number of requests; then per request:
 -- its rate key, its number of events, and per event: event id key, dedup key, address
--- key, sketch key, reader, number of fields, the fields (each +1); then metadata
--- (field, value) pairs to the end.
+-- key, sketch key, trending kind ('v', 's' or '-'), article, reader, number of fields,
+-- the fields (each +1); then metadata (field, value) pairs to the end.
+-- A counted view or share also goes into the minute's trending set of its kind.
 --
 -- Every argument is checked before the first write, so a bad call changes nothing.
 -- Returns {counted, repeats, address_limited, retried, {retry after (ms) per request}}.
 
 local RATE_BURST_MS = 60000
 local EVENT_ID_TTL_S = 86400
+-- Trending reads compare the last 60 minutes with the 60 before.
+local TRENDING_TTL_S = 2 * 3600 + 120
 local CHUNK = 100 -- values per unpack(): Lua's stack holds some thousands at most
 
 local function number_at(i)
@@ -46,11 +49,11 @@ for r = 1, n_requests do
     for j = i, i + 3 do
       key_index_at(j)
     end
-    local n_fields = number_at(i + 5)
-    if ARGV[i + 4] == nil or i + 5 + n_fields > #ARGV then
+    local n_fields = number_at(i + 7)
+    if ARGV[i + 6] == nil or i + 7 + n_fields > #ARGV then
       error('record: event at argument ' .. i .. ' is cut short')
     end
-    i = i + 6 + n_fields
+    i = i + 8 + n_fields
   end
 end
 local metadata_from = i
@@ -82,6 +85,8 @@ end
 
 local counted, repeats, address_limited, retried, new_counters = 0, 0, 0, 0, 0
 local waits = {}
+local minute = math.floor(now / 60000)
+local trending = {}
 for r, request in ipairs(requests) do
   local rate_key, n_events, at = request[1], request[2], request[3]
   local wait = 0
@@ -91,7 +96,7 @@ for r, request in ipairs(requests) do
   waits[r] = wait
   for _ = 1, n_events do
     local id_key, dedup, address, sketch = number_at(at), number_at(at + 1), number_at(at + 2), number_at(at + 3)
-    local n_fields = number_at(at + 5)
+    local n_fields = number_at(at + 7)
     if wait == 0 then
       local fresh = true
       if id_key > 0 and not redis.call('SET', KEYS[id_key], '1', 'NX', 'EX', EVENT_ID_TTL_S) then
@@ -114,21 +119,30 @@ for r, request in ipairs(requests) do
       end
       if fresh then
         counted = counted + 1
-        for j = at + 6, at + 5 + n_fields do
+        local trend = ARGV[at + 4]
+        if trend ~= '-' then
+          local key = ARGV[7] .. ':tr:' .. trend .. ':' .. minute
+          redis.call('ZINCRBY', key, 1, ARGV[at + 5])
+          trending[key] = true
+        end
+        for j = at + 8, at + 7 + n_fields do
           -- 98 is 'b': a new hourly bucket field is one more counter to flush.
           if redis.call('HINCRBY', live, ARGV[j], 1) == 1 and string.byte(ARGV[j]) == 98 then
             new_counters = new_counters + 1
           end
         end
         if sketch > 0 then
-          redis.call('PFADD', KEYS[sketch], ARGV[at + 4])
+          redis.call('PFADD', KEYS[sketch], ARGV[at + 6])
           -- Not stored in PostgreSQL since this reader: it must not expire until it is.
           redis.call('PERSIST', KEYS[sketch])
         end
       end
     end
-    at = at + 6 + n_fields
+    at = at + 8 + n_fields
   end
+end
+for key in pairs(trending) do
+  redis.call('EXPIRE', key, TRENDING_TTL_S)
 end
 
 for j = metadata_from, #ARGV, CHUNK do

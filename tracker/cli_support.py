@@ -1,0 +1,53 @@
+"""What every command shares: settings from the environment (a bad one exits 2 naming
+it), logging, and one way to run and to fail."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+import click
+
+from .embedded import EmbeddedError
+from .errors import DatabaseUnavailable, RedisUnavailable
+from .preflight import StartupRefused
+from .server import run
+from .settings import Settings, SettingsError
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment plus command-line overrides; exit 2 naming the culprit."""
+    try:
+        settings = Settings.from_env()
+        changes = {name: value for name, value in overrides.items() if value is not None}
+        return settings.with_overrides(**changes) if changes else settings
+    except SettingsError as exc:
+        click.echo(f"tracker: invalid setting: {exc}", err=True)
+        sys.exit(2)
+
+
+def setup(settings: Settings) -> None:
+    from .logs import configure_logging
+
+    configure_logging(settings)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"tracker: {message}", err=True)
+    sys.exit(1)
+
+
+def run_guarded(main_: Callable[[], Awaitable[None]]) -> None:
+    try:
+        run(main_)
+    except EmbeddedError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot connect or listen: {exc}")
+    except DatabaseUnavailable as exc:
+        fail(f"PostgreSQL unavailable: {exc}")
+    except RedisUnavailable as exc:
+        fail(f"Redis unavailable: {exc}")
+    except StartupRefused as exc:
+        fail(str(exc))

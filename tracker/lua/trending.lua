@@ -1,0 +1,26 @@
+-- The top articles of one shard over the last `window` minutes, with their count in the
+-- window before. KEYS: a scratch key of the shard. ARGV: the shard's key base, the kind
+-- ('v' or 's'), the current minute, the window in minutes, how many.
+-- Returns {article, count, count before, ...}, best first.
+local base, kind = ARGV[1], ARGV[2]
+local minute, window, top = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+
+local function union(first, last)
+  local keys = {}
+  for m = first, last do
+    keys[#keys + 1] = base .. ':tr:' .. kind .. ':' .. m
+  end
+  redis.call('ZUNIONSTORE', KEYS[1], #keys, unpack(keys))
+end
+
+union(minute - window + 1, minute)
+local current = redis.call('ZREVRANGE', KEYS[1], 0, top - 1, 'WITHSCORES')
+union(minute - 2 * window + 1, minute - window)
+local out = {}
+for i = 1, #current, 2 do
+  out[#out + 1] = current[i]
+  out[#out + 1] = current[i + 1]
+  out[#out + 1] = redis.call('ZSCORE', KEYS[1], current[i]) or '0'
+end
+redis.call('DEL', KEYS[1])
+return out

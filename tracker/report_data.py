@@ -1,0 +1,327 @@
+"""Reading what reports show: PostgreSQL's counts of a period, and what Redis still holds
+that PostgreSQL does not, per article; the articles' metadata; and the rows built from
+them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from . import report_queries as rq
+from .counts import ALL_METRICS, PREVIEW, REFERRAL, SHARE, VIEW, AppliedParts, PendingRange
+from .errors import InvalidInput
+from .models import CHANNELS
+from .periods import Period
+
+if TYPE_CHECKING:
+    from .db import Conn
+
+MAX_LIMIT: Final = 100
+UNIQUES: Final = "uniques"
+METRIC_NAMES: Final = ("views", UNIQUES, "shares", "referrals")
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str  # as asked: views, uniques, shares, shares:telegram, referrals, ...
+    metrics: tuple[str, ...]  # the stored metrics it sums (none for uniques)
+
+
+def metric_of(text: str | None) -> Metric:
+    text = text or "views"
+    kind, _, channel = text.partition(":")
+    if kind in ("shares", "referrals") and (not channel or channel in CHANNELS):
+        prefix = SHARE if kind == "shares" else REFERRAL
+        channels = (channel,) if channel else CHANNELS
+        return Metric(text, tuple(f"{prefix}:{c}" for c in channels))
+    if text == "views":
+        return Metric(text, (VIEW,))
+    if text == UNIQUES:
+        return Metric(text, ())
+    raise InvalidInput(
+        "metric",
+        f"one of {', '.join(METRIC_NAMES)}, shares:CHANNEL or referrals:CHANNEL "
+        f"(channels: {', '.join(CHANNELS)})",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PopularQuery:
+    period: Period
+    metric: Metric
+    category: str | None = None
+    lang: str | None = None
+    author: str | None = None
+    by_group: bool = False
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TakeoffQuery:
+    published: Period  # articles published in it
+    window_hours: int  # views in their first hours
+    category: str | None = None
+    lang: str | None = None
+    author: str | None = None
+    limit: int = 20
+
+
+# Metrics a row shows besides the ranked one (previews are not readers: left out).
+ROW_METRICS: Final = tuple(m for m in ALL_METRICS if not m.startswith(PREVIEW))
+
+
+class Row(msgspec.Struct):
+    rank: int
+    article_id: str
+    value: int
+    views: int
+    uniques: int
+    shares: dict[str, int]
+    shares_total: int
+    referrals: dict[str, int]
+    title: str | None = None
+    url: str | None = None
+    category: str | None = None
+    lang: str | None = None
+    author: str | None = None
+    published: str | None = None
+    group: str | None = None
+    articles: list[str] | None = None  # with group_by=group: the group's articles
+
+
+class Report(msgspec.Struct):
+    start: str = msgspec.field(name="from")
+    end: str = msgspec.field(name="to")
+    metric: str = "views"
+    rows: list[Row] = msgspec.field(default_factory=list)
+
+
+# article_id -> day -> readers in the day's sketch in Redis, for some articles
+RecentReaders = Callable[[list[str]], Awaitable[dict[str, dict[int, int]]]]
+
+
+@dataclass(slots=True)
+class Unapplied:
+    """Redis's counts of the period that PostgreSQL does not hold yet, and a way to ask
+    it for the recent days' readers (those sketches may have gained since stored)."""
+
+    recent: RecentReaders
+    # article_id -> metric -> count over the range
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # article_id -> (hour, metric) -> count
+    by_hour: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def metric(self, article_id: str, metrics: Iterable[str]) -> int:
+        found = self.counts.get(article_id, {})
+        return sum(found.get(m, 0) for m in metrics)
+
+
+@dataclass(slots=True)
+class Article:
+    article_id: str
+    meta: dict[str, Any]
+
+    def key(self, by_group: bool) -> str:
+        return (self.meta.get("group_id") or self.article_id) if by_group else self.article_id
+
+    def matches(self, query: PopularQuery) -> bool:
+        return all(
+            wanted is None or self.meta.get(name) == wanted
+            for name, wanted in (
+                ("category", query.category),
+                ("lang", query.lang),
+                ("author", query.author),
+            )
+        )
+
+
+async def not_applied(conn: Conn, found: PendingRange, recent: RecentReaders) -> Unapplied:
+    """The pending pieces' counts, less the parts PostgreSQL holds already."""
+    rows = await conn.fetch(rq.APPLIED, [piece.batch_id for piece in found.pieces])
+    done: dict[str, tuple[set[int], int]] = {}
+    for row in rows:
+        done.setdefault(row["batch_id"], (set(), row["parts"]))[0].add(row["part"])
+    applied = {i: AppliedParts(parts, frozenset(n)) for i, (n, parts) in done.items()}
+    pending = Unapplied(recent, metadata=found.metadata)
+    for piece in found.pieces:
+        held = applied.get(piece.batch_id)
+        for article_id, hours in piece.counts.items():
+            if held is not None and held.holds(article_id):
+                continue
+            totals = pending.counts.setdefault(article_id, {})
+            by_hour = pending.by_hour.setdefault(article_id, {})
+            for (hour, metric), count in hours.items():
+                totals[metric] = totals.get(metric, 0) + count
+                by_hour[(hour, metric)] = by_hour.get((hour, metric), 0) + count
+    return pending
+
+
+def period_args(period: Period, metrics: Iterable[str]) -> tuple[Any, ...]:
+    (first_day, end_day), hours = period.split()
+    return (
+        list(metrics),
+        first_day,
+        end_day,
+        [start for start, _ in hours],
+        [end for _, end in hours],
+        period.all_time,
+    )
+
+
+async def articles_of(conn: Conn, ids: Iterable[str], pending: Unapplied) -> dict[str, Article]:
+    """Metadata as PostgreSQL has it, updated by what Redis holds newer."""
+    wanted = list(dict.fromkeys(ids))
+    found = {
+        row["article_id"]: Article(row["article_id"], dict(row))
+        for row in await conn.fetch(rq.ARTICLES, wanted)
+    }
+    for article_id in wanted:
+        article = found.setdefault(article_id, Article(article_id, {}))
+        newer = pending.metadata.get(article_id, {})
+        article.meta.update({("group_id" if k == "group" else k): v for k, v in newer.items()})
+    return found
+
+
+async def members_of(conn: Conn, keys: Iterable[str], by_group: bool) -> dict[str, list[str]]:
+    keys = list(keys)
+    if not by_group:
+        return {key: [key] for key in keys}
+    members: dict[str, list[str]] = {key: [] for key in keys}
+    for row in await conn.fetch(rq.GROUP_MEMBERS, keys):
+        if row["key"] in members:
+            members[row["key"]].append(row["article_id"])
+    for key, ids in members.items():
+        if not ids:  # pending only: not in PostgreSQL yet
+            ids.append(key)
+    return members
+
+
+async def counts_of(
+    conn: Conn, period: Period, ids: list[str], metrics: Iterable[str]
+) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for row in await conn.fetch(rq.COUNTS_OF, *period_args(period, metrics), ids):
+        found.setdefault(row["article_id"], {})[row["metric"]] = row["count"]
+    return found
+
+
+async def readers_of(
+    conn: Conn, period: Period, ids: list[str], pending: Unapplied
+) -> dict[str, int]:
+    """Readers over the period's days (readers are per day, so a range's are the sum)."""
+    per_day = await readers_by_day(conn, period, ids, pending)
+    return {article_id: sum(per_day.get(article_id, {}).values()) for article_id in ids}
+
+
+async def readers_by_day(
+    conn: Conn, period: Period, ids: list[str], pending: Unapplied
+) -> dict[str, dict[int, int]]:
+    """article_id -> day -> readers over the period's days: those stored, and what the
+    recent days' sketches in Redis have gained since."""
+    first_day, end_day = period.days
+    readers: dict[str, dict[int, int]] = {}
+    for row in await conn.fetch(rq.READERS_BY_DAY, first_day, end_day, ids):
+        readers.setdefault(row["article_id"], {})[row["day"]] = row["readers"]
+    recent = await pending.recent(ids) if ids else {}
+    for article_id, days in recent.items():
+        stored = readers.setdefault(article_id, {})
+        for day, in_redis in days.items():
+            if first_day <= day < end_day:
+                stored[day] = max(stored.get(day, 0), in_redis)
+    return readers
+
+
+async def rows_of(
+    conn: Conn, query: PopularQuery, ranked: list[tuple[str, int]], pending: Unapplied
+) -> list[Row]:
+    members = await members_of(conn, (key for key, _ in ranked), query.by_group)
+    articles = await articles_of(conn, [i for group in members.values() for i in group], pending)
+    # A group's row holds its articles that the filters hold.
+    members = {
+        key: [i for i in group if articles[i].matches(query)] or group
+        for key, group in members.items()
+    }
+    ids = [i for group in members.values() for i in group]
+    counts = await counts_of(conn, query.period, ids, ROW_METRICS)
+    for article_id in ids:
+        for metric, count in pending.counts.get(article_id, {}).items():
+            per_article = counts.setdefault(article_id, {})
+            per_article[metric] = per_article.get(metric, 0) + count
+    readers = await readers_of(conn, query.period, ids, pending)
+    rows = []
+    for rank, (key, value) in enumerate(ranked, start=query.offset + 1):
+        group = members[key]
+        metrics: dict[str, int] = {}
+        for article_id in group:
+            for metric, count in counts.get(article_id, {}).items():
+                metrics[metric] = metrics.get(metric, 0) + count
+        uniques = sum(readers.get(i, 0) for i in group)
+        lead = max(group, key=lambda i: (counts.get(i, {}).get(VIEW, 0), i))
+        rows.append(
+            _row(
+                rank,
+                key,
+                value if query.metric.metrics else uniques,
+                metrics,
+                uniques,
+                articles[lead].meta,
+                group if query.by_group else None,
+            )
+        )
+    return rows
+
+
+def per_channel(metrics: dict[str, int], kind: str) -> dict[str, int]:
+    return {channel: metrics.get(f"{kind}:{channel}", 0) for channel in CHANNELS}
+
+
+def _row(
+    rank: int,
+    key: str,
+    value: int,
+    metrics: dict[str, int],
+    uniques: int,
+    meta: dict[str, Any],
+    group: list[str] | None,
+) -> Row:
+    shares = per_channel(metrics, SHARE)
+    published = meta.get("published")
+    return Row(
+        rank=rank,
+        article_id=key,
+        value=value,
+        views=metrics.get(VIEW, 0),
+        uniques=uniques,
+        shares=shares,
+        shares_total=sum(shares.values()),
+        referrals=per_channel(metrics, REFERRAL),
+        title=meta.get("title"),
+        url=meta.get("url"),
+        category=meta.get("category"),
+        lang=meta.get("lang"),
+        author=meta.get("author"),
+        published=iso(published) if isinstance(published, datetime) else None,
+        group=meta.get("group_id"),
+        articles=sorted(group) if group is not None else None,
+    )
+
+
+def iso(moment: datetime | date) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class TrendingRow(Row, kw_only=True):
+    previous: int  # in the window before
+    rise: float | None  # times the window before; None when that was nothing
+
+
+class TrendingReport(msgspec.Struct):
+    window: str
+    metric: str
+    rows: list[TrendingRow]

@@ -1,0 +1,129 @@
+"""SQL of the editors' reports, with $n parameters. A period is read from the daily
+roll-ups for its full days and from the hourly buckets for the hours at either end
+(periods.Period.split); all time from the running totals, which hold imported counts.
+
+The queries that read a period take their first six parameters alike: $1 the metrics,
+$2 and $3 the full days [first, end), $4 and $5 the hour ranges (starts, ends), $6 true
+for all time. A row's key is the article, or (by group) its group: an article without a
+group is a group of its own. Filters on metadata are NULL for "any".
+"""
+
+from typing import Final
+
+# The top $10 keys by the sum of the metrics; $7 category, $8 lang, $9 author; $11 by
+# group.
+RANK: Final = """
+WITH counts AS (
+    SELECT article_id, count FROM article_daily
+    WHERE NOT $6 AND metric = ANY($1::text[]) AND day >= $2 AND day < $3
+    UNION ALL
+    SELECT article_id, count FROM article_hourly
+    JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS r (first_hour, end_hour)
+      ON hour >= r.first_hour AND hour < r.end_hour
+    WHERE NOT $6 AND metric = ANY($1::text[])
+    UNION ALL
+    SELECT article_id, count FROM article_totals
+    WHERE $6 AND metric = ANY($1::text[])
+)
+SELECT CASE WHEN $11 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
+       sum(c.count)::bigint AS value
+FROM counts c JOIN articles a USING (article_id)
+WHERE ($7::text IS NULL OR a.category = $7)
+  AND ($8::text IS NULL OR a.lang = $8)
+  AND ($9::text IS NULL OR a.author = $9)
+GROUP BY 1
+ORDER BY value DESC, key
+LIMIT $10
+"""
+
+# The metrics $1 of the period for the articles $7.
+COUNTS_OF: Final = """
+WITH counts AS (
+    SELECT article_id, metric, count FROM article_daily
+    WHERE NOT $6 AND article_id = ANY($7::text[]) AND metric = ANY($1::text[])
+      AND day >= $2 AND day < $3
+    UNION ALL
+    SELECT article_id, metric, count FROM article_hourly
+    JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS r (first_hour, end_hour)
+      ON hour >= r.first_hour AND hour < r.end_hour
+    WHERE NOT $6 AND article_id = ANY($7::text[]) AND metric = ANY($1::text[])
+    UNION ALL
+    SELECT article_id, metric, count FROM article_totals
+    WHERE $6 AND article_id = ANY($7::text[]) AND metric = ANY($1::text[])
+)
+SELECT article_id, metric, sum(count)::bigint AS count FROM counts GROUP BY 1, 2
+"""
+
+# Readers over UTC days [$1, $2): the salt of reader ids changes daily, so a range's
+# readers are the sum of its days' readers. The top $3 keys; $4 category, $5 lang,
+# $6 author; $7 by group.
+RANK_READERS: Final = """
+SELECT CASE WHEN $7 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
+       sum(u.readers)::bigint AS value
+FROM article_daily_uniques u JOIN articles a USING (article_id)
+WHERE u.day >= date '1970-01-01' + $1::int AND u.day < date '1970-01-01' + $2::int
+  AND ($4::text IS NULL OR a.category = $4)
+  AND ($5::text IS NULL OR a.lang = $5)
+  AND ($6::text IS NULL OR a.author = $6)
+GROUP BY 1
+ORDER BY value DESC, key
+LIMIT $3
+"""
+
+# Readers stored per article and day, for days [$1, $2) and the articles $3.
+READERS_BY_DAY: Final = """
+SELECT article_id, (day - date '1970-01-01') AS day, readers
+FROM article_daily_uniques
+WHERE article_id = ANY($3::text[])
+  AND day >= date '1970-01-01' + $1::int AND day < date '1970-01-01' + $2::int
+"""
+
+ARTICLES: Final = """
+SELECT article_id, title, url, category, lang, author, group_id, published
+FROM articles WHERE article_id = ANY($1::text[])
+"""
+
+# Candidates for the groups $1: the articles of those groups, and those articles; the
+# caller keeps those whose key is asked for.
+GROUP_MEMBERS: Final = """
+SELECT coalesce(group_id, article_id) AS key, article_id
+FROM articles WHERE group_id = ANY($1::text[]) OR article_id = ANY($1::text[])
+"""
+
+APPLIED: Final = """
+SELECT batch_id, part, parts FROM applied_batches WHERE batch_id = ANY($1::text[])
+"""
+
+# One article's counts per hour over [$2, $3) (hourly), or per day over [$2, $3) (daily).
+HOURLY_OF: Final = """
+SELECT hour AS start, metric, count FROM article_hourly
+WHERE article_id = $1 AND hour >= $2 AND hour < $3
+"""
+DAILY_OF: Final = """
+SELECT day::timestamp AT TIME ZONE 'UTC' AS start, metric, count FROM article_daily
+WHERE article_id = $1
+  AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
+  AND day < ($3::timestamptz AT TIME ZONE 'UTC')::date
+"""
+READERS_OF: Final = """
+SELECT (day - date '1970-01-01') AS day, readers FROM article_daily_uniques
+WHERE article_id = $1 AND day >= date '1970-01-01' + $2::int AND day < date '1970-01-01' + $3::int
+"""
+
+# Articles published in [$1, $2) ranked by views in their first $3 hours (hourly
+# buckets from the hour of publication); $4 category, $5 lang, $6 author; top $7.
+TAKEOFF: Final = """
+SELECT a.article_id AS key, coalesce(sum(h.count), 0)::bigint AS value
+FROM articles a
+LEFT JOIN article_hourly h
+  ON h.article_id = a.article_id AND h.metric = 'view'
+ AND h.hour >= date_trunc('hour', a.published)
+ AND h.hour < date_trunc('hour', a.published) + make_interval(hours => $3)
+WHERE a.published >= $1 AND a.published < $2
+  AND ($4::text IS NULL OR a.category = $4)
+  AND ($5::text IS NULL OR a.lang = $5)
+  AND ($6::text IS NULL OR a.author = $6)
+GROUP BY a.article_id
+ORDER BY value DESC, key
+LIMIT $7
+"""

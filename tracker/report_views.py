@@ -1,0 +1,211 @@
+"""The editors' report endpoints: parse the query, ask reports.py, answer JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+from multidict import MultiMapping
+
+from .errors import InvalidInput
+from .models import CHANNELS, validate_article_id
+from .periods import period_of
+from .report_data import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery, metric_of
+from .resources import CLOCK, REPORTS, TIMESERIES, TRENDING
+from .responses import json_response
+from .timeseries import SeriesQuery, granularity_of
+from .trending import kind_of, window_of
+
+FORMATS: Final = ("json", "csv")
+GROUP_BY: Final = ("article", "group")
+MAX_OFFSET: Final = 10_000
+MAX_LABEL: Final = 256
+PUBLIC_MAX_LIMIT: Final = 20
+POPULAR_CACHE_S: Final = 30.0
+# How long after publication take-off is measured: views in the first hour, day, week.
+TAKEOFF_WINDOWS: Final = {"24h": 24, "1h": 1, "7d": 168}
+CSV_FIELDS: Final = (
+    "rank", "article_id", "title", "url", "category", "lang", "author", "published",
+    "group", "value", "views", "uniques", "shares_total",
+    *(f"shares_{c}" for c in CHANNELS),
+    *(f"referrals_{c}" for c in CHANNELS),
+)  # fmt: skip
+
+
+def int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise InvalidInput(name, f"a whole number from {low} to {high}")
+    return value
+
+
+def choice_param(query: MultiMapping[str], name: str, options: Sequence[str]) -> str:
+    value = query.get(name, options[0])
+    if value not in options:
+        raise InvalidInput(name, f"one of {', '.join(options)}")
+    return value
+
+
+def label_param(query: MultiMapping[str], name: str) -> str | None:
+    value = query.get(name) or None
+    if value is not None and (len(value) > MAX_LABEL or "\x00" in value):
+        raise InvalidInput(name, f"at most {MAX_LABEL} characters")
+    return value
+
+
+def popular_query(request: web.Request, *, max_limit: int = MAX_LIMIT) -> PopularQuery:
+    query = request.query
+    return PopularQuery(
+        period=period_of(
+            query.get("period"), query.get("from"), query.get("to"), request.app[CLOCK]()
+        ),
+        metric=metric_of(query.get("metric")),
+        category=label_param(query, "category"),
+        lang=label_param(query, "lang"),
+        author=label_param(query, "author"),
+        by_group=choice_param(query, "group_by", GROUP_BY) == "group",
+        limit=int_param(query, "limit", 20, 1, max_limit),
+        offset=int_param(query, "offset", 0, 0, MAX_OFFSET),
+    )
+
+
+def csv_rows(rows: Sequence[Row]) -> list[list[Any]]:
+    lines: list[list[Any]] = []
+    for row in rows:
+        values = msgspec.structs.asdict(row)
+        line = [values.get(name) for name in CSV_FIELDS[:13]]
+        line += [row.shares[c] for c in CHANNELS] + [row.referrals[c] for c in CHANNELS]
+        lines.append(["" if value is None else value for value in line])
+    return lines
+
+
+def csv_response(header: Sequence[str], lines: list[list[Any]], filename: str) -> web.Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(lines)
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def report_response(request: web.Request, report: Report, name: str) -> web.Response:
+    if choice_param(request.query, "format", FORMATS) == "csv":
+        return csv_response(CSV_FIELDS, csv_rows(report.rows), f"{name}.csv")
+    return json_response(report)
+
+
+async def popular(request: web.Request) -> web.Response:
+    query = popular_query(request)
+    choice_param(request.query, "format", FORMATS)  # refused before the work, if wrong
+    return report_response(request, await request.app[REPORTS].popular(query), "popular")
+
+
+async def trending(request: web.Request) -> web.Response:
+    query = request.query
+    report = await request.app[REPORTS].trending(
+        request.app[TRENDING],
+        kind_of(query.get("metric")),
+        window_of(query.get("window")),
+        int_param(query, "limit", 20, 1, MAX_LIMIT),
+    )
+    return json_response(report)
+
+
+async def takeoff(request: web.Request) -> web.Response:
+    query = request.query
+    published = period_of(
+        query.get("period"), query.get("from"), query.get("to"), request.app[CLOCK](), default="7d"
+    )
+    report = await request.app[REPORTS].takeoff(
+        TakeoffQuery(
+            published=published,
+            window_hours=TAKEOFF_WINDOWS[choice_param(query, "window", tuple(TAKEOFF_WINDOWS))],
+            category=label_param(query, "category"),
+            lang=label_param(query, "lang"),
+            author=label_param(query, "author"),
+            limit=int_param(query, "limit", 20, 1, MAX_LIMIT),
+        )
+    )
+    return report_response(request, report, "takeoff")
+
+
+async def timeseries(request: web.Request) -> web.Response:
+    article_id = validate_article_id(request.match_info["article_id"])
+    query = request.query
+    granularity = granularity_of(query.get("granularity"))
+    since_publish = choice_param(query, "since_publish", ("false", "true")) == "true"
+    period = period_of(
+        query.get("period"), query.get("from"), query.get("to"), request.app[CLOCK](), default="7d"
+    )
+    series = await request.app[TIMESERIES].series(
+        SeriesQuery(article_id, period, granularity, since_publish)
+    )
+    return json_response(series)
+
+
+class PublicPopular:
+    """The site's "most read" box: views only, the same answer for everyone, kept for
+    POPULAR_CACHE_S per process (bounded: a few combinations of period, category and
+    language are all a site asks for)."""
+
+    def __init__(self, max_entries: int = 1_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, ...], tuple[float, bytes, str]] = {}
+
+    async def answer(self, request: web.Request) -> web.Response:
+        query = request.query
+        period = choice_param(query, "period", ("24h", "7d"))
+        limit = int_param(query, "limit", 10, 1, PUBLIC_MAX_LIMIT)
+        category, lang = label_param(query, "category"), label_param(query, "lang")
+        key = (period, str(limit), category or "", lang or "")
+        now = time.monotonic()
+        cached = self._entries.get(key)
+        if cached is None or cached[0] <= now:
+            report = await request.app[REPORTS].popular(
+                PopularQuery(
+                    period=period_of(period, None, None, request.app[CLOCK]()),
+                    metric=metric_of("views"),
+                    category=category,
+                    lang=lang,
+                    limit=limit,
+                )
+            )
+            body = msgspec.json.encode(
+                {
+                    "period": period,
+                    "articles": [
+                        {
+                            "article_id": r.article_id,
+                            "title": r.title,
+                            "url": r.url,
+                            "views": r.views,
+                        }
+                        for r in report.rows
+                    ],
+                }
+            )
+            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+            if len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))
+            cached = self._entries[key] = (now + POPULAR_CACHE_S, body, etag)
+        _, body, etag = cached
+        headers = {"Cache-Control": f"public, max-age={int(POPULAR_CACHE_S)}", "ETag": etag}
+        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, content_type="application/json", headers=headers)
