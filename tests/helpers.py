@@ -79,3 +79,13 @@ def scraped(samples: list[Sample], name: str, **labels: str) -> float | None:
     found = [s.value for s in samples if s.name == name and s.labels == labels]
     assert len(found) <= 1, found
     return found[0] if found else None
+
+
+class Clock:
+    """A wall clock a test sets (tracker reads time through app[CLOCK])."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -31,3 +31,16 @@ async def test_the_stored_url_keeps_the_path_and_utm_parameters_only(
     finally:
         await conn.close()
     assert stored == "https://news.example/2026/vote?utm_source=tg"
+
+
+async def test_a_url_that_is_not_http_is_not_stored(client: Client, settings: Settings) -> None:
+    """Reports and the most-read box make links of stored URLs: never a javascript: one."""
+    await post_events(client, view("url-2", url="javascript:alert(1)", title="Bait"))
+    await flush(client)
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        stored = await conn.fetchval("SELECT url FROM articles WHERE article_id = 'url-2'")
+    finally:
+        await conn.close()
+    assert stored is None

@@ -11,7 +11,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from tests.helpers import Client, MakeClient, stats
+from tests.helpers import Client, Clock, MakeClient, stats
 from tracker.keys import sketch_expires_at
 from tracker.resources import FLUSHER, KEYS, POOL
 from tracker.settings import Settings
@@ -22,14 +22,6 @@ ARTICLE = "2026/11/uniques"
 FIRST_DAY = int(time.time() // DAY_S) + 30
 READERS_PER_DAY = (3_000, 3_500, 3_500)  # 10,000 distinct readers over three days
 TOLERANCE = 0.02
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = FIRST_DAY * DAY_S + 3_600.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def within(estimate: int, truth: int) -> bool:
@@ -59,7 +51,7 @@ async def visit(client: Client, reader: int, semaphore: asyncio.Semaphore) -> No
 async def test_ten_thousand_readers_over_three_days_within_two_percent(
     settings: Settings, make_client: MakeClient, redis: Redis
 ) -> None:
-    clock = Clock()
+    clock = Clock(FIRST_DAY * DAY_S + 3_600.0)
     client = await make_client(
         settings.with_overrides(
             trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),), dedup_window_s=1800

@@ -86,7 +86,7 @@ def _page(name: str) -> web.Response:
 async def reports_page(request: web.Request) -> web.StreamResponse:
     try:
         await check_token(request, _presented(request))
-    except (Unauthorized, Forbidden):
+    except (Unauthorized, Forbidden, RateLimited):
         raise web.HTTPSeeOther("/reports/login") from None
     return _page("reports.html")
 
@@ -109,7 +109,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     token = token.strip() if isinstance(token, str) else ""
     try:
         await check_token(request, token or None)
-    except (Unauthorized, Forbidden):
+    except (Unauthorized, Forbidden, RateLimited):
         raise web.HTTPSeeOther("/reports/login?failed=1") from None
     response = web.HTTPSeeOther("/reports")
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"

@@ -47,6 +47,8 @@ def stored_url(url: str) -> str:
     tell where readers came from); other parameters may hold a reader's tokens."""
     try:
         parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            return ""  # a javascript: or data: URL would be a link a report page follows
         campaign = [
             (name, value) for name, value in parse_qsl(parts.query) if name.startswith("utm_")
         ]

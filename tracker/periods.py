@@ -17,6 +17,9 @@ HOUR_PERIODS: Final = {"1h": 1, "24h": 24}
 DAY_PERIODS: Final = {"7d": 7, "30d": 30}
 ALL_TIME: Final = "all"
 PERIODS: Final = (*HOUR_PERIODS, *DAY_PERIODS, ALL_TIME)
+# The length of a named period, counted from a moment of one's own (an article's
+# publication), rather than ending now.
+SPANS_H: Final = {"1h": 1, "24h": 24, "7d": 7 * 24, "30d": 30 * 24}
 # A range longer than this is refused: reports read whole days past it anyway.
 MAX_RANGE_DAYS: Final = 3_660
 

@@ -54,11 +54,11 @@ ORDER BY 1, 2, 3
 ON CONFLICT (article_id, metric, day) DO UPDATE SET count = d.count + EXCLUDED.count
 """
 
-# Every counted article has a row (for reports' filters and its publishing time), even
-# before any event carried its metadata.
+# Every counted article has a row (for reports' filters), even before any event carried
+# its metadata; first seen, it was published in the hour of its first event.
 ADD_ARTICLES: Final = """
-INSERT INTO articles (article_id)
-SELECT DISTINCT article_id FROM incoming_counters ORDER BY 1
+INSERT INTO articles (article_id, published, first_seen)
+SELECT article_id, min(hour), min(hour) FROM incoming_counters GROUP BY 1 ORDER BY 1
 ON CONFLICT (article_id) DO NOTHING
 """
 

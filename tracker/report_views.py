@@ -15,7 +15,7 @@ from multidict import MultiMapping
 
 from .errors import InvalidInput
 from .models import CHANNELS, validate_article_id
-from .periods import period_of
+from .periods import SPANS_H, Period, period_of
 from .report_data import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery, metric_of
 from .resources import CLOCK, REPORTS, TIMESERIES, TRENDING
 from .responses import json_response
@@ -153,6 +153,9 @@ async def timeseries(request: web.Request) -> web.Response:
     period = period_of(
         query.get("period"), query.get("from"), query.get("to"), request.app[CLOCK](), default="7d"
     )
+    name = query.get("period", "7d")
+    if since_publish and name in SPANS_H:
+        period = Period(0, SPANS_H[name])  # from publication: a fixed length
     series = await request.app[TIMESERIES].series(
         SeriesQuery(article_id, period, granularity, since_publish)
     )

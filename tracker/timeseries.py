@@ -90,7 +90,7 @@ class Timeseries:
                 Bucket(
                     start=iso(datetime.fromtimestamp(start, tz=UTC)),
                     views=metrics.get(VIEW, 0),
-                    uniques=metrics.get("readers") if step_s == DAY_S else None,
+                    uniques=metrics.get("readers", 0) if step_s == DAY_S else None,
                     shares=shares,
                     shares_total=sum(shares.values()),
                     referrals=per_channel(metrics, REFERRAL),
@@ -130,7 +130,9 @@ class Timeseries:
             ):
                 pending = await not_applied(conn, found, self._recent_readers)
                 sql = rq.HOURLY_OF if step_s == HOUR_S else rq.DAILY_OF
-                end = datetime.fromtimestamp(period.end_hour * HOUR_S, tz=UTC)
+                # The end of the last bucket: per day, the whole of the last day.
+                end_s = -(-period.end_hour * HOUR_S // step_s) * step_s
+                end = datetime.fromtimestamp(end_s, tz=UTC)
                 start = datetime.fromtimestamp(first_s, tz=UTC)
                 for row in await conn.fetch(sql, article_id, start, end):
                     add(int(row["start"].timestamp()), row["metric"], row["count"])

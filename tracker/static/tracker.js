@@ -56,6 +56,12 @@
     if (Date.now() - printed > 2000) share("print");
   });
 
+  /* A JSON read of the API. An error's body has no articles: reading them throws, and the
+     caller's catch keeps the page as it was. */
+  function read(path) {
+    return fetch(base + "/api/v1/" + path).then(function (r) { return r.json(); });
+  }
+
   function fill() {
     var els = d.querySelectorAll("[data-tracker-views]"), ids = [], seen = {};
     for (var i = 0; i < els.length; i++) {
@@ -63,8 +69,7 @@
       if (id && !seen[id]) { seen[id] = 1; ids.push(id); }
     }
     for (var j = 0; j < ids.length; j += 100) {
-      fetch(base + "/api/v1/articles/stats?ids=" + ids.slice(j, j + 100).map(encodeURIComponent).join(","), { mode: "cors" })
-        .then(function (r) { return r.ok ? r.json() : { articles: [] }; })
+      read("articles/stats?ids=" + ids.slice(j, j + 100).map(encodeURIComponent).join(","))
         .then(function (data) {
           var views = {};
           data.articles.forEach(function (a) { views[a.article_id] = a.views; });
@@ -76,10 +81,31 @@
     }
   }
 
+  /* "Most read" boxes: the box's data-* attributes (period, category, lang, limit) are
+     the query, one request per distinct query. Links to http(s) pages only: a stored url
+     is whatever some page sent. */
+  function popular() {
+    var p = {};
+    d.querySelectorAll("[data-tracker-popular]").forEach(function (b) {
+      var q = new URLSearchParams(b.dataset);
+      q.sort();
+      (p[q] = p[q] || read("popular?" + q)).then(function (j) {
+        var o = d.createElement("ol");
+        j.articles.forEach(function (a) {
+          var l = d.createElement("a");
+          l.href = a.url;
+          l.textContent = a.title || a.article_id;
+          if (/^https?:/i.test(a.url)) o.appendChild(d.createElement("li")).appendChild(l);
+        });
+        b.replaceChildren(o);
+      }).catch(function () {});
+    });
+  }
+
   function start() {
     if (article) send(event("view"));
     /* A moment later, so the count read back includes this view. */
-    if (w.fetch) setTimeout(fill, 300);
+    if (w.fetch) { setTimeout(fill, 300); popular(); }
   }
   if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", start); else start();
 })(window, document);
