@@ -1,4 +1,4 @@
-"""python -m bench [http|flush|soak|profile]: tracker against a bare aiohttp ceiling and
+"""python -m bench [http|flush|soak|profile|reports]: tracker against a bare aiohttp ceiling and
 naive designs, in one run, each server pinned to core 0 and wrk on core 1.
 
 Needs Redis and PostgreSQL (TRACKER_TEST_REDIS_URL / TRACKER_TEST_DATABASE_URL, default
@@ -21,7 +21,10 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "mode", nargs="?", default="http", choices=("http", "flush", "soak", "profile")
+        "mode",
+        nargs="?",
+        default="http",
+        choices=("http", "flush", "soak", "profile", "reports"),
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured run before each")
@@ -42,9 +45,9 @@ def main() -> None:
 
         http(args)
     else:
-        from bench import modes
+        from bench import modes, reports
 
-        mode = getattr(modes, args.mode)
+        mode = reports.reports if args.mode == "reports" else getattr(modes, args.mode)
         with bench_database(args.database_url) as url:
             args.database_url = url
             if asyncio.iscoroutinefunction(mode):

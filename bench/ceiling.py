@@ -44,11 +44,33 @@ async def stats(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+# The public most-read list as tracker answers it: ten articles with titles and URLs.
+_POPULAR = msgspec.json.encode(
+    {
+        "period": "24h",
+        "articles": [
+            {
+                "article_id": f"bench/{n}",
+                "title": f"Story {n}",
+                "url": f"https://news.example/bench/{n}",
+                "views": 1000 - n,
+            }
+            for n in range(10)
+        ],
+    }
+)
+
+
+async def popular(request: web.Request) -> web.Response:
+    return web.Response(body=_POPULAR, content_type="application/json")
+
+
 def main() -> None:
     app = web.Application()
     app.router.add_post("/api/v1/events", ingest)
     app.router.add_get("/api/v1/articles/stats", stats)
     app.router.add_get(r"/api/v1/articles/{article_id:[\s\S]+}/stats", stats)
+    app.router.add_get("/api/v1/popular", popular)
     run(app)
 
 

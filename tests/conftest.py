@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from tests.chromium import browser  # noqa: F401  (the fixture, for the browser tests)
 from tests.helpers import BROWSER_UA, Client, MakeClient
 from tracker.app import create_app
 from tracker.embedded import EmbeddedPostgres, EmbeddedRedis, free_port

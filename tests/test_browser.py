@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from playwright.async_api import (
     Request,
     Response,
     Route,
-    async_playwright,
 )
 
 from tests.conftest import wait_until
@@ -43,18 +41,6 @@ pytestmark = pytest.mark.timeout(120)
 
 AiohttpServer = Callable[..., Awaitable[TestServer]]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Belt and braces: no name but loopback resolves, whatever Chromium itself might fetch.
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 ARTICLE = "2026/11/budget-vote-analysis"
@@ -76,15 +62,6 @@ window.print = function () {
 TIMEOUT_MS = 15_000
 POPUP_TIMEOUT_MS = 5_000
 SETTLE_S = 1.0  # time allowed for a stray second request or count to show up
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"{CHROMIUM} is missing: apt-get install chromium (never `playwright install`)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def is_share_site(host: str) -> bool:
@@ -137,19 +114,6 @@ class Traffic:
         else:
             self.blocked.append(request.url)
             await route.abort("blockedbyclient")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def new_context(browser: Browser, traffic: Traffic) -> BrowserContext:
@@ -359,7 +323,8 @@ async def test_tracker_js_is_small_and_cacheable(client: Client) -> None:
     assert response.status == 200
     assert response.content_type == "text/javascript"
     script = await response.read()
-    assert len(script) < 3 * 1024, f"tracker.js is {len(script)} bytes"
+    # Every feature of the page snippet within 4 KB minified.
+    assert len(script) <= 4 * 1024, f"tracker.js is {len(script)} bytes"
     text = script.decode()
     assert "__RESPECT_DNT__" not in text
     assert "cookie" not in text.lower()

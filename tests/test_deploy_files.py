@@ -505,6 +505,10 @@ def test_nginx_example_matches_trackers_limits() -> None:
     assert directive(text, "proxy_request_buffering") == "on"
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in text
     assert "limit_req_status 429" in text
+    # The public most-read list is served from nginx's cache, stale while it refreshes.
+    popular = text.split("location = /api/v1/popular {", 1)[1].split("}", 1)[0]
+    assert "proxy_cache tracker_public;" in popular
+    assert "proxy_cache_lock on;" in popular
 
 
 def test_caddy_example_matches_trackers_limits() -> None:

@@ -32,6 +32,7 @@ from tests.helpers import (
     view,
 )
 from tracker.embedded import free_port
+from tracker.overload import Deadlines
 from tracker.resources import FLUSHER, LOOP_LAG, POOL
 from tracker.settings import Settings
 
@@ -74,6 +75,20 @@ async def test_a_request_past_its_deadline_is_503(
     assert body["error"] == "overloaded"
     assert "Retry-After" in response.headers
     assert took < 2
+
+
+async def test_deadlines_cancel_the_late_in_order_and_only_them() -> None:
+    deadlines = Deadlines(timeout_s=1.0)
+    never = asyncio.Event()
+    tasks = [asyncio.create_task(never.wait()) for _ in range(3)]
+    for started, task in zip((0.0, 0.5, 2.0), tasks, strict=True):
+        deadlines.enter(task, started)
+    deadlines.cancel_expired(now=1.6)
+    await asyncio.sleep(0)
+    assert [t.cancelled() for t in tasks] == [True, True, False]
+    assert deadlines.leave(tasks[0])
+    assert not deadlines.leave(tasks[2])
+    tasks[2].cancel()
 
 
 async def test_a_lagging_loop_sheds_new_requests_but_not_health(

@@ -337,8 +337,8 @@ async def test_offset_and_limit_page_through_the_ranking(
         ({"group_by": "author"}, "group_by"),
         ({"format": "xml"}, "format"),
         ({"from": "yesterday"}, "from"),
-        ({"from": "2026-11-20", "to": "2026-11-19"}, "to"),
-        ({"period": "24h", "from": "2026-11-20"}, "period"),
+        ({"to": "soon"}, "to"),
+        ({"period": "", "from": "2026-11-20"}, "period"),
     ],
 )
 async def test_bad_parameters_are_400_naming_them(
@@ -351,6 +351,30 @@ async def test_bad_parameters_are_400_naming_them(
     body = await response.json()
     assert response.status == 400, body
     assert body["detail"]["field"] == field
+
+
+async def test_a_range_is_from_to_or_a_named_period_ending_at_to(
+    seeded: tuple[Client, Clock, list[Sent], str],
+) -> None:
+    client, clock, _, token = seeded
+
+    async def rows(**params: str) -> list[dict[str, Any]]:
+        response = await client.get(
+            "/api/v1/reports/popular",
+            params={"metric": "views", **params},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status == 200, await response.text()
+        return list((await response.json())["rows"])
+
+    now = clock.now
+    assert await rows(**{"from": _iso(now + 3600), "to": _iso(now - 86400)}) == []
+    # `to` alone ends the named period there: the 24 hours up to now are `period=24h`.
+    assert await rows(period="24h", to=_iso(now)) == await rows(period="24h")
+    # `from` alone runs to now.
+    assert await rows(**{"from": _iso(now - 30 * 86400)}) == await rows(
+        **{"from": _iso(now - 30 * 86400), "to": _iso(now)}
+    )
 
 
 @pytest.mark.slow

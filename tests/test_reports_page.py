@@ -11,7 +11,7 @@ skipped on a workstation and fail in CI (see test_browser.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,18 +26,10 @@ from playwright.async_api import (
     Page,
     Request,
     Route,
-    async_playwright,
 )
 
 from tests.helpers import BROWSER_UA, Client
-from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    LOOPBACK,
-    TIMEOUT_MS,
-    require_chromium,
-    screenshot_path,
-)
+from tests.test_browser import LOOPBACK, TIMEOUT_MS, screenshot_path
 from tracker.app import create_app
 from tracker.auth import Tokens
 from tracker.resources import FLUSHER, POOL
@@ -197,19 +189,6 @@ class Watch:
         assert self.page_errors == []
         assert self.csp_violations == []
         assert self.blocked == []
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def new_context(browser: Browser, watch: Watch) -> BrowserContext:

@@ -46,7 +46,7 @@ def database_unavailable_on_error() -> Iterator[None]:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-async def open_pool(url: str, *, size: int, timeout_s: float) -> Pool:
+async def open_pool(url: str, *, size: int, timeout_s: float, parallel_workers: int = 0) -> Pool:
     return await asyncpg.create_pool(
         url,
         min_size=1,
@@ -55,6 +55,7 @@ async def open_pool(url: str, *, size: int, timeout_s: float) -> Pool:
         command_timeout=timeout_s,
         # A pooled connection that saw the server restart is dropped, not handed out.
         max_inactive_connection_lifetime=60,
+        server_settings={"max_parallel_workers_per_gather": str(parallel_workers)},
     )
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .errors import ClientClosed, OriginNotAllowed, Overloaded, TrackerError
 from .protocol import arrived_at
-from .resources import LOOP_LAG, METRICS, PROXIES, SETTINGS
+from .resources import DEADLINES, LOOP_LAG, METRICS, PROXIES, SETTINGS
 from .responses import error_response, refusal
 
 log = logging.getLogger(__name__)
@@ -59,20 +59,26 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500
     page. Requests are shed while the loop lags, and each has a deadline."""
     app = request.app
+    loop = asyncio.get_running_loop()
+    now = loop.time()
     try:
         if request.path not in NEVER_SHED:
-            now = asyncio.get_running_loop().time()
             waited_s = now - request.get(ARRIVED_AT, now)
             if app[LOOP_LAG].overloaded or waited_s > app[SETTINGS].max_loop_lag_s:
                 raise Overloaded("the event loop lags; shedding load")
-        deadline = asyncio.timeout(app[SETTINGS].request_timeout_s)
+        deadlines = app[DEADLINES]
+        task = asyncio.current_task(loop)
+        assert task is not None
+        deadlines.enter(task, now)
         try:
-            async with deadline:
-                return await handler(request)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            raise Overloaded("the request ran past TRACKER_REQUEST_TIMEOUT") from None
+            return await handler(request)
+        except asyncio.CancelledError:
+            # Cancelled for its deadline, and by nothing else (a shutdown): answered.
+            if deadlines.leave(task) and task.uncancel() == 0:
+                raise Overloaded("the request ran past TRACKER_REQUEST_TIMEOUT") from None
+            raise
+        finally:
+            deadlines.leave(task)
     except TrackerError as exc:
         return reject(
             request, exc, events=request.get(EVENTS_IN_REQUEST, _request_of_events(request))

@@ -8,6 +8,7 @@ import msgspec
 
 from . import __version__
 from .models import ARTICLE_ID_PATTERN, CHANNELS, event_schema
+from .openapi_reports import report_paths, report_schemas
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 # `ids`: 1 to 100 article ids joined by commas (what parse_article_ids accepts).
@@ -216,6 +217,15 @@ def build_openapi() -> dict[str, Any]:
                     },
                 }
             },
+            **report_paths(
+                {
+                    "400": _error("Invalid parameter; `detail.field` names it"),
+                    "401": _error("No token, or an unknown one"),
+                    "403": _error("The token was revoked"),
+                    "429": _error("Too many failed attempts from this address", retry_after=True),
+                    "503": unavailable,
+                }
+            ),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -225,7 +235,15 @@ def build_openapi() -> dict[str, Any]:
             },
         },
         "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "tracker token create",
+                }
+            },
             "schemas": {
+                **report_schemas(),
                 "Event": event,
                 "EventBatch": {
                     "type": "object",
@@ -273,7 +291,7 @@ def build_openapi() -> dict[str, Any]:
                     "required": ["error", "detail"],
                     "properties": {"error": {"type": "string"}, "detail": {}},
                 },
-            }
+            },
         },
     }
 

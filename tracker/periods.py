@@ -20,8 +20,6 @@ PERIODS: Final = (*HOUR_PERIODS, *DAY_PERIODS, ALL_TIME)
 # The length of a named period, counted from a moment of one's own (an article's
 # publication), rather than ending now.
 SPANS_H: Final = {"1h": 1, "24h": 24, "7d": 7 * 24, "30d": 30 * 24}
-# A range longer than this is refused: reports read whole days past it anyway.
-MAX_RANGE_DAYS: Final = 3_660
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +61,9 @@ class Period:
         return (_date(first_day), _date(end_day)), hours
 
 
+_LATEST_S: Final = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+
+
 def _date(day: int) -> date:
     return date(1970, 1, 1) + timedelta(days=day)
 
@@ -75,30 +76,29 @@ def period_of(
     name: str | None, start: str | None, end: str | None, now_s: float, *, default: str = "24h"
 ) -> Period:
     """A named period ending now, or `from`/`to` (ISO 8601; a time without a zone is UTC;
-    hours are whole: `from` down to its hour, `to` up to the next)."""
+    hours are whole: `from` down to its hour, `to` up to the next). `from` alone runs to
+    now; `to` alone gives the named period as it was at `to`. A range that ends before it starts
+    holds no hours: its report is empty. Any length is fine: full days are read from the
+    daily roll-ups."""
+    name = default if name is None else name
+    if name not in PERIODS:
+        raise InvalidInput("period", f"one of {', '.join(PERIODS)}, or from/to")
+    if end is not None:
+        last = _parse(end, "to")
+        if start is None:
+            return period_of(name, None, None, last)
+        first_hour, end_hour = int(_parse(start, "from") // HOUR_S), -(-int(last) // HOUR_S)
+        return Period(first_hour, max(first_hour, end_hour))
     current = int(now_s // HOUR_S)
-    if start is not None or end is not None:
-        if name is not None:
-            raise InvalidInput("period", "give a period or from/to, not both")
-        first = _parse(start, "from") if start else None
-        last = _parse(end, "to") if end else now_s
-        if first is None:
-            raise InvalidInput("from", "required with `to`")
-        first_hour, end_hour = int(first // HOUR_S), -(-int(last) // HOUR_S)
-        if end_hour <= first_hour:
-            raise InvalidInput("to", "must be after `from`")
-        if end_hour - first_hour > MAX_RANGE_DAYS * 24:
-            raise InvalidInput("from", f"a range of at most {MAX_RANGE_DAYS} days")
-        return Period(first_hour, end_hour)
-    name = name or default
+    if start is not None:
+        first_hour = int(_parse(start, "from") // HOUR_S)
+        return Period(first_hour, max(first_hour, current + 1))
     if name in HOUR_PERIODS:
         return Period(current - HOUR_PERIODS[name], current + 1)
     if name in DAY_PERIODS:
         today = int(now_s // DAY_S)
         return Period((today - DAY_PERIODS[name] + 1) * 24, current + 1)
-    if name == ALL_TIME:
-        return Period(0, current + 1, all_time=True)
-    raise InvalidInput("period", f"one of {', '.join(PERIODS)}, or from/to")
+    return Period(0, current + 1, all_time=True)
 
 
 def _parse(text: str, field: str) -> float:
@@ -110,4 +110,5 @@ def _parse(text: str, field: str) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    # Nothing was counted before 1970; past 9998 an hour's end would leave datetime's range.
+    return min(max(moment.timestamp(), 0.0), _LATEST_S)

@@ -32,7 +32,7 @@ class Metric:
 
 
 def metric_of(text: str | None) -> Metric:
-    text = text or "views"
+    text = "views" if text is None else text
     kind, _, channel = text.partition(":")
     if kind in ("shares", "referrals") and (not channel or channel in CHANNELS):
         prefix = SHARE if kind == "shares" else REFERRAL

@@ -10,21 +10,33 @@ group is a group of its own. Filters on metadata are NULL for "any".
 
 from typing import Final
 
-# The top $10 keys by the sum of the metrics; $7 category, $8 lang, $9 author; $11 by
-# group.
-RANK: Final = """
+
+def _period_counts(columns: str, articles: str = "") -> str:
+    """A `counts` CTE of the period's rows (`columns` of them): full days from the daily
+    roll-ups, the hours at either end from the hourly buckets, all time from the totals.
+    `articles`: a condition narrowing them, as `AND ...`. Both are constants of this
+    module, never input: values go in as $n parameters."""
+    return f"""
 WITH counts AS (
-    SELECT article_id, count FROM article_daily
-    WHERE NOT $6 AND metric = ANY($1::text[]) AND day >= $2 AND day < $3
+    SELECT {columns} FROM article_daily
+    WHERE NOT $6 {articles} AND metric = ANY($1::text[]) AND day >= $2 AND day < $3
     UNION ALL
-    SELECT article_id, count FROM article_hourly
+    SELECT {columns} FROM article_hourly
     JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS r (first_hour, end_hour)
       ON hour >= r.first_hour AND hour < r.end_hour
-    WHERE NOT $6 AND metric = ANY($1::text[])
+    WHERE NOT $6 {articles} AND metric = ANY($1::text[])
     UNION ALL
-    SELECT article_id, count FROM article_totals
-    WHERE $6 AND metric = ANY($1::text[])
+    SELECT {columns} FROM article_totals
+    WHERE $6 {articles} AND metric = ANY($1::text[])
 )
+"""  # noqa: S608
+
+
+# The top $10 keys by the sum of the metrics; $7 category, $8 lang, $9 author; $11 by
+# group.
+RANK: Final = (
+    _period_counts("article_id, count")
+    + """
 SELECT CASE WHEN $11 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
        sum(c.count)::bigint AS value
 FROM counts c JOIN articles a USING (article_id)
@@ -35,24 +47,15 @@ GROUP BY 1
 ORDER BY value DESC, key
 LIMIT $10
 """
+)
 
 # The metrics $1 of the period for the articles $7.
-COUNTS_OF: Final = """
-WITH counts AS (
-    SELECT article_id, metric, count FROM article_daily
-    WHERE NOT $6 AND article_id = ANY($7::text[]) AND metric = ANY($1::text[])
-      AND day >= $2 AND day < $3
-    UNION ALL
-    SELECT article_id, metric, count FROM article_hourly
-    JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS r (first_hour, end_hour)
-      ON hour >= r.first_hour AND hour < r.end_hour
-    WHERE NOT $6 AND article_id = ANY($7::text[]) AND metric = ANY($1::text[])
-    UNION ALL
-    SELECT article_id, metric, count FROM article_totals
-    WHERE $6 AND article_id = ANY($7::text[]) AND metric = ANY($1::text[])
-)
+COUNTS_OF: Final = (
+    _period_counts("article_id, metric, count", "AND article_id = ANY($7::text[])")
+    + """
 SELECT article_id, metric, sum(count)::bigint AS count FROM counts GROUP BY 1, 2
 """
+)
 
 # Readers over UTC days [$1, $2): the salt of reader ids changes daily, so a range's
 # readers are the sum of its days' readers. The top $3 keys; $4 category, $5 lang,

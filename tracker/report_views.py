@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -26,8 +24,6 @@ FORMATS: Final = ("json", "csv")
 GROUP_BY: Final = ("article", "group")
 MAX_OFFSET: Final = 10_000
 MAX_LABEL: Final = 256
-PUBLIC_MAX_LIMIT: Final = 20
-POPULAR_CACHE_S: Final = 30.0
 # How long after publication take-off is measured: views in the first hour, day, week.
 TAKEOFF_WINDOWS: Final = {"24h": 24, "1h": 1, "7d": 168}
 CSV_FIELDS: Final = (
@@ -60,8 +56,12 @@ def choice_param(query: MultiMapping[str], name: str, options: Sequence[str]) ->
 
 def label_param(query: MultiMapping[str], name: str) -> str | None:
     value = query.get(name) or None
-    if value is not None and (len(value) > MAX_LABEL or "\x00" in value):
+    if value is None:
+        return None
+    if len(value) > MAX_LABEL:
         raise InvalidInput(name, f"at most {MAX_LABEL} characters")
+    if "\x00" in value:
+        raise InvalidInput(name, "no NUL characters")
     return value
 
 
@@ -160,55 +160,3 @@ async def timeseries(request: web.Request) -> web.Response:
         SeriesQuery(article_id, period, granularity, since_publish)
     )
     return json_response(series)
-
-
-class PublicPopular:
-    """The site's "most read" box: views only, the same answer for everyone, kept for
-    POPULAR_CACHE_S per process (bounded: a few combinations of period, category and
-    language are all a site asks for)."""
-
-    def __init__(self, max_entries: int = 1_000) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[tuple[str, ...], tuple[float, bytes, str]] = {}
-
-    async def answer(self, request: web.Request) -> web.Response:
-        query = request.query
-        period = choice_param(query, "period", ("24h", "7d"))
-        limit = int_param(query, "limit", 10, 1, PUBLIC_MAX_LIMIT)
-        category, lang = label_param(query, "category"), label_param(query, "lang")
-        key = (period, str(limit), category or "", lang or "")
-        now = time.monotonic()
-        cached = self._entries.get(key)
-        if cached is None or cached[0] <= now:
-            report = await request.app[REPORTS].popular(
-                PopularQuery(
-                    period=period_of(period, None, None, request.app[CLOCK]()),
-                    metric=metric_of("views"),
-                    category=category,
-                    lang=lang,
-                    limit=limit,
-                )
-            )
-            body = msgspec.json.encode(
-                {
-                    "period": period,
-                    "articles": [
-                        {
-                            "article_id": r.article_id,
-                            "title": r.title,
-                            "url": r.url,
-                            "views": r.views,
-                        }
-                        for r in report.rows
-                    ],
-                }
-            )
-            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-            if len(self._entries) >= self.max_entries:
-                self._entries.pop(next(iter(self._entries)))
-            cached = self._entries[key] = (now + POPULAR_CACHE_S, body, etag)
-        _, body, etag = cached
-        headers = {"Cache-Control": f"public, max-age={int(POPULAR_CACHE_S)}", "ETag": etag}
-        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-            return web.Response(status=304, headers=headers)
-        return web.Response(body=body, content_type="application/json", headers=headers)

@@ -27,7 +27,7 @@ from .flusher import Flusher
 from .keys import Keys
 from .lease import Lease
 from .metrics import Metrics
-from .overload import LoopLag
+from .overload import Deadlines, LoopLag
 from .pending import PendingReader
 from .preflight import Preflight
 from .readers import SaltStore, TrustedProxies
@@ -64,6 +64,7 @@ BATCHER: Final = web.AppKey("batcher", Batcher)
 BATCHES: Final = web.AppKey("batches", RedisBatches)
 POOL: Final = web.AppKey("pool", db.Pool)
 LOOP_LAG: Final = web.AppKey("loop_lag", LoopLag)
+DEADLINES: Final = web.AppKey("deadlines", Deadlines)
 PREFLIGHT: Final = web.AppKey("preflight", Preflight)
 STATS_CACHE: Final = web.AppKey("stats_cache", StatsCache)
 REPORTS: Final = web.AppKey("reports", Reports)
@@ -129,6 +130,7 @@ async def postgres_pool(
                 url,
                 size=size or settings.database_pool_size,
                 timeout_s=settings.database_timeout_s,
+                parallel_workers=settings.database_parallel_workers,
             )
             if migrate:
                 async with pool.acquire() as conn:
@@ -241,9 +243,11 @@ async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Watches how late the event loop runs, for shedding load (overload.py)."""
+    """Watches how late the event loop runs, for shedding load, and cancels the requests
+    past their deadline (overload.py)."""
     lag = app[LOOP_LAG] = LoopLag(app[SETTINGS].max_loop_lag_s)
-    task = asyncio.create_task(lag.watch(), name="tracker-loop-lag")
+    deadlines = app[DEADLINES] = Deadlines(app[SETTINGS].request_timeout_s)
+    task = asyncio.create_task(lag.watch(deadlines), name="tracker-loop-lag")
     try:
         yield
     finally:

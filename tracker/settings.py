@@ -65,6 +65,10 @@ class Settings:
     allow_eviction: bool = False
     database_timeout_s: float = 10.0
     database_pool_size: int = 10
+    # PostgreSQL's parallel workers per query for tracker's reads (0: none). On a small
+    # server, starting workers costs a report more than they save, and takes cores from
+    # the flusher; a large one with idle cores may give reports a few.
+    database_parallel_workers: int = 0
 
     max_body_bytes: int = 256 * 1024
     max_batch_events: int = 100
@@ -284,6 +288,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_timeout_s": _float_in(0.0, exclusive=True),
     "database_timeout_s": _float_in(0.0, exclusive=True),
     "database_pool_size": _int_in(1, 1000),
+    "database_parallel_workers": _int_in(0, 64),
     "max_body_bytes": _int_in(1024),
     # SPEC: at most 100 events in one request.
     "max_batch_events": _int_in(1, 100),

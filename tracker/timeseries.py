@@ -78,9 +78,11 @@ class Timeseries:
             first = int(published.timestamp() // HOUR_S)
             period = Period(first, first + period.end_hour - period.first_hour)
         first_s = period.first_hour * HOUR_S // step_s * step_s
-        starts = list(range(first_s, period.end_hour * HOUR_S, step_s))
+        starts = range(first_s, period.end_hour * HOUR_S, step_s)
         if len(starts) > MAX_BUCKETS:
-            raise InvalidInput("granularity", f"at most {MAX_BUCKETS} buckets: ask per day")
+            raise InvalidInput(
+                "granularity", f"at most {MAX_BUCKETS} buckets: a shorter range, or per day"
+            )
         counts = await self._counts(query, period, first_s)
         buckets = []
         for index, start in enumerate(starts):

@@ -32,14 +32,14 @@ class Rising:
 
 
 def window_of(text: str | None) -> int:
-    minutes = WINDOWS.get(text or "15m")
+    minutes = WINDOWS.get("15m" if text is None else text)
     if minutes is None:
         raise InvalidInput("window", f"one of {', '.join(WINDOWS)}")
     return minutes
 
 
 def kind_of(text: str | None) -> str:
-    kind = KINDS.get(text or "views")
+    kind = KINDS.get("views" if text is None else text)
     if kind is None:
         raise InvalidInput("metric", f"one of {', '.join(KINDS)}")
     return kind

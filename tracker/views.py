@@ -17,6 +17,7 @@ from .editors import editors_only
 from .errors import Unavailable
 from .ingest import ingest, pixel
 from .models import parse_article_ids, validate_article_id
+from .most_read import MostRead
 from .resources import (
     BATCHES,
     LOOP_LAG,
@@ -157,7 +158,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/reports/popular", editors_only(report_views.popular))
     app.router.add_get("/api/v1/reports/trending", editors_only(report_views.trending))
     app.router.add_get("/api/v1/reports/takeoff", editors_only(report_views.takeoff))
-    app.router.add_get("/api/v1/popular", report_views.PublicPopular().answer)
+    app.router.add_get("/api/v1/popular", MostRead().answer)
     app.router.add_get("/reports", editors.reports_page)
     app.router.add_get("/reports/login", editors.login_page)
     app.router.add_post("/reports/login", editors.login)

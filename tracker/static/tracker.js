@@ -17,7 +17,7 @@
     var e = { type: type, article_id: article, url: location.href, title: s.getAttribute("data-title") || d.title, id: uid() };
     if (channel) e.channel = channel;
     if (type === "view" && d.referrer) e.referrer = d.referrer;
-    ["category", "lang", "author"].forEach(function (k) {
+    ["category", "lang", "author", "group"].forEach(function (k) {
       var v = s.getAttribute("data-" + k);
       if (v) e[k] = v;
     });
