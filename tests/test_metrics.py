@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -19,6 +21,7 @@ from tests.helpers import (
     share,
     view,
 )
+from tracker.metrics import Metrics
 from tracker.resources import METRICS
 from tracker.settings import Settings
 
@@ -64,6 +67,41 @@ async def test_accepted_and_rejected_events_are_counted_exactly(client: Client) 
     in_exposition = {key: scraped(samples, key[0], **{key[1]: key[2]}) for key in expected}
     assert in_registry == expected
     assert in_exposition == expected
+
+
+async def test_counted_round_trips_channels_and_build_are_exposed(
+    settings: Settings, make_client: MakeClient
+) -> None:
+    client = await make_client(settings.with_overrides(dedup_window_s=1800))
+    await post_three_views_two_shares_one_invalid(client)
+    # The same reader again: a repeat within the window is accepted and not counted.
+    assert await post(client, view(VIEWED[0])) == 202
+    await flush(client)
+
+    _, samples = await scrape(client)
+
+    assert scraped(samples, "tracker_events_accepted_total", type="view") == 4
+    assert scraped(samples, "tracker_events_counted_total") == 5
+    assert scraped(samples, "tracker_events_ignored_total", reason="duplicate") == 1
+    assert scraped(samples, "tracker_shares_accepted_total", channel="telegram") == 1
+    assert scraped(samples, "tracker_shares_accepted_total", channel="vk") == 0
+    assert scraped(samples, "tracker_redis_round_trips_total", outcome="ok") == 2
+    assert scraped(samples, "tracker_redis_round_trips_total", outcome="error") == 0
+    assert scraped(samples, "tracker_redis_round_trip_events_count") == 2
+    assert scraped(samples, "tracker_redis_round_trip_events_sum") == 6
+    assert scraped(samples, "tracker_flush_lease_held") == 1
+    (build,) = [s for s in samples if s.name == "tracker_build_info"]
+    assert build.value == 1
+    assert set(build.labels) == {"version", "python"}
+
+
+def test_every_metric_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    families = {family.name for family in Metrics().registry.collect()}
+    documented = {
+        name.removesuffix("_total") for name in re.findall(r"^\| `(tracker_\w+)`", readme, re.M)
+    } | {name.removesuffix("_total") for name in re.findall(r"`(tracker_\w+)`", readme)}
+    assert families - documented == set()
 
 
 async def test_zero_series_exist_before_the_first_event(client: Client) -> None:

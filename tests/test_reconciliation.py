@@ -379,8 +379,10 @@ def app_settings(redis_url: str, database_url: str, prefix: str) -> Settings:
         stats_cache_s=0,  # the reader checks each read against what was acknowledged before it
         trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
         # Long enough that no request times out with its write done (that 503 would be
-        # stored yet not acknowledged, and the exact comparison could not hold).
+        # stored yet not acknowledged, and the exact comparison could not hold): neither
+        # the Redis call nor the request's own deadline, on a machine loaded by the suite.
         redis_timeout_s=10.0,
+        request_timeout_s=30.0,
         database_timeout_s=5.0,
         shutdown_timeout_s=5.0,
     )

@@ -171,6 +171,20 @@ VALID_VALUES: list[tuple[str, str, str, Any]] = [
     ("TRACKER_LOG_FORMAT", "json", "log_format", "json"),
     ("TRACKER_LOG_FORMAT", "JSON", "log_format", "json"),
     ("TRACKER_LOG_FORMAT", "text", "log_format", "text"),
+    ("TRACKER_PLAUSIBLE_SHARE_EVENTS", "Share", "plausible_share_events", ("Share",)),
+    (
+        "TRACKER_PLAUSIBLE_SHARE_EVENTS",
+        "Share, Share Click,,",
+        "plausible_share_events",
+        ("Share", "Share Click"),
+    ),
+    ("TRACKER_ARTICLE_ID_FROM_URL", "^/*+(.*[^/])", "article_id_from_url", "^/*+(.*[^/])"),
+    (
+        "TRACKER_ARTICLE_ID_FROM_URL",
+        r"^/news/(?P<id>\d+)(?:-[a-z-]*)?$",
+        "article_id_from_url",
+        r"^/news/(?P<id>\d+)(?:-[a-z-]*)?$",
+    ),
 ]
 
 
@@ -257,6 +271,11 @@ INVALID_VALUES: list[tuple[str, str]] = [
     ("TRACKER_APPLIED_BATCH_RETENTION_DAYS", "0"),
     ("TRACKER_LOG_LEVEL", "verbose"),
     ("TRACKER_LOG_FORMAT", "xml"),
+    ("TRACKER_PLAUSIBLE_SHARE_EVENTS", ", ,"),
+    ("TRACKER_PLAUSIBLE_SHARE_EVENTS", "Share," + "x" * 121),
+    ("TRACKER_ARTICLE_ID_FROM_URL", "^/news/(\\d+"),  # not a regular expression
+    ("TRACKER_ARTICLE_ID_FROM_URL", "^/news/\\d+"),  # no group
+    ("TRACKER_ARTICLE_ID_FROM_URL", "^/(news)/(\\d+)"),  # two groups
 ]
 
 
@@ -347,6 +366,8 @@ def test_version_prints_the_package_version() -> None:
         ("serve", "TRACKER_REDIS_URL", REDIS_URL),  # without TRACKER_DATABASE_URL
         ("flush", "TRACKER_DEDUP_WINDOW", "-5"),
         ("migrate", "TRACKER_REDIS_SHARDS", "0"),
+        ("serve", "TRACKER_ARTICLE_ID_FROM_URL", "^/news/(\\d+"),
+        ("serve", "TRACKER_ARTICLE_ID_FROM_URL", "^/news/\\d+$"),
     ],
 )
 def test_invalid_setting_exits_2_with_one_line_naming_the_variable(

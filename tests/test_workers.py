@@ -92,7 +92,12 @@ async def test_two_workers_count_everything_once_and_sum_their_metrics(
     assert views == events
     assert stored == events
     # Whichever worker answers the scrape, the counters are the sum over both workers.
-    accepted = {
-        scraped(exposed(text), "tracker_events_accepted_total", type="view") for text in scrapes
-    }
-    assert accepted == {float(events)}
+    for name, labels in (
+        ("tracker_events_accepted_total", {"type": "view"}),
+        ("tracker_events_counted_total", {}),
+        ("tracker_redis_round_trip_events_sum", {}),
+    ):
+        summed = {scraped(exposed(text), name, **labels) for text in scrapes}
+        assert summed == {float(events)}, name
+    # The lease: held by one of them (the largest of the two is exposed).
+    assert {scraped(exposed(text), "tracker_flush_lease_held") for text in scrapes} == {1.0}

@@ -78,9 +78,12 @@ class Batcher:
 
     async def _send(self, requests: list[Request], waiters: list[asyncio.Future[int]]) -> None:
         self.round_trips += 1
+        events = sum(len(request) for request in requests)
+        self.metrics.redis_round_trip_events.observe(events)
         try:
             recorded = await self.recorder.record(requests, self.clock())
         except BaseException as exc:
+            self.metrics.redis_round_trips.labels("error").inc()
             # Every request of the batch learns of it; none is acknowledged.
             if isinstance(exc, RedisUnavailable):
                 failure = exc
@@ -94,6 +97,12 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
             return
+        # Answered first: whatever follows, a stored event is acknowledged.
+        for waiter, retry_after_ms in zip(waiters, recorded.retry_after_ms, strict=True):
+            if not waiter.done():
+                waiter.set_result(retry_after_ms)
+        self.metrics.redis_round_trips.labels("ok").inc()
+        self.metrics.events_counted.inc(recorded.counted)
         ignored = self.metrics.events_ignored
         for reason, count in (
             (Ignored.DUPLICATE, recorded.repeats),
@@ -102,9 +111,6 @@ class Batcher:
         ):
             if count:
                 ignored.labels(reason).inc(count)
-        for waiter, retry_after_ms in zip(waiters, recorded.retry_after_ms, strict=True):
-            if not waiter.done():
-                waiter.set_result(retry_after_ms)
 
     async def drain(self) -> None:
         """Send what is open and wait for every call in flight (at shutdown)."""

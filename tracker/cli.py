@@ -10,9 +10,9 @@ import click
 from redis.asyncio import Redis
 
 from . import __version__, cli_editors, migrations, reshard
-from .cli_support import fail, load_settings, run_guarded, setup
+from .cli_support import fail, load_settings, not_installed, run_guarded, setup
 from .db import Pool
-from .embedded import EmbeddedError
+from .embedded import EmbeddedError, EmbeddedNotInstalled
 from .keys import Keys
 from .metrics import Metrics
 from .preflight import Preflight
@@ -69,6 +69,8 @@ def serve(host: str | None, port: int | None, no_flusher: bool, workers: int) ->
     if workers > 1:
         try:
             serve_workers(settings, workers, run_flusher=not no_flusher)
+        except EmbeddedNotInstalled as exc:
+            not_installed(exc)
         except EmbeddedError as exc:
             fail(str(exc))
         return

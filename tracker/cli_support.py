@@ -1,5 +1,5 @@
-"""What every command shares: settings from the environment (a bad one exits 2 naming
-it), logging, and one way to run and to fail."""
+"""What every command shares: settings from the environment (a bad one, or the embedded
+default without its packages, exits 2 naming it), logging, and one way to run and to fail."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from .embedded import EmbeddedError
+from .embedded import EmbeddedError, EmbeddedNotInstalled, require_packages
 from .errors import DatabaseUnavailable, RedisUnavailable
 from .preflight import StartupRefused
 from .server import run
@@ -17,14 +17,30 @@ from .settings import Settings, SettingsError
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment plus command-line overrides; exit 2 naming the culprit."""
+    """Settings from the environment plus command-line overrides; exit 2 naming the culprit.
+
+    With no URLs (the embedded default) the embedded servers' packages must be installed:
+    checked here, before anything starts, so that a bare `pip install .` (the Docker image)
+    asked for the default stops with one line saying what to do."""
     try:
         settings = Settings.from_env()
         changes = {name: value for name, value in overrides.items() if value is not None}
-        return settings.with_overrides(**changes) if changes else settings
+        settings = settings.with_overrides(**changes) if changes else settings
     except SettingsError as exc:
         click.echo(f"tracker: invalid setting: {exc}", err=True)
         sys.exit(2)
+    if settings.embedded:
+        try:
+            require_packages()
+        except EmbeddedNotInstalled as exc:
+            not_installed(exc)
+    return settings
+
+
+def not_installed(exc: EmbeddedNotInstalled) -> NoReturn:
+    """The embedded default without its packages: a setup error, exit 2 like a bad setting."""
+    click.echo(f"tracker: {exc}", err=True)
+    sys.exit(2)
 
 
 def setup(settings: Settings) -> None:
@@ -41,6 +57,8 @@ def fail(message: str) -> NoReturn:
 def run_guarded(main_: Callable[[], Awaitable[None]]) -> None:
     try:
         run(main_)
+    except EmbeddedNotInstalled as exc:
+        not_installed(exc)
     except EmbeddedError as exc:
         fail(str(exc))
     except OSError as exc:

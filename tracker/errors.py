@@ -38,6 +38,9 @@ class Ignored(StrEnum):
     UA_TOO_LONG = "ua_too_long"
     ADDRESS_LIMIT = "address_limit"
     RETRIED = "retried"
+    # A kind of event tracker does not count: Plausible's engagement and custom events,
+    # and pages whose URL holds no article id.
+    NOT_COUNTED = "not_counted"
 
 
 class TrackerError(Exception):

@@ -78,7 +78,9 @@ class Flusher:
             if self.preflight is not None:
                 self.preflight.require()
             if not await self.lease.acquire():
+                self.metrics.flush_lease_held.set(0)
                 return FlushResult(lease=False)
+            self.metrics.flush_lease_held.set(1)
             try:
                 result = FlushResult()
                 for shard in range(self.settings.redis_shards):
@@ -215,6 +217,7 @@ class Flusher:
             backlog = result is not None and result.more
 
     async def run_once_logged(self) -> FlushResult | None:
+        started = time.perf_counter()
         try:
             result = await self.flush_once()
         except (RedisUnavailable, DatabaseUnavailable) as exc:
@@ -224,6 +227,7 @@ class Flusher:
                 type(exc).__name__,
                 exc,
                 self.next_delay_s(),
+                extra={"event": "flush_failed", "cause": f"{type(exc).__name__}: {exc}"},
             )
             return None
         except Exception:
@@ -232,18 +236,34 @@ class Flusher:
             self.consecutive_failures += 1
             self.metrics.flush_failures.labels("error").inc()
             log.exception(
-                "flush failed unexpectedly; retrying in about %.1f s", self.next_delay_s()
+                "flush failed unexpectedly; retrying in about %.1f s",
+                self.next_delay_s(),
+                extra={"event": "flush_failed", "cause": "unexpected error"},
             )
             return None
         if self.consecutive_failures:
-            log.info("flush recovered after %d failed attempt(s)", self.consecutive_failures)
+            log.info(
+                "flush recovered after %d failed attempt(s)",
+                self.consecutive_failures,
+                extra={"event": "flush_recovered", "failures": self.consecutive_failures},
+            )
         self.consecutive_failures = 0
         if result.batches or result.skipped:
-            log.debug(
-                "flushed %d batch(es), %d event(s), %d counter(s); %d already applied",
+            # One line per run that moved something (an idle run says nothing).
+            log.info(
+                "flushed %d batch(es), %d event(s), %d row(s) in %.3f s; %d already applied",
                 result.batches,
                 result.events,
                 result.counters,
+                time.perf_counter() - started,
                 result.skipped,
+                extra={
+                    "event": "flush",
+                    "batches": result.batches,
+                    "events": result.events,
+                    "rows": result.counters,
+                    "skipped": result.skipped,
+                    "duration_s": round(time.perf_counter() - started, 6),
+                },
             )
         return result

@@ -1,4 +1,5 @@
-"""The handlers that record events: the JSON/beacon endpoint and the pixel."""
+"""The handlers that record events: the JSON/beacon endpoint, the pixel and Plausible's
+Events API."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .middleware import EVENTS_IN_REQUEST, origin_allowed
-from .models import parse_event_dict, parse_events
+from .models import Event, parse_event_dict, parse_events
+from .plausible import parse_plausible, rules_of
 from .readers import Visitor, address_id, client_address, reader_id
 from .resources import BATCHER, BOTS, CLOCK, METRICS, PROXIES, SALTS, SETTINGS
 from .responses import accepted_response
@@ -35,12 +37,7 @@ PIXEL_HEADERS: Final = {"Cache-Control": "no-store", "Content-Type": "image/gif"
 async def ingest(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     request[EVENTS_IN_REQUEST] = 1  # until the body says how many
-    if request.content_type not in INGEST_CONTENT_TYPES:
-        raise UnsupportedMediaType(
-            "Content-Type", "send application/json, or text/plain (navigator.sendBeacon)"
-        )
-    if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        raise _too_large(settings.max_body_bytes)
+    _admit(request, settings)
     events = parse_events(await _body(request, settings), max_events=settings.max_batch_events)
     request[EVENTS_IN_REQUEST] = len(events)
     visitor = await visitor_of(request, len(events))
@@ -48,6 +45,42 @@ async def ingest(request: web.Request) -> web.Response:
         await request.app[BATCHER].record([(event, visitor) for event in events])
         request.app[METRICS].count_accepted(events)
     return accepted_response(len(events))
+
+
+async def plausible_event(request: web.Request) -> web.Response:
+    """Plausible's Events API: one event, counted like a beacon, or acknowledged and
+    not counted when it is of a kind tracker does not count."""
+    app = request.app
+    settings = app[SETTINGS]
+    request[EVENTS_IN_REQUEST] = 1
+    _admit(request, settings)
+    body = await _body(request, settings)
+    # The Host header, not request.host: without one, that would ask DNS for our name.
+    own_host = request.headers.get("Host", "")
+    event = parse_plausible(body, rules_of(settings), own_host=own_host)
+    if event is None:
+        app[METRICS].events_ignored.labels(Ignored.NOT_COUNTED).inc()
+    else:
+        await _record_one(request, event)
+    return accepted_response(1)
+
+
+def _admit(request: web.Request, settings: Settings) -> None:
+    """Refuse a body of another content type (415), or announced as too large (413)."""
+    if request.content_type not in INGEST_CONTENT_TYPES:
+        raise UnsupportedMediaType(
+            "Content-Type", "send application/json, or text/plain (navigator.sendBeacon)"
+        )
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise _too_large(settings.max_body_bytes)
+
+
+async def _record_one(request: web.Request, event: Event) -> None:
+    """One event of a request, counted unless its reader is not to be (a bot, DNT)."""
+    visitor = await visitor_of(request, 1)
+    if visitor is not None:
+        await request.app[BATCHER].record([(event, visitor)])
+        request.app[METRICS].count_accepted([event])
 
 
 async def _body(request: web.Request, settings: Settings) -> bytes:
@@ -111,10 +144,7 @@ async def pixel(request: web.Request) -> web.Response:
         if referer and not origin_allowed(request, _origin_of(referer)):
             raise OriginNotAllowed("Referer", "the page is not on an allowed origin")
         (parsed,) = parse_event_dict(event)
-        visitor = await visitor_of(request, 1)
-        if visitor is not None:
-            await app[BATCHER].record([(parsed, visitor)])
-            app[METRICS].count_accepted([parsed])
+        await _record_one(request, parsed)
     except TrackerError as exc:
         app[METRICS].pixel_errors.labels(exc.reason).inc()
     return web.Response(body=PIXEL_GIF, headers=PIXEL_HEADERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ from prometheus_client import (
     multiprocess,
 )
 
+from . import __version__
 from .counts import PendingStats
 from .errors import Ignored, Rejected
-from .models import Event
+from .models import CHANNELS, Event
 
 PIXEL_ERRORS = (Rejected.INVALID, Rejected.UNAVAILABLE)
 EVENT_TYPES = ("view", "share")
@@ -53,7 +55,39 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.shares_accepted = Counter(
+            "tracker_shares_accepted",
+            "Share events stored in Redis, by channel.",
+            ["channel"],
+            registry=r,
+        )
+        self.events_counted = Counter(
+            "tracker_events_counted",
+            "Events that added to counters in Redis (accepted, less repeats within the "
+            "de-duplication window, an address's readers past its bound, retried ids).",
+            registry=r,
+        )
+        self.redis_round_trips = Counter(
+            "tracker_redis_round_trips",
+            "Round trips to Redis that record events (one script call per shard, in one "
+            "pipeline), by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.redis_round_trip_events = Histogram(
+            "tracker_redis_round_trip_events",
+            "Events recorded per round trip (requests that arrive together share one).",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
         self.flush_runs = Counter("tracker_flush_runs", "Flush runs started.", registry=r)
+        self.flush_lease_held = Gauge(
+            "tracker_flush_lease_held",
+            "1 if this process's last flush run held the flush lease (it is the flusher "
+            "now), else 0; absent where no flusher runs.",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.flush_failures = Counter(
             "tracker_flush_failures",
             "Flush runs that failed, by the server that failed them.",
@@ -137,11 +171,20 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.build_info = Gauge(
+            "tracker_build_info",
+            "Always 1; the labels say which tracker and Python run.",
+            ["version", "python"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
         self._request_counters: dict[tuple[str, str, int], Any] = {}
         self._request_durations: dict[str, Any] = {}
         # Children resolved once: labels() costs a dict lookup and a lock per call.
         self._accepted_views = self.events_accepted.labels("view")
         self._accepted_shares = self.events_accepted.labels("share")
+        self._shares_by_channel = {c: self.shares_accepted.labels(c) for c in CHANNELS}
         # Zero-valued series from the start, so rate() and alerts see them before the first event.
         for event_type in EVENT_TYPES:
             self.events_accepted.labels(event_type)
@@ -155,6 +198,8 @@ class Metrics:
             self.flush_failures.labels(failure)
         for outcome in ("applied", "already_applied"):
             self.flush_batches.labels(outcome)
+        for outcome in ("ok", "error"):
+            self.redis_round_trips.labels(outcome)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         # Children cached per label set: labels() takes a lock and builds a tuple each call.
@@ -176,6 +221,9 @@ class Metrics:
             self._accepted_views.inc(views)
         if len(events) > views:
             self._accepted_shares.inc(len(events) - views)
+            for event in events:
+                if event.channel is not None:
+                    self._shares_by_channel[event.channel].inc()
 
     def set_pending(self, pending: PendingStats, now_ms: int) -> None:
         self.pending_events.set(pending.events)

@@ -26,9 +26,10 @@ EVENTS_IN_REQUEST: Final = web.RequestKey("events_in_request", int)
 # When the request's head arrived (loop time).
 ARRIVED_AT: Final = web.RequestKey("arrived_at", float)
 
-INGEST_PATH: Final = "/api/v1/events"
-# Paths a page on another origin may call: ingest and the stats reads.
-CORS_PREFIXES: Final = ("/api/v1/events", "/api/v1/articles/", "/api/v1/popular")
+# The paths that record events: tracker's own, and Plausible's Events API.
+INGEST_PATHS: Final = frozenset({"/api/v1/events", "/api/event"})
+# Paths a page on another origin may call: ingest (both) and the stats reads.
+CORS_PREFIXES: Final = ("/api/v1/events", "/api/event", "/api/v1/articles/", "/api/v1/popular")
 CORS_METHODS: Final = "GET, POST, OPTIONS"
 PREFLIGHT_MAX_AGE_S: Final = 86_400
 # Answered even when the loop lags: orchestrators and Prometheus must see the state.
@@ -92,7 +93,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
     except Exception:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
+        log.exception(
+            "unexpected error answering %s %s",
+            request.method,
+            request.path,
+            extra={"event": "request_error", "route": _route_of(request)},
+        )
         return error_response(500, "internal", {"message": "unexpected error; it was logged"})
 
 
@@ -103,17 +109,21 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     loop = asyncio.get_running_loop()
     arrived = request[ARRIVED_AT] = arrived_at(request)
     response = await handler(request)
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else "unmatched"
     request.app[METRICS].observe_request(
-        template, request.method, response.status, loop.time() - arrived
+        _route_of(request), request.method, response.status, loop.time() - arrived
     )
     return response
 
 
+def _route_of(request: web.Request) -> str:
+    """The route's template (`/api/v1/articles/{article_id}/stats`): a bounded label."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
 def _request_of_events(request: web.Request) -> int:
     """1 for a request refused before its handler said how many events it carries."""
-    return 1 if request.method == "POST" and request.path == INGEST_PATH else 0
+    return 1 if request.method == "POST" and request.path in INGEST_PATHS else 0
 
 
 def origin_allowed(request: web.Request, origin: str) -> bool:

@@ -9,8 +9,10 @@ import msgspec
 from . import __version__
 from .models import ARTICLE_ID_PATTERN, CHANNELS, event_schema
 from .openapi_reports import report_paths, report_schemas
+from .plausible import plausible_schema
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_PLAUSIBLE = {"$ref": "#/components/schemas/PlausibleEvent"}
 # `ids`: 1 to 100 article ids joined by commas (what parse_article_ids accepts).
 _ONE_ID = ARTICLE_ID_PATTERN.removeprefix("^").removesuffix("$")
 IDS_PATTERN = f"^{_ONE_ID}(,{_ONE_ID}){{0,99}}$"
@@ -93,6 +95,47 @@ def build_openapi() -> dict[str, Any]:
                         "400": _error("Malformed or invalid; `detail.field` names the field"),
                         "413": _error("Body or batch too large"),
                         "415": _error("Content type other than application/json or text/plain"),
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/api/event": {
+                "post": {
+                    "operationId": "plausibleEvent",
+                    "summary": "Plausible's Events API: one event of Plausible's script or clients",
+                    "description": "A `pageview` counts as a view; a custom event named in "
+                    "TRACKER_PLAUSIBLE_SHARE_EVENTS (`Share`) with a `channel` prop as a "
+                    "share; other events (engagement, other custom events, a page whose URL "
+                    "holds no article id) are acknowledged and not counted. The article id: "
+                    "`props.article_id`, else from the URL's path (TRACKER_ARTICLE_ID_FROM_URL). "
+                    "The reader: the request's address and User-Agent (X-Forwarded-For from "
+                    "TRACKER_TRUSTED_PROXIES).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _PLAUSIBLE},
+                            # Plausible's script posts its JSON as text/plain (no preflight).
+                            "text/plain": {"schema": _PLAUSIBLE},
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Stored in Redis, or acknowledged and not counted",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["accepted"],
+                                        "properties": {"accepted": {"type": "integer"}},
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error("Malformed or invalid; `detail.field` names the field"),
+                        "403": _error("The domain (or the Origin) is not an allowed site"),
+                        "413": _error("Body too large"),
+                        "415": _error("Content type other than application/json or text/plain"),
+                        "429": _error("Over the address's rate limit", retry_after=True),
                         "503": unavailable,
                     },
                 }
@@ -245,6 +288,7 @@ def build_openapi() -> dict[str, Any]:
             "schemas": {
                 **report_schemas(),
                 "Event": event,
+                "PlausibleEvent": plausible_schema(),
                 "EventBatch": {
                     "type": "object",
                     "required": ["events"],

@@ -43,6 +43,8 @@ class Recorded:
 
     # Per request: 0 if stored, else the ms until its address may send again.
     retry_after_ms: list[int]
+    # Events that added to counters.
+    counted: int = 0
     # Events acknowledged and not counted, by why.
     repeats: int = 0
     address_limited: int = 0
@@ -203,7 +205,10 @@ class Recorder:
         calls = self.calls(requests, now_s)
         results = await run_calls(self.redis, [call for call, _ in calls])
         recorded = Recorded(retry_after_ms=[0] * len(requests))
-        for (_, indexes), (_, repeats, limited, retried, waits) in zip(calls, results, strict=True):
+        for (_, indexes), (counted, repeats, limited, retried, waits) in zip(
+            calls, results, strict=True
+        ):
+            recorded.counted += int(counted)
             recorded.repeats += int(repeats)
             recorded.address_limited += int(limited)
             recorded.retried += int(retried)

@@ -81,7 +81,13 @@ async def serve(
         # collector's generations, so collections under load stay short.
         gc.collect()
         gc.freeze()
-        log.info("tracker %s listening on http://%s:%d", __version__, settings.host, settings.port)
+        log.info(
+            "tracker %s listening on http://%s:%d",
+            __version__,
+            settings.host,
+            settings.port,
+            extra={"event": "started", "version": __version__, "port": settings.port},
+        )
         await wait_for_signal()
-        log.info("stopping: finishing requests, flushing, closing")
-    log.info("tracker stopped")
+        log.info("stopping: finishing requests, flushing, closing", extra={"event": "stopping"})
+    log.info("tracker stopped", extra={"event": "stopped"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -13,6 +14,8 @@ ENV_PREFIX = "TRACKER_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 MAX_REDIS_SHARDS: Final = 1024
+# Plausible's own bound on an event name.
+MAX_EVENT_NAME_LENGTH: Final = 120
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -92,6 +95,13 @@ class Settings:
     # daily roll-ups and totals are kept.
     hourly_retention_days: int = 90
     applied_batch_retention_days: int = 30
+
+    # Plausible's Events API (POST /api/event): the custom event names that count as a
+    # share (in any case), and the regular expression whose one group, searched in a page
+    # URL's path, is the article id of an event without an `article_id` prop. The default
+    # is the path without slashes at its ends (possessive `/*+`: linear on `////...`).
+    plausible_share_events: tuple[str, ...] = ("Share",)
+    article_id_from_url: str = "^/*+(.*[^/])"
 
     log_level: str = "INFO"
     log_format: str = "text"
@@ -239,6 +249,26 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _event_names(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("expected a comma list of event names")
+    for name in names:
+        if len(name) > MAX_EVENT_NAME_LENGTH:
+            raise ValueError(f"event names are at most {MAX_EVENT_NAME_LENGTH} characters")
+    return names
+
+
+def _one_group_pattern(raw: str) -> str:
+    try:
+        pattern = re.compile(raw)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    if pattern.groups != 1:
+        raise ValueError(f"expected exactly one capture group, found {pattern.groups}")
+    return raw
+
+
 _PER: Final = {"s": 60, "sec": 60, "min": 1, "m": 1, "h": 1 / 60, "hour": 1 / 60}
 
 
@@ -298,6 +328,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "shutdown_timeout_s": _float_in(0.0),
     "hourly_retention_days": _int_in(0),
     "applied_batch_retention_days": _int_in(1),
+    "plausible_share_events": _event_names,
+    "article_id_from_url": _one_group_pattern,
     "log_level": _choice(LOG_LEVELS, upper=True),
     "log_format": _choice(LOG_FORMATS, upper=False),
 }

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from . import db, editors, report_views
 from .editors import editors_only
 from .errors import Unavailable
-from .ingest import ingest, pixel
+from .ingest import ingest, pixel, plausible_event
 from .models import parse_article_ids, validate_article_id
 from .most_read import MostRead
 from .resources import (
@@ -101,15 +101,22 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
+    """A scrape also checks both dependencies: where nothing calls /readyz (a plain
+    Prometheus and Grafana), tracker_dependency_up still tells."""
     app = request.app
     metrics = app[METRICS]
     metrics.event_loop_lag.set(app[LOOP_LAG].lag_s)
-    try:
-        pending = await asyncio.wait_for(
-            app[BATCHES].pending_stats(), app[SETTINGS].redis_timeout_s
-        )
-    except (Unavailable, TimeoutError):
+    timeout_s = app[SETTINGS].redis_timeout_s
+    pending, postgres_state = await asyncio.gather(
+        asyncio.wait_for(app[BATCHES].pending_stats(), timeout_s),
+        _check(db.ping(app[POOL]), timeout_s),
+        return_exceptions=True,
+    )
+    metrics.dependency_up.labels("postgres").set(postgres_state == "ok")
+    if isinstance(pending, Unavailable | TimeoutError):
         metrics.dependency_up.labels("redis").set(0)
+    elif isinstance(pending, BaseException):
+        raise pending
     else:
         metrics.dependency_up.labels("redis").set(1)
         metrics.set_pending(pending, int(time.time() * 1000))
@@ -147,6 +154,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/events", ingest)
+    # Plausible's Events API, for sites that keep Plausible's script or clients.
+    app.router.add_post("/api/event", plausible_event)
     # Registered before the single-article route; ids may hold '/', hence the regex.
     app.router.add_get("/api/v1/articles/stats", articles_stats)
     # [\s\S], not `.`: an id with a newline is a bad id (400), not an unknown route (404).

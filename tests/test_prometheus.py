@@ -1,0 +1,182 @@
+"""What Prometheus itself makes of tracker: `promtool check metrics` on a real scrape, the
+alert rules checked and unit-tested by promtool, and a real Prometheus (Debian's package,
+installed by .ci/run) scraping a running tracker and answering PromQL about it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import BROWSER_UA, Client, MakeClient, post_events, share, view
+from tracker.embedded import free_port
+from tracker.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+SCRAPE_TIMEOUT_S = 30.0
+
+
+def require(binary: str) -> None:
+    if Path(binary).exists():
+        return
+    reason = f"{binary} is missing: apt-get install prometheus"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    require(PROMTOOL)
+    return subprocess.run(
+        [PROMTOOL, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=PROMETHEUS_DIR,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_prometheus_config_and_rules_pass_promtool() -> None:
+    config = promtool("check", "config", "prometheus.yml")
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = promtool("check", "rules", "alerts.yml")
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_every_alert_fires_and_stays_silent_as_its_unit_tests_say() -> None:
+    result = promtool("test", "rules", "alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Each alert of alerts.yml has a case where it fires and one where it does not.
+    tested = (PROMETHEUS_DIR / "alerts_test.yml").read_text()
+    for name in alert_names():
+        firing = f"alertname: {name}\n        exp_alerts:\n          - exp_labels"
+        silent = f"alertname: {name}\n        exp_alerts: []"
+        assert firing in tested, f"{name} is never shown firing"
+        assert silent in tested, f"{name} is never shown silent"
+
+
+def test_every_alert_links_its_runbook_section() -> None:
+    import yaml
+
+    runbook = (ROOT / "deploy" / "README.md").read_text()
+    rules = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())
+    for rule in (rule for group in rules["groups"] for rule in group["rules"]):
+        name = rule["alert"]
+        assert f"\n### {name}\n" in runbook, f"deploy/README.md has no section for {name}"
+        assert rule["annotations"]["runbook_url"] == f"deploy/README.md#{name.lower()}"
+
+
+def alert_names() -> list[str]:
+    import yaml
+
+    rules = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())
+    return [rule["alert"] for group in rules["groups"] for rule in group["rules"]]
+
+
+async def test_a_scrape_passes_promtool_check_metrics(client: Client) -> None:
+    assert await post_events(client, view("pm/1"), share("pm/1", "telegram")) == 202
+    await client.post("/api/v1/events", data=b"{", headers={"User-Agent": BROWSER_UA})
+    text = await (await client.get("/metrics")).text()
+
+    result = await asyncio.to_thread(promtool, "check", "metrics", stdin=text)
+
+    # promtool prints its lint findings (naming, units, help) and exits 1 on any.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+def query(base: str, promql: str) -> list[dict[str, Any]]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+def value_of(base: str, promql: str) -> float | None:
+    found = query(base, promql)
+    return float(found[0]["value"][1]) if found else None
+
+
+@pytest.mark.slow
+async def test_a_real_prometheus_scrapes_tracker_and_answers_promql(
+    settings: Settings, make_client: MakeClient, tmp_path: Path
+) -> None:
+    require(PROMETHEUS)
+    client = await make_client(settings, run_flusher=True)
+    target = f"127.0.0.1:{client.port}"
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    shutil.copy(PROMETHEUS_DIR / "alerts.yml", tmp_path / "alerts.yml")
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "rule_files: [alerts.yml]\n"
+        "scrape_configs:\n"
+        f"  - job_name: tracker\n    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    log = (tmp_path / "prometheus.log").open("wb")
+    prometheus = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert await post_events(client, view("pm/a"), view("pm/b"), share("pm/a", "vk")) == 202
+        assert await post_events(client, view("pm/c")) == 202
+
+        expected = {
+            'sum(tracker_events_accepted_total{type="view"})': 3.0,
+            'sum(tracker_events_accepted_total{type="share"})': 1.0,
+            'sum(tracker_shares_accepted_total{channel="vk"})': 1.0,
+            'up{job="tracker"}': 1.0,
+            'tracker_dependency_up{dependency="postgres"}': 1.0,
+        }
+        found = await eventually(lambda: {q: value_of(base, q) for q in expected}, expected)
+        assert found == expected
+        # The rules load and evaluate against tracker's series without error.
+        rules = await asyncio.to_thread(rules_of, base)
+        assert {r["name"] for r in rules} == set(alert_names())
+        assert {r["health"] for r in rules} == {"ok"}, [r for r in rules if r["health"] != "ok"]
+    finally:
+        prometheus.terminate()
+        await asyncio.to_thread(prometheus.wait, 10)
+        log.close()
+
+
+def rules_of(base: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5) as response:  # noqa: S310
+        body = json.load(response)
+    return [rule for group in body["data"]["groups"] for rule in group["rules"]]
+
+
+async def eventually(ask: Any, expected: dict[str, float]) -> dict[str, float | None]:
+    """Asks until Prometheus has scraped what was expected, or SCRAPE_TIMEOUT_S passed."""
+    deadline = time.monotonic() + SCRAPE_TIMEOUT_S
+    while True:
+        try:
+            found: dict[str, float | None] = await asyncio.to_thread(ask)
+        except OSError:  # Prometheus still starting
+            found = {}
+        if found == expected or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.5)
