@@ -1,5 +1,6 @@
-"""python -m bench [http|flush|soak|profile|reports]: tracker against a bare aiohttp ceiling and
-naive designs, in one run, each server pinned to core 0 and wrk on core 1.
+"""python -m bench [http|flush|flush_scale|soak|profile|reports|cluster]: tracker against a bare
+aiohttp ceiling and naive designs, in one run, each server pinned to core 0 and wrk on
+core 1.
 
 Needs Redis and PostgreSQL (TRACKER_TEST_REDIS_URL / TRACKER_TEST_DATABASE_URL, default
 127.0.0.1:6379 and :5432/test) and wrk (installed with apt-get when missing).
@@ -24,7 +25,7 @@ def main() -> None:
         "mode",
         nargs="?",
         default="http",
-        choices=("http", "flush", "soak", "profile", "reports"),
+        choices=("http", "flush", "flush_scale", "soak", "profile", "reports", "cluster"),
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured run before each")
@@ -45,9 +46,10 @@ def main() -> None:
 
         http(args)
     else:
-        from bench import modes, reports
+        from bench import cluster, modes, reports
 
-        mode = reports.reports if args.mode == "reports" else getattr(modes, args.mode)
+        special = {"reports": reports.reports, "cluster": cluster.cluster}
+        mode = special.get(args.mode) or getattr(modes, args.mode)
         with bench_database(args.database_url) as url:
             args.database_url = url
             if asyncio.iscoroutinefunction(mode):

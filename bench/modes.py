@@ -36,8 +36,8 @@ from tracker.metrics import Metrics
 from tracker.models import CHANNELS, Event
 from tracker.readers import Visitor
 from tracker.recorder import Recorder
+from tracker.redis_client import RedisClient, open_redis
 from tracker.resources import make_flusher
-from tracker.scripts import open_redis
 from tracker.settings import Settings
 
 
@@ -77,7 +77,7 @@ async def flush(args: argparse.Namespace) -> None:
             sketches = await pool.fetchval("SELECT count(*) FROM article_daily_uniques")
             await pool.execute(
                 "TRUNCATE article_hourly, article_totals, articles, applied_batches,"
-                " article_daily_uniques"
+                " article_daily_uniques, article_daily, shard_generations"
             )
         print(
             f"flush of {counters:,} dirty counters ({kind}; {sketches:,} reader sketches): "
@@ -85,7 +85,36 @@ async def flush(args: argparse.Namespace) -> None:
         )
 
 
-async def fill(redis: Redis, keys: Keys, counters: int, kind: str) -> int:
+async def flush_scale(args: argparse.Namespace) -> None:
+    """Flush cost grows with the distinct counters of an interval, not with its events: the
+    same 1,000 articles x 11 share channels dirtied by N and by 10 x N events."""
+    for events in (args.counters, 10 * args.counters):
+        prefix = "bench-scale-" + secrets.token_hex(4)
+        settings = Settings(redis_url=args.redis_url, database_url=args.database_url,
+                            redis_prefix=prefix)  # fmt: skip
+        async with connections(args, prefix) as (redis, pool):
+            memory_before = int((await redis.info("memory"))["used_memory"])
+            await fill(redis, Keys(prefix, 1), events, "shares", articles=1_000)
+            held = int((await redis.info("memory"))["used_memory"]) - memory_before
+            flusher = make_flusher(settings, redis, pool, Metrics())
+            started = time.perf_counter()
+            result = await flusher.flush_once()
+            took = time.perf_counter() - started
+            rows = await pool.fetchval("SELECT count(*) FROM article_hourly")
+            await pool.execute(
+                "TRUNCATE article_hourly, article_totals, articles, applied_batches,"
+                " article_daily_uniques, article_daily, shard_generations"
+            )
+        print(
+            f"flush of {result.events:,} events on 1,000 articles: {took:.3f} s, "
+            f"{result.counters:,} counters, {rows:,} hourly rows; Redis held "
+            f"{held / 2**20:.1f} MiB ({held / max(result.counters, 1):.0f} B per counter)"
+        )
+
+
+async def fill(
+    redis: RedisClient, keys: Keys, counters: int, kind: str, *, articles: int | None = None
+) -> int:
     """`counters` distinct dirty hourly counters: shares over 11 channels, or views (each
     view also dirties its article's reader sketch)."""
     now = time.time()
@@ -96,7 +125,8 @@ async def fill(redis: Redis, keys: Keys, counters: int, kind: str) -> int:
             event = Event(type="view", article_id=f"bench/a{n}")
         else:
             channel = CHANNELS[n % len(CHANNELS)]
-            event = Event(type="share", article_id=f"bench/a{n // len(CHANNELS)}", channel=channel)
+            article = n // len(CHANNELS) if articles is None else n // len(CHANNELS) % articles
+            event = Event(type="share", article_id=f"bench/a{article}", channel=channel)
         entries.append((event, visitor))
     settings = Settings(dedup_window_s=0, rate_limit=0, flush_max_batch_fields=10_000_000)
     recorder = Recorder(redis, keys, settings)

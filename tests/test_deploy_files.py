@@ -1169,3 +1169,41 @@ def test_caddy_example_matches_trackers_limits() -> None:
     assert directive(text, "idle") == f"{defaults.keepalive_timeout_s:g}s"
     assert directive(text, "max_size") == f"{defaults.max_body_bytes // 1024}KB"
     assert directive(text, "reverse_proxy").startswith("127.0.0.1:8080")
+
+
+def test_compose_cluster_profile_runs_tracker_on_a_redis_cluster(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    in_profile = {name for name, s in services.items() if "cluster" in s.get("profiles", [])}
+    nodes = sorted(name for name in in_profile if name.startswith("redis-node-"))
+    assert len(nodes) == 6  # 3 primaries, a replica each
+    for name in nodes:
+        pairs = set(itertools.pairwise(tokens(services[name]["command"])))
+        assert ("--cluster-enabled", "yes") in pairs, name
+        assert ("--appendonly", "yes") in pairs, name
+        assert ("--maxmemory-policy", "noeviction") in pairs, name
+        assert "/data" in mounts(services[name])
+    init = services["redis-cluster-init"]
+    assert set(init["depends_on"]) == set(nodes)
+    assert "--cluster-replicas 1" in " ".join(tokens(init["command"]))
+
+    trackers = [n for n in in_profile if n.startswith("tracker-")]
+    flushers = [n for n in in_profile if n.startswith("flusher-")]
+    assert len(trackers) == 2
+    assert len(flushers) == 2
+    published = set()
+    for name in trackers + flushers:
+        service = services[name]
+        settings = Settings.from_env(environment(service))
+        assert settings.redis_cluster
+        assert settings.redis_wait_replicas == 1
+        assert settings.redis_shards % 3 == 0, "shards spread evenly over 3 primaries"
+        seeds = [urlsplit(url).hostname for url in settings.redis_url.split(",")]
+        assert seeds
+        assert set(seeds) <= set(nodes)
+        depends_on = service["depends_on"]
+        assert depends_on["redis-cluster-init"]["condition"] == "service_completed_successfully"
+        assert depends_on["postgres"]["condition"] == "service_healthy"
+        command = tokens(service["command"])
+        assert ("--no-flusher" in command) == (name in trackers), name
+        published |= {p for p, _ in port_mappings(service)}
+    assert {"8081", "8082"} <= published

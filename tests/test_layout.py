@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tracker"
-REDIS_SIDE = {"scripts", "keys", "recorder", "batches", "pending", "lease"}
-POSTGRES_SIDE = {"db", "migrations", "queries", "store"}
+REDIS_SIDE = {"scripts", "keys", "recorder", "batches", "pending", "lease", "redis_client"}
+POSTGRES_SIDE = {"db", "migrations", "queries", "store", "replica"}
 
 
 def imports_of(module: str) -> set[str]:

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from tests.helpers import Client, MakeClient, process_env
 from tracker.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -169,9 +169,9 @@ async def check_reads(client: Client, tally: Tally, stop: asyncio.Event, check: 
         await asyncio.sleep(0.1)
 
 
-def tracker_env(redis_url: str, database_url: str, prefix: str) -> dict[str, str]:
+def tracker_env(redis_url: str, database_url: str, prefix: str, **overrides: Any) -> dict[str, str]:
     """The environment of a flusher process: the app's settings, flushing often."""
-    settings = app_settings(redis_url, database_url, prefix).with_overrides(
+    settings = app_settings(redis_url, database_url, prefix, **overrides).with_overrides(
         flush_interval_s=0.02,
         # A SIGKILLed flusher keeps the lease until it expires; the shortest allowed.
         flush_lease_s=1.0,
@@ -194,9 +194,12 @@ async def migrate(env: dict[str, str]) -> None:
 class FlusherProcesses:
     """`tracker flush --loop` as an OS process, started and SIGKILLed one at a time."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, redis: Any, keys: Keys, name: str = "flusher"
+    ) -> None:
         # INFO: a resumed batch found applied already is logged, and counted here.
         self.env = {**env, "TRACKER_LOG_LEVEL": "INFO"}
+        self.name = name
         self.log_dir = log_dir
         self.redis = redis
         self.keys = keys
@@ -207,7 +210,7 @@ class FlusherProcesses:
 
     async def start(self) -> None:
         assert self.process is None
-        log_path = self.log_dir / f"flusher-{len(self.logs):02d}.log"
+        log_path = self.log_dir / f"{self.name}-{len(self.logs):02d}.log"
         self.logs.append(log_path)
         with log_path.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
@@ -217,17 +220,17 @@ class FlusherProcesses:
             )  # fmt: skip
 
     async def wait_until_flushing(self, timeout_s: float = 8.0) -> None:
-        """Until this process holds the flush lease (its owner id carries the pid)."""
+        """Until this process holds a shard's flush lease (its owner id carries the pid)."""
         assert self.process is not None
         marker = f":{self.process.pid}:".encode()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._assert_running()
             try:
-                owner = await self.redis.get(self.keys.lease)
-            except (RedisError, OSError):
-                owner = None  # Redis is restarting
-            if owner is not None and marker in owner:
+                owners = [await self.redis.get(s.lease) for s in self.keys.all_shards()]
+            except (RedisError, RedisClusterException, OSError):
+                owners = []  # Redis is restarting
+            if any(owner is not None and marker in owner for owner in owners):
                 return
             await asyncio.sleep(0.005)
         self.never_flushed += 1
@@ -369,8 +372,8 @@ def lost_and_doubled(expected: Counter[Key], actual: Counter[Key]) -> tuple[int,
     return lost, doubled
 
 
-def app_settings(redis_url: str, database_url: str, prefix: str) -> Settings:
-    return Settings(
+def app_settings(redis_url: str, database_url: str, prefix: str, **overrides: Any) -> Settings:
+    settings = Settings(
         redis_url=redis_url,
         database_url=database_url,
         redis_prefix=prefix,
@@ -386,6 +389,7 @@ def app_settings(redis_url: str, database_url: str, prefix: str) -> Settings:
         database_timeout_s=5.0,
         shutdown_timeout_s=5.0,
     )
+    return settings.with_overrides(**overrides)
 
 
 @dataclass
@@ -395,19 +399,30 @@ class Run:
 
     tally: Tally
     reads: ReadCheck
-    flushers: FlusherProcesses
+    flushers: list[FlusherProcesses]
     applied_while_killing: int
     drain_applied: int
     drain_skipped: int
     stored: Stored
     seconds: float
 
+    @property
+    def kills(self) -> int:
+        return sum(f.kills for f in self.flushers)
+
+    @property
+    def never_flushed(self) -> int:
+        return sum(f.never_flushed for f in self.flushers)
+
+    def flusher_logs(self) -> str:
+        return "".join(f.log_text() for f in self.flushers)
+
 
 async def run_scenario(
     *,
-    client: Client,
+    clients: list[Client],
     tally: Tally,
-    redis: Redis,
+    redis: Any,
     env: dict[str, str],
     keys: Keys,
     database_url: str,
@@ -416,37 +431,59 @@ async def run_scenario(
     kills: int,
     min_events: int,
     disruptions: dict[int, Callable[[], Awaitable[None]]],
+    flusher_processes: int = 1,
 ) -> Run:
+    """`clients`: tracker instances the senders share; `flusher_processes` flushers are
+    killed and restarted at random side by side (the disruptions run in the first's
+    rounds)."""
     started = time.monotonic()
     reads = ReadCheck()
     done = asyncio.Event()
-    flushers = FlusherProcesses(env, log_dir, redis, keys)
+    flushers = [
+        FlusherProcesses(env, log_dir, redis, keys, name=f"flusher{n}")
+        for n in range(flusher_processes)
+    ]
 
     def keep_going() -> bool:
         return not done.is_set() or tally.acknowledged_events < min_events
 
     senders = [
         asyncio.create_task(
-            send_events(client, tally, random.Random(rng.random()), keep_going, pause_s=0.03)
+            send_events(
+                clients[n % len(clients)],
+                tally,
+                random.Random(rng.random()),
+                keep_going,
+                pause_s=0.03,
+            )
         )
-        for _ in range(4)
+        for n in range(4)
     ]
-    reader = asyncio.create_task(check_reads(client, tally, done, reads))
+    reader = asyncio.create_task(check_reads(clients[0], tally, done, reads))
     try:
-        await kill_flushers_at_random(flushers, rng, kills, disruptions)
+        await asyncio.gather(
+            *(
+                kill_flushers_at_random(
+                    flusher, random.Random(rng.random()), kills, disruptions if n == 0 else {}
+                )
+                for n, flusher in enumerate(flushers)
+            )
+        )
         done.set()
         await asyncio.gather(*senders, reader)
-        # The last flusher dies too, likely with the last events not flushed yet.
-        await flushers.kill()
+        # The last flushers die too, likely with the last events not flushed yet.
+        for flusher in flushers:
+            await flusher.kill()
     finally:
         done.set()
         for task in (*senders, reader):
             task.cancel()
         await asyncio.gather(*senders, reader, return_exceptions=True)
-        if flushers.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                flushers.process.kill()
-            await flushers.process.wait()
+        for flusher in flushers:
+            if flusher.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    flusher.process.kill()
+                await flusher.process.wait()
     applied_while_killing = await count_applied_batches(database_url)
     drain_applied, drain_skipped = await flush_until_drained(env, redis, keys)
     stored = await read_stored(database_url)
@@ -466,13 +503,13 @@ def report_and_check(run: Run, title: str, **figures: int) -> None:
     """Print the figures (-s shows them), then hold Postgres to the acknowledged counts."""
     expected = run.tally.acknowledged
     lost, doubled = lost_and_doubled(expected, run.stored.totals)
-    skipped_by_loop = run.flushers.log_text().count("was applied before")
+    skipped_by_loop = run.flusher_logs().count("was applied before")
     print(
         f"\n{title}:"
         f"\n  events acknowledged     {run.tally.acknowledged_events}"
         f" in {run.tally.requests} requests (statuses {dict(run.tally.statuses)})"
-        f"\n  flusher kills           {run.flushers.kills}"
-        f" ({run.flushers.never_flushed} before taking the lease)"
+        f"\n  flusher kills           {run.kills}"
+        f" ({run.never_flushed} before taking a lease)"
         + "".join(f"\n  {name.replace('_', ' '):<23} {value}" for name, value in figures.items())
         + f"\n  batches applied         {run.stored.applied_batches} (rows in applied_batches;"
         f" {run.applied_while_killing} while killing, {run.drain_applied} by the drain)"
@@ -496,7 +533,7 @@ def report_and_check(run: Run, title: str, **figures: int) -> None:
     # A flusher may warn (Postgres or Redis away) but never fail on an error of its own.
     errors = [
         line
-        for line in run.flushers.log_text().splitlines()
+        for line in run.flusher_logs().splitlines()
         if " ERROR " in line or " CRITICAL " in line or "never retrieved" in line
     ]
     assert not errors, "\n".join(errors)
@@ -509,24 +546,38 @@ class Setup:
 
     rng: random.Random
     env: dict[str, str]
-    client: Client
+    clients: list[Client]
     keys: Keys
     database_url: str
 
     @classmethod
     async def start(
-        cls, make_client: MakeClient, redis_url: str, database_url: str, prefix: str
+        cls,
+        make_client: MakeClient,
+        redis_url: str,
+        database_url: str,
+        prefix: str,
+        *,
+        instances: int = 1,
+        **overrides: Any,
     ) -> Setup:
+        """`instances` tracker apps in this process (each its own Redis and PostgreSQL
+        clients, as separate hosts would have); `overrides` of the settings."""
         seed = random.randrange(2**32)
         print(f"\nseed {seed}")
-        env = tracker_env(redis_url, database_url, prefix)
+        env = tracker_env(redis_url, database_url, prefix, **overrides)
         await migrate(env)
-        client = await make_client(app_settings(redis_url, database_url, prefix))
-        return cls(random.Random(seed), env, client, Keys(prefix, SHARDS), database_url)
+        settings = app_settings(redis_url, database_url, prefix, **overrides)
+        clients = [await make_client(settings) for _ in range(instances)]
+        return cls(random.Random(seed), env, clients, Keys(prefix, SHARDS), database_url)
+
+    @property
+    def client(self) -> Client:
+        return self.clients[0]
 
     async def run(self, **scenario: Any) -> Run:
         return await run_scenario(
-            client=self.client,
+            clients=self.clients,
             env=self.env,
             keys=self.keys,
             database_url=self.database_url,
@@ -579,7 +630,7 @@ async def test_flusher_killed_at_random_and_postgres_restarted_loses_and_doubles
         pg_restarts=pg_restarts,
         pg_restarts_mid_flush=int(restarted_mid_transaction),
     )
-    assert run.flushers.kills >= 10
+    assert run.kills >= 10
     assert pg_restarts == 1
     assert restarted_mid_transaction, "no flush transaction was open when Postgres restarted"
     assert run.tally.acknowledged_events >= 20_000
@@ -627,7 +678,7 @@ async def test_redis_restart_mid_ingest_loses_and_doubles_no_acknowledged_event(
         await redis.aclose()
 
     report_and_check(run, "Redis restarted, flusher SIGKILLed", refused_in_gap=refused_in_gap)
-    assert run.flushers.kills >= 3
+    assert run.kills >= 3
     assert run.applied_while_killing >= 5
     assert refused_in_gap > 0
     assert set(run.tally.statuses) <= {202, 503}

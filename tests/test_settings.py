@@ -179,6 +179,9 @@ VALID_VALUES: list[tuple[str, str, str, Any]] = [
         ("Share", "Share Click"),
     ),
     ("TRACKER_ARTICLE_ID_FROM_URL", "^/*+(.*[^/])", "article_id_from_url", "^/*+(.*[^/])"),
+    ("TRACKER_FLUSH_SHARDS", "0", "flush_shards", (0,)),
+    ("TRACKER_FLUSH_SHARDS", " 0-0, ", "flush_shards", (0,)),
+    ("TRACKER_REDIS_WAIT_REPLICAS", "1", "redis_wait_replicas", 1),
     (
         "TRACKER_ARTICLE_ID_FROM_URL",
         r"^/news/(?P<id>\d+)(?:-[a-z-]*)?$",
@@ -203,7 +206,13 @@ def test_each_variable_is_parsed_into_its_field(
 
 
 def test_every_setting_has_a_parse_case() -> None:
-    covered = {row[2] for row in VALID_VALUES} | {"redis_url", "database_url"}
+    # The URLs and the cluster switch need a pair: test_cluster_and_replica_settings.
+    covered = {row[2] for row in VALID_VALUES} | {
+        "redis_url",
+        "database_url",
+        "read_database_url",
+        "redis_cluster",
+    }
     missing = set(ENV_NAMES) - covered
     assert not missing, f"add rows to VALID_VALUES (and INVALID_VALUES) for: {sorted(missing)}"
 
@@ -247,6 +256,8 @@ INVALID_VALUES: list[tuple[str, str]] = [
     ("TRACKER_DATABASE_TIMEOUT", "-3"),
     ("TRACKER_DATABASE_POOL_SIZE", "0"),
     ("TRACKER_DATABASE_PARALLEL_WORKERS", "-1"),
+    ("TRACKER_REDIS_WAIT_REPLICAS", "-1"),
+    ("TRACKER_FLUSH_SHARDS", "a-b"),
     ("TRACKER_MAX_BODY_BYTES", "100"),
     ("TRACKER_MAX_BATCH_EVENTS", "0"),
     ("TRACKER_MAX_BATCH_EVENTS", "101"),
@@ -314,6 +325,43 @@ def test_unusable_url_pair_raises_settings_error_naming_the_variable(
         Settings.from_env(environ)
 
     assert names(named).search(str(caught.value)), str(caught.value)
+
+
+def test_cluster_and_replica_settings() -> None:
+    seeds = "redis://10.0.0.1:7000,redis://10.0.0.2:7000"
+    settings = Settings.from_env(
+        {
+            "TRACKER_REDIS_URL": seeds,
+            "TRACKER_REDIS_CLUSTER": "1",
+            "TRACKER_REDIS_SHARDS": "8",
+            "TRACKER_FLUSH_SHARDS": "0-3,6",
+            "TRACKER_DATABASE_URL": DATABASE_URL,
+            "TRACKER_READ_DATABASE_URL": "postgresql://replica/tracker",
+        }
+    )
+    assert settings.redis_cluster
+    assert settings.flush_shards == (0, 1, 2, 3, 6)
+    assert settings.read_database_url == "postgresql://replica/tracker"
+    refused = [
+        # Several nodes only for a cluster.
+        ({"TRACKER_REDIS_URL": seeds, "TRACKER_DATABASE_URL": DATABASE_URL}, "TRACKER_REDIS_URL"),
+        ({"TRACKER_REDIS_CLUSTER": "1"}, "TRACKER_REDIS_CLUSTER"),
+        ({"TRACKER_READ_DATABASE_URL": DATABASE_URL}, "TRACKER_READ_DATABASE_URL"),
+        (
+            {
+                "TRACKER_REDIS_URL": REDIS_URL,
+                "TRACKER_DATABASE_URL": DATABASE_URL,
+                "TRACKER_READ_DATABASE_URL": "mysql://replica",
+            },
+            "TRACKER_READ_DATABASE_URL",
+        ),
+        ({"TRACKER_FLUSH_SHARDS": "0-3"}, "TRACKER_FLUSH_SHARDS"),  # one shard by default
+        ({"TRACKER_FLUSH_SHARDS": "3-1"}, "TRACKER_FLUSH_SHARDS"),
+    ]
+    for environ, named in refused:
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env(environ)
+        assert names(named).search(str(caught.value)), (environ, str(caught.value))
 
 
 def test_overrides_are_validated_like_the_environment() -> None:

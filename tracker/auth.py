@@ -12,9 +12,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Final
 
-from redis.asyncio import Redis
-
 from .db import Pool, database_unavailable_on_error
+from .redis_client import RedisClient
 from .scripts import redis_unavailable_on_error
 
 TOKEN_PREFIX: Final = "trk_"  # noqa: S105 - a prefix that marks tokens, not a secret
@@ -48,7 +47,7 @@ def token_hash(token: str) -> bytes:
 
 
 class Tokens:
-    def __init__(self, pool: Pool, redis: Redis | None = None, prefix: str = "trk") -> None:
+    def __init__(self, pool: Pool, redis: RedisClient | None = None, prefix: str = "trk") -> None:
         """`redis` counts failed attempts (the web side); the command line needs none."""
         self.pool = pool
         self.redis = redis
@@ -104,7 +103,7 @@ class Tokens:
         self._verified[presented] = (state, now + CACHE_S)
         return state
 
-    def _redis(self) -> Redis:
+    def _redis(self) -> RedisClient:
         if self.redis is None:
             raise RuntimeError("failed attempts are counted in Redis: give Tokens a client")
         return self.redis

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from redis.asyncio import Redis
-
 from . import keys as k
 from .counts import Batch, DayArticle, PendingStats, Sketch
 from .keys import (
@@ -26,6 +24,7 @@ from .keys import (
     epoch_candidate,
     sketch_expires_at,
 )
+from .redis_client import RedisClient, RedisNodes
 from .scripts import (
     CLAIM,
     PENDING,
@@ -33,8 +32,8 @@ from .scripts import (
     Call,
     redis_unavailable_on_error,
     run_calls,
+    run_durably,
     run_one,
-    run_then,
 )
 from .utc import day_of
 
@@ -61,11 +60,20 @@ class Claimed:
 
 
 class RedisBatches:
-    def __init__(self, redis: Redis, keys: Keys, *, wait_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        *,
+        nodes: RedisNodes | None = None,
+        wait_timeout_s: float = 1.0,
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.nodes = nodes or RedisNodes(redis, timeout_s=wait_timeout_s * 2)
         self.wait_timeout_ms = max(1, int(wait_timeout_s * 1000))
-        self._durability: tuple[float, tuple[Any, ...] | None] | None = None
+        # Per node (a cluster's primaries differ): when asked, and how to wait there.
+        self._durability: dict[int, tuple[float, tuple[Any, ...] | None]] = {}
 
     async def claim(
         self, shard: int, *, parts: int = 1, floors: Sequence[tuple[str, int]] = ()
@@ -91,12 +99,12 @@ class RedisBatches:
         # only file) or WAIT for a replica, on the claim's own connection. Redis before
         # 7.2 without replicas (the embedded one) cannot; the generation floor in
         # PostgreSQL then bounds what a rollback costs.
-        durability = await self._durability_command()
+        durability = await self._durability_command(shard_keys.live)
         durable = True
         if durability is None:
             claimed = await run_one(self.redis, call)
         else:
-            claimed, acknowledged = await run_then(self.redis, call, *durability)
+            ((claimed, acknowledged),) = await run_durably(self.nodes, [call], durability)
             durable = _acknowledged(durability[0], acknowledged)
         if claimed is None:
             return Claimed(None, rolled_back=False)
@@ -122,12 +130,16 @@ class RedisBatches:
         touched = await _parse(batch, raw)
         await self._fetch_sketches(shard, batch, touched)
 
-    async def _durability_command(self) -> tuple[Any, ...] | None:
+    async def _durability_command(self, key: str) -> tuple[Any, ...] | None:
+        """What promises a write on `key`'s node: WAITAOF, WAIT, or nothing it can do."""
         now = time.monotonic()
-        if self._durability is not None and now - self._durability[0] < _DURABILITY_CHECK_EVERY_S:
-            return self._durability[1]
         with redis_unavailable_on_error():
-            info = await self.redis.info()
+            node = await self.nodes.of(key)
+        known = self._durability.get(id(node))
+        if known is not None and now - known[0] < _DURABILITY_CHECK_EVERY_S:
+            return known[1]
+        with redis_unavailable_on_error():
+            info = await node.info()
         version = tuple(int(part) for part in str(info.get("redis_version", "0.0")).split(".")[:2])
         replicas = int(info.get("connected_slaves", 0))
         command: tuple[Any, ...] | None = None
@@ -135,7 +147,7 @@ class RedisBatches:
             command = ("WAITAOF", 1, 0, self.wait_timeout_ms)
         elif replicas:
             command = ("WAIT", 1, self.wait_timeout_ms)
-        self._durability = (now, command)
+        self._durability[id(node)] = (now, command)
         return command
 
     async def _fetch_sketches(
@@ -150,7 +162,8 @@ class RedisBatches:
                 for day, article_id in wanted:
                     key = shard.uniques(day, article_id)
                     pipe.get(key)
-                    pipe.pfcount(key)
+                    # By name: a cluster pipeline refuses pfcount() (it may span slots).
+                    pipe.execute_command("PFCOUNT", key)
                 replies = await pipe.execute()
         for index, day_article in enumerate(wanted):
             data, readers = replies[2 * index], replies[2 * index + 1]

@@ -3,30 +3,34 @@ from the environment (the editors' commands are in cli_editors.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TypeVar
 
 import click
-from redis.asyncio import Redis
 
 from . import __version__, cli_editors, migrations, reshard
 from .cli_support import fail, load_settings, not_installed, run_guarded, setup
 from .db import Pool
 from .embedded import EmbeddedError, EmbeddedNotInstalled
+from .errors import RedisUnavailable
+from .flusher import Flusher
 from .keys import Keys
 from .metrics import Metrics
 from .preflight import Preflight
+from .redis_client import RedisClient, RedisNodes
 from .resources import (
     database_server,
     flushing,
     make_flusher,
     postgres_pool,
+    read_pool,
     redis_client,
     servers,
 )
 from .server import serve as serve_forever
 from .server import wait_for_signal
-from .settings import Settings
+from .settings import Settings, SettingsError, parse_shards
 from .workers import serve_workers
 
 log = logging.getLogger("tracker")
@@ -89,10 +93,21 @@ def serve(host: str | None, port: int | None, no_flusher: bool, workers: int) ->
     help="Flush until Redis holds nothing pending, then record TRACKER_REDIS_SHARDS (the way "
     "to change it: stop every `tracker serve` first).",
 )
-def flush(loop_: bool, drain: bool) -> None:
+@click.option(
+    "--shards",
+    metavar="LIST",
+    help="The shards this flusher takes, e.g. 0-3,6 (default: TRACKER_FLUSH_SHARDS, or "
+    "all); each shard has a lease, so flushers on several hosts share them.",
+)
+def flush(loop_: bool, drain: bool, shards: str | None) -> None:
     """Move pending counters from Redis to PostgreSQL: once, until stopped (--loop), or
     all of them (--drain)."""
     settings = load_settings()
+    if shards is not None:
+        try:
+            settings = settings.with_overrides(flush_shards=parse_shards(shards))
+        except (ValueError, SettingsError) as exc:
+            fail(f"--shards {shards}: {exc}")
     setup(settings)
     if loop_ and drain:
         fail("--loop and --drain go separately")
@@ -102,34 +117,71 @@ def flush(loop_: bool, drain: bool) -> None:
             servers(settings) as (redis_url, database_url),
             redis_client(settings, redis_url) as redis,
             postgres_pool(settings, database_url, migrate=True) as pool,
+            read_pool(settings, pool) as reads,
         ):
-            if drain:
-                await _drain(settings, redis, pool)
-                return
-            keys = Keys(settings.redis_prefix, settings.redis_shards)
-            await Preflight(redis, keys, settings).check()
-            flusher = make_flusher(settings, redis, pool, Metrics())
-            if loop_:
-                async with flushing(flusher, settings):
-                    log.info("flushing every %.3g s until stopped", settings.flush_interval_s)
-                    await wait_for_signal()
-                return
-            result = await flusher.flush_once()
-            if not result.lease:
-                fail("another flusher holds the lease; nothing done")
-            click.echo(
-                f"flushed {result.batches} batch(es): {result.events} event(s), "
-                f"{result.counters} counter(s); {result.skipped} already applied"
-            )
+            nodes = RedisNodes(redis, timeout_s=settings.redis_timeout_s)
+            try:
+                if drain:
+                    await _drain(settings, redis, pool, nodes)
+                    return
+                keys = Keys(settings.redis_prefix, settings.redis_shards)
+                preflight = Preflight(redis, keys, settings)
+                await (_when_redis_answers(preflight, settings) if loop_ else preflight.check())
+                flusher = make_flusher(
+                    settings, redis, pool, Metrics(), nodes=nodes, read_pool=reads
+                )
+                await _flush(flusher, settings, loop_)
+            finally:
+                await nodes.aclose()
 
     run_guarded(main_)
 
 
-async def _drain(settings: Settings, redis: Redis, pool: Pool) -> None:
+async def _when_redis_answers(preflight: Preflight, settings: Settings) -> None:
+    """A looping flusher rides out Redis outages while it runs; it rides out one at its
+    start too (a cluster in the middle of a failover) instead of exiting."""
+    delay_s = settings.flush_interval_s
+    while True:
+        try:
+            await preflight.check()
+            return
+        except RedisUnavailable as exc:
+            log.warning(
+                "Redis unavailable at start, trying again in %.3g s: %s",
+                delay_s,
+                exc,
+                extra={"event": "redis_unavailable"},
+            )
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, settings.flush_max_backoff_s)
+
+
+async def _flush(flusher: Flusher, settings: Settings, loop_: bool) -> None:
+    if loop_:
+        async with flushing(flusher, settings):
+            log.info("flushing every %.3g s until stopped", settings.flush_interval_s)
+            await wait_for_signal()
+        return
+    result = await flusher.flush_once()
+    if not result.lease:
+        fail("another flusher holds the lease of every shard; nothing done")
+    click.echo(
+        f"flushed {result.batches} batch(es): {result.events} event(s), "
+        f"{result.counters} counter(s); {result.skipped} already applied"
+    )
+
+
+async def _drain(settings: Settings, redis: RedisClient, pool: Pool, nodes: RedisNodes) -> None:
     keys = Keys(settings.redis_prefix, settings.redis_shards)
     recorded = await reshard.recorded_shards(redis, keys) or settings.redis_shards
-    # What waits was written with the recorded count: drain it with that count.
-    flusher = make_flusher(settings.with_overrides(redis_shards=recorded), redis, pool, Metrics())
+    # What waits was written with the recorded count: drain it with that count, every shard.
+    flusher = make_flusher(
+        settings.with_overrides(redis_shards=recorded, flush_shards=()),
+        redis,
+        pool,
+        Metrics(),
+        nodes=nodes,
+    )
     result = await flusher.drain()
     if not result.lease:
         fail("another flusher holds the lease: stop every `tracker serve` and flusher first")

@@ -33,6 +33,11 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     # A pooled connection the server cut mid-query can be left in a state asyncpg
     # refuses to use once more; the pool replaces it.
     asyncpg.exceptions.InternalClientError,
+    # A read replica that has not replayed the latest migration yet (SQLSTATE 42P01,
+    # 42703, 42883): its schema arrives with its lag.
+    asyncpg.UndefinedTableError,
+    asyncpg.UndefinedColumnError,
+    asyncpg.UndefinedFunctionError,
 )
 
 

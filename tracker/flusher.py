@@ -1,10 +1,11 @@
-"""Moves counters from Redis into Postgres, exactly once, one flusher at a time.
+"""Moves counters from Redis into Postgres, exactly once, one flusher per shard at a time.
 
 Per shard: claim a batch (resume a left-over one, else rename the live hash), apply it
-in one Postgres transaction that records its id, and only after COMMIT delete it. A
-crash anywhere leaves either the batch key (resumed next time; skipped in Postgres if
-its id is already recorded) or nothing to redo. The lease only saves work: correctness
-comes from the recorded ids.
+in one Postgres transaction that records its id, and only after COMMIT (and, with a read
+replica, once the replica has it) delete it. A crash anywhere leaves either the batch
+key (resumed next time; skipped in Postgres if its id is already recorded) or nothing to
+redo. Each shard has a lease, so flushers on several hosts share the shards; the leases
+only save work: correctness comes from the recorded ids.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,6 +24,7 @@ from .errors import DatabaseUnavailable, RedisUnavailable
 from .lease import Lease
 from .metrics import Metrics
 from .preflight import Preflight
+from .replica import Replica
 from .settings import Settings
 from .store import Store
 
@@ -54,17 +56,23 @@ class Flusher:
         settings: Settings,
         batches: RedisBatches,
         store: Store,
-        lease: Lease,
+        leases: Mapping[int, Lease],
+        upkeep: Lease,
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.time,
         preflight: Preflight | None = None,
+        replica: Replica | None = None,
     ) -> None:
+        """`leases`: the shards this flusher takes, each with its lease; `upkeep`: the
+        lease of the work done once for all shards (pruning)."""
         self.settings = settings
         self.preflight = preflight
         self.batches = batches
         self.store = store
-        self.lease = lease
+        self.leases = leases
+        self.upkeep = upkeep
+        self.replica = replica
         self.metrics = metrics
         self.clock = clock
         self.consecutive_failures = 0
@@ -77,20 +85,22 @@ class Flusher:
         try:
             if self.preflight is not None:
                 self.preflight.require()
-            if not await self.lease.acquire():
-                self.metrics.flush_lease_held.set(0)
-                return FlushResult(lease=False)
-            self.metrics.flush_lease_held.set(1)
+            result = FlushResult(lease=False)
+            held = 0
             try:
-                result = FlushResult()
-                for shard in range(self.settings.redis_shards):
-                    await self._flush_shard(shard, result)
-                    if not await self.lease.renew():
-                        log.warning("flush lease lost mid-run; stopping this run")
-                        break
-                await self._maybe_prune()
+                for shard, lease in self.leases.items():
+                    if not await lease.acquire():
+                        continue  # another flusher has this shard now
+                    held += 1
+                    result.lease = True
+                    try:
+                        await self._flush_shard(shard, result)
+                    finally:
+                        await lease.release()
             finally:
-                await self.lease.release()
+                self.metrics.flush_lease_held.set(held)
+            if result.lease:
+                await self._maybe_prune()
         except (RedisUnavailable, DatabaseUnavailable) as exc:
             reason = "redis" if isinstance(exc, RedisUnavailable) else "postgres"
             self.metrics.flush_failures.labels(reason).inc()
@@ -115,6 +125,8 @@ class Flusher:
                 raise RedisUnavailable(f"the claim of batch {batch.id} is not durable yet")
             await self.batches.load(batch)
             applied = await self.store.apply(batch)
+            if self.replica is not None:
+                await self.replica.caught_up()  # before the batch leaves Redis
             floor = dict(floors).get(batch.epoch, 0)
             if batch.resumed and applied.parts_before == 0 and batch.generation <= floor:
                 # Redis handed back a batch PostgreSQL had moved past: its records were
@@ -171,12 +183,17 @@ class Flusher:
         if now - self._last_prune < PRUNE_EVERY_S:
             return
         self._last_prune = now
-        await self.store.prune(
-            applied_batch_days=self.settings.applied_batch_retention_days,
-            hourly_days=self.settings.hourly_retention_days,
-            keep=await self.batches.batch_ids(),
-            now_s=self.clock(),
-        )
+        if not await self.upkeep.acquire():
+            return  # another flusher prunes
+        try:
+            await self.store.prune(
+                applied_batch_days=self.settings.applied_batch_retention_days,
+                hourly_days=self.settings.hourly_retention_days,
+                keep=await self.batches.batch_ids(),
+                now_s=self.clock(),
+            )
+        finally:
+            await self.upkeep.release()
 
     def next_delay_s(self) -> float:
         """The interval, or after failures an exponential backoff with jitter."""

@@ -20,8 +20,12 @@ Per shard:
   u:<day>:<article> HyperLogLog of the day's readers of an article; no expiry until the
                     flusher has stored it in PostgreSQL
 
+  lease    the flusher that holds this shard now (one flusher per shard at a time)
+
 Not per shard: `shards` (the shard count the data was written with), `salt:<day>`,
-`flush-lease`.
+`flush-lease` (the flusher that does the upkeep for all shards: pruning). On a Redis
+Cluster a shard's keys share one hash slot; the others are single keys, so no command
+spans slots; shards spread over the primaries by their slots.
 
 Fields of a live/batch hash:
   `b <hour> <metric> <article>`  count per hour bucket (what the flusher writes to Postgres)
@@ -106,6 +110,7 @@ class ShardKeys:
     gen: str
     epoch: str
     sealed: str
+    lease: str
 
     base: str
 
@@ -154,7 +159,7 @@ class Keys:
     def __init__(self, prefix: str, shards: int) -> None:
         self.prefix = prefix
         self.shards = shards
-        self.lease = f"{prefix}:flush-lease"
+        self.upkeep_lease = f"{prefix}:flush-lease"
         self.shard_count = f"{prefix}:shards"
         self._shards = [self._make(n) for n in range(shards)]
 
@@ -168,6 +173,7 @@ class Keys:
             gen=f"{base}:gen",
             epoch=f"{base}:epoch",
             sealed=f"{base}:sealed",
+            lease=f"{base}:lease",
         )
 
     def shard(self, shard: int) -> ShardKeys:

@@ -11,9 +11,8 @@ import os
 import secrets
 import socket
 
-from redis.asyncio import Redis
-
 from .errors import RedisUnavailable
+from .redis_client import RedisClient
 from .scripts import DROP_LEASE, RENEW_LEASE, Call, redis_unavailable_on_error, run_one
 
 
@@ -23,7 +22,9 @@ def owner_name() -> str:
 
 
 class Lease:
-    def __init__(self, redis: Redis, key: str, *, ttl_s: float, owner: str | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, key: str, *, ttl_s: float, owner: str | None = None
+    ) -> None:
         self.redis = redis
         self.key = key
         self.ttl_ms = int(ttl_s * 1000)

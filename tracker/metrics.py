@@ -83,8 +83,8 @@ class Metrics:
         self.flush_runs = Counter("tracker_flush_runs", "Flush runs started.", registry=r)
         self.flush_lease_held = Gauge(
             "tracker_flush_lease_held",
-            "1 if this process's last flush run held the flush lease (it is the flusher "
-            "now), else 0; absent where no flusher runs.",
+            "Shards whose flush lease this process's last flush run held (0: other "
+            "flushers hold them all); absent where no flusher runs.",
             registry=r,
             multiprocess_mode="max",
         )

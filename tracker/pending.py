@@ -7,11 +7,10 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
-
 from . import keys as k
 from .counts import ALL_METRICS, Pending, PendingCounts, PendingHours, PendingRange
 from .keys import Keys, epoch_candidate
+from .redis_client import RedisClient
 from .scripts import RANGE, READ, Call, run_calls
 from .utc import day_of
 
@@ -23,7 +22,7 @@ def sketch_days(now_s: float) -> tuple[int, int]:
 
 
 class PendingReader:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
 

@@ -7,10 +7,9 @@ import asyncio
 import logging
 from typing import Final
 
-from redis.asyncio import Redis
-
 from .errors import RedisUnavailable
 from .keys import Keys
+from .redis_client import RedisClient, primary_infos
 from .scripts import redis_unavailable_on_error
 from .settings import MAX_REDIS_SHARDS, Settings
 
@@ -21,27 +20,29 @@ class StartupRefused(Exception):
     """tracker will not start this way; the message says why and what to do."""
 
 
-async def check_memory_policy(redis: Redis, settings: Settings) -> None:
+async def check_memory_policy(redis: RedisClient, settings: Settings) -> None:
     """An evicting Redis loses what tracker promised to keep: with allkeys-* the batch
     generation counter and pending counters, with volatile-* the salts, reader sketches
     and de-duplication keys."""
     with redis_unavailable_on_error():
-        memory = await redis.info("memory")
-    policy = str(memory.get("maxmemory_policy", "noeviction"))
-    if policy != "noeviction" and not settings.allow_eviction:
-        raise StartupRefused(
-            f"Redis has maxmemory-policy {policy}: it may evict counts tracker acknowledged. "
-            "Set `maxmemory-policy noeviction` (Redis then refuses writes when full, and "
-            "tracker answers 503), or TRACKER_ALLOW_EVICTION=1 to start anyway."
-        )
-    if not int(memory.get("maxmemory", 0)):
+        infos = await primary_infos(redis, "memory")  # every primary of a cluster
+    for memory in infos:
+        policy = str(memory.get("maxmemory_policy", "noeviction"))
+        if policy != "noeviction" and not settings.allow_eviction:
+            raise StartupRefused(
+                f"Redis has maxmemory-policy {policy}: it may evict counts tracker "
+                "acknowledged. Set `maxmemory-policy noeviction` (Redis then refuses writes "
+                "when full, and tracker answers 503), or TRACKER_ALLOW_EVICTION=1 to start "
+                "anyway."
+            )
+    if not all(int(memory.get("maxmemory", 0)) for memory in infos):
         log.warning(
             "Redis has no maxmemory: if a long PostgreSQL outage fills the machine, Redis "
             "is killed rather than refusing writes; set maxmemory with noeviction"
         )
 
 
-async def check_shard_count(redis: Redis, keys: Keys) -> None:
+async def check_shard_count(redis: RedisClient, keys: Keys) -> None:
     """Record the shard count the first time; refuse another one afterwards. Changing it
     moves every article to another shard: what the old shards hold would be stranded."""
     with redis_unavailable_on_error():
@@ -59,7 +60,7 @@ async def check_shard_count(redis: Redis, keys: Keys) -> None:
         raise _refused(keys.shards, recorded.decode())
 
 
-async def _data_beyond(redis: Redis, keys: Keys) -> int | None:
+async def _data_beyond(redis: RedisClient, keys: Keys) -> int | None:
     """The first shard past the count that holds pending data, if any (data from before
     the count was recorded)."""
     beyond = Keys(keys.prefix, MAX_REDIS_SHARDS).all_shards()[keys.shards :]
@@ -87,7 +88,7 @@ class Preflight:
 
     RETRY_EVERY_S: Final = 2.0
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, settings: Settings) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings

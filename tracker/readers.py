@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from redis.asyncio import Redis
-
 from .bots import Agent
+from .redis_client import RedisClient
 from .scripts import redis_unavailable_on_error
 from .settings import IPNetwork
 from .utc import DAY_S
@@ -136,7 +135,7 @@ def address_id(salt: bytes, address: str) -> bytes:
 class SaltStore:
     """The day's salt, shared through Redis, cached per process for its day."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
         self._cached: tuple[int, bytes] | None = None

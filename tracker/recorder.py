@@ -11,20 +11,20 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
-
-from redis.asyncio import Redis
+from typing import Any, Final
 
 from . import keys as k
 from .bots import HUMAN
 from .bots import PREVIEW as PREVIEW_AGENT
 from .counts import PREVIEW, REFERRAL, SHARE, VIEW
+from .errors import RedisUnavailable
 from .keys import Keys, ShardKeys, epoch_candidate
 from .models import Event
 from .preflight import Preflight
 from .readers import Visitor
+from .redis_client import RedisClient, RedisNodes
 from .referrals import referral_channel
-from .scripts import RECORD, Call, run_calls
+from .scripts import RECORD, Call, run_calls, run_durably
 from .settings import Settings
 from .utc import day_of, hour_of
 
@@ -111,11 +111,21 @@ class Recorder:
     """Stores events in Redis: counters, de-duplication and limit keys, reader sketches."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, settings: Settings, preflight: Preflight | None = None
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        settings: Settings,
+        preflight: Preflight | None = None,
+        *,
+        nodes: RedisNodes | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.preflight = preflight
+        # TRACKER_REDIS_WAIT_REPLICAS: each node's calls followed by WAIT on their connection.
+        self.wait_replicas = settings.redis_wait_replicas
+        self.wait_timeout_ms = max(1, int(settings.redis_timeout_s * 500))
+        self.nodes = nodes or RedisNodes(redis, timeout_s=settings.redis_timeout_s)
         self.dedup_window_s = settings.dedup_window_s
         # The bound on readers per address needs a window to count them in.
         self.readers_per_address = settings.max_readers_per_address if self.dedup_window_s else 0
@@ -197,13 +207,27 @@ class Recorder:
                 metadata, separators=(",", ":"), ensure_ascii=False
             )
 
+    async def _run(self, calls: list[Call]) -> list[Any]:
+        if not self.wait_replicas:
+            return await run_calls(self.redis, calls)
+        answers = await run_durably(
+            self.nodes, calls, ("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        )
+        if any(int(replicas) < self.wait_replicas for _, replicas in answers):
+            # Stored on the primary, not yet on enough replicas: not promised (a 503).
+            raise RedisUnavailable(
+                f"fewer than {self.wait_replicas} replica(s) acknowledged within "
+                f"{self.wait_timeout_ms} ms"
+            )
+        return [result for result, _ in answers]
+
     async def record(self, requests: Sequence[Request], now_s: float) -> Recorded:
         """Returns when Redis has answered for every request; raises RedisUnavailable
         otherwise (then none of them may be acknowledged)."""
         if self.preflight is not None:
             self.preflight.require()
         calls = self.calls(requests, now_s)
-        results = await run_calls(self.redis, [call for call, _ in calls])
+        results = await self._run([call for call, _ in calls])
         recorded = Recorded(retry_after_ms=[0] * len(requests))
         for (_, indexes), (counted, repeats, limited, retried, waits) in zip(
             calls, results, strict=True

@@ -7,9 +7,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from .keys import Keys
+from .redis_client import RedisClient
 from .scripts import redis_unavailable_on_error
 
 log = logging.getLogger(__name__)
@@ -20,13 +19,13 @@ class Moved:
     sketches: int
 
 
-async def recorded_shards(redis: Redis, keys: Keys) -> int | None:
+async def recorded_shards(redis: RedisClient, keys: Keys) -> int | None:
     with redis_unavailable_on_error():
         recorded = await redis.get(keys.shard_count)
     return int(recorded) if recorded is not None else None
 
 
-async def move_sketches(redis: Redis, old: Keys, new: Keys) -> Moved:
+async def move_sketches(redis: RedisClient, old: Keys, new: Keys) -> Moved:
     """Each day's reader sketch of an article from its shard under `old` to its shard
     under `new`, merged into what is there already, keeping its expiry."""
     moved = 0
@@ -51,6 +50,6 @@ async def move_sketches(redis: Redis, old: Keys, new: Keys) -> Moved:
     return Moved(sketches=moved)
 
 
-async def record_shards(redis: Redis, keys: Keys) -> None:
+async def record_shards(redis: RedisClient, keys: Keys) -> None:
     with redis_unavailable_on_error():
         await redis.set(keys.shard_count, keys.shards)

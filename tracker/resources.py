@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Final, TypeVar
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from . import db, migrations
 from .auth import Tokens
@@ -22,18 +21,19 @@ from .batcher import Batcher
 from .batches import RedisBatches
 from .bots import BotClassifier
 from .embedded import EmbeddedServers
-from .errors import RedisUnavailable
+from .errors import DatabaseUnavailable, RedisUnavailable
 from .flusher import Flusher
 from .keys import Keys
-from .lease import Lease
+from .lease import Lease, owner_name
 from .metrics import Metrics
 from .overload import Deadlines, LoopLag
 from .pending import PendingReader
 from .preflight import Preflight
 from .readers import SaltStore, TrustedProxies
 from .recorder import Recorder
+from .redis_client import RedisClient, RedisNodes, open_redis
+from .replica import Replica
 from .reports import Reports
-from .scripts import open_redis
 from .settings import Settings
 from .snippet import Snippet
 from .stats import StatsReader
@@ -58,7 +58,10 @@ PROXIES: Final = web.AppKey("proxies", TrustedProxies)
 SNIPPET: Final = web.AppKey("snippet", Snippet)
 # Set by the cleanup contexts below once Redis and PostgreSQL are reachable.
 URLS: Final = web.AppKey("urls", tuple[str, str])  # (redis_url, database_url)
-REDIS: Final = web.AppKey("redis", Redis)
+REDIS: Final[web.AppKey[RedisClient]] = web.AppKey("redis")
+NODES: Final = web.AppKey("redis_nodes", RedisNodes)
+# The primary's pool, or a replica's (TRACKER_READ_DATABASE_URL), for stats and reports.
+READ_POOL: Final = web.AppKey("read_pool", db.Pool)
 SALTS: Final = web.AppKey("salts", SaltStore)
 BATCHER: Final = web.AppKey("batcher", Batcher)
 BATCHES: Final = web.AppKey("batches", RedisBatches)
@@ -109,8 +112,8 @@ async def _running(start: Callable[[], T], stop: Callable[[], None]) -> AsyncIte
 
 
 @contextlib.asynccontextmanager
-async def redis_client(settings: Settings, url: str) -> AsyncIterator[Redis]:
-    redis = open_redis(url, timeout_s=settings.redis_timeout_s)
+async def redis_client(settings: Settings, url: str) -> AsyncIterator[RedisClient]:
+    redis = open_redis(url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster)
     try:
         yield redis
     finally:
@@ -147,24 +150,58 @@ async def postgres_pool(
         await asyncio.wait_for(pool.close(), settings.shutdown_timeout_s)
 
 
+@contextlib.asynccontextmanager
+async def read_pool(settings: Settings, primary: db.Pool) -> AsyncIterator[db.Pool]:
+    """The pool reads use: of TRACKER_READ_DATABASE_URL (a replica), else the primary's."""
+    if settings.read_database_url is None:
+        yield primary
+        return
+    async with postgres_pool(settings, settings.read_database_url, migrate=False) as pool:
+        replica = Replica(primary, pool, max_lag_s=settings.database_timeout_s)
+        try:
+            await replica.caught_up()  # the migrations just run on the primary
+        except DatabaseUnavailable as exc:
+            # Reads answer 503 until the replica has the schema; nothing else waits.
+            log.warning("the read replica lags: %s", exc, extra={"event": "replica_lag"})
+        yield pool
+
+
 def make_flusher(
     settings: Settings,
-    redis: Redis,
+    redis: RedisClient,
     pool: db.Pool,
     metrics: Metrics,
     *,
+    nodes: RedisNodes | None = None,
+    read_pool: db.Pool | None = None,
     clock: Callable[[], float] = time.time,
     preflight: Preflight | None = None,
 ) -> Flusher:
+    """The flusher of TRACKER_FLUSH_SHARDS (all by default); with a read replica
+    (`read_pool`), batches leave Redis only once the replica has them."""
     keys = Keys(settings.redis_prefix, settings.redis_shards)
+    owner = owner_name()
+    shards = settings.flush_shards or range(settings.redis_shards)
+    leases = {
+        shard: Lease(redis, keys.shard(shard).lease, ttl_s=settings.flush_lease_s, owner=owner)
+        for shard in shards
+    }
+    # Only a real replica lags; the reads' pool of the primary itself needs no wait.
+    replica = (
+        Replica(pool, read_pool, max_lag_s=settings.database_timeout_s)
+        if read_pool is not None and settings.read_database_url is not None
+        else None
+    )
     return Flusher(
         settings,
-        RedisBatches(redis, keys, wait_timeout_s=settings.redis_timeout_s / 2),
+        RedisBatches(redis, keys, nodes=nodes, wait_timeout_s=settings.redis_timeout_s / 2),
         Store(pool),
-        Lease(redis, keys.lease, ttl_s=settings.flush_lease_s),
+        leases,
+        Lease(redis, keys.upkeep_lease, ttl_s=settings.flush_lease_s, owner=owner),
         metrics,
         clock=clock,
         preflight=preflight,
+        replica=replica,
     )
 
 
@@ -207,9 +244,10 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("Redis does not answer (%s); its settings are checked once it does", exc)
             checking = asyncio.create_task(preflight.check_until_answered())
         app[REDIS] = redis
+        nodes = app[NODES] = RedisNodes(redis, timeout_s=settings.redis_timeout_s)
         app[SALTS] = SaltStore(redis, settings.redis_prefix)
-        app[BATCHES] = RedisBatches(redis, app[KEYS])
-        recorder = Recorder(redis, app[KEYS], settings, preflight)
+        app[BATCHES] = RedisBatches(redis, app[KEYS], nodes=nodes)
+        recorder = Recorder(redis, app[KEYS], settings, preflight, nodes=nodes)
         batcher = app[BATCHER] = Batcher(recorder, app[METRICS], clock=app[CLOCK])
         try:
             yield
@@ -219,24 +257,31 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await checking
             await batcher.drain()
+            await nodes.aclose()
 
 
 async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with postgres_pool(app[SETTINGS], app[URLS][1], migrate=True) as pool:
+    """The primary (writes, the flusher's bookkeeping) and the pool reads use."""
+    settings = app[SETTINGS]
+    async with (
+        postgres_pool(settings, app[URLS][1], migrate=True) as pool,
+        read_pool(settings, pool) as reads,
+    ):
         app[POOL] = pool
+        app[READ_POOL] = reads
         yield
 
 
 async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
     """Stats reads join both sides: Redis' pending pieces and PostgreSQL's totals."""
     settings = app[SETTINGS]
-    reader = StatsReader(PendingReader(app[REDIS], app[KEYS]), Store(app[POOL]), app[CLOCK])
+    reader = StatsReader(PendingReader(app[REDIS], app[KEYS]), Store(app[READ_POOL]), app[CLOCK])
     app[STATS_CACHE] = StatsCache(
         reader.read, ttl_s=settings.stats_cache_s, max_bytes=settings.stats_cache_bytes
     )
     pending = PendingReader(app[REDIS], app[KEYS])
-    app[REPORTS] = Reports(pending, app[POOL], app[CLOCK])
-    app[TIMESERIES] = Timeseries(pending, app[POOL], app[CLOCK])
+    app[REPORTS] = Reports(pending, app[READ_POOL], app[CLOCK])
+    app[TIMESERIES] = Timeseries(pending, app[READ_POOL], app[CLOCK])
     app[TRENDING] = Trending(app[REDIS], app[KEYS], app[CLOCK])
     app[TOKENS] = Tokens(app[POOL], app[REDIS], settings.redis_prefix)
     yield
@@ -268,6 +313,8 @@ def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[
                 app[REDIS],
                 app[POOL],
                 app[METRICS],
+                nodes=app[NODES],
+                read_pool=app[READ_POOL],
                 clock=app[CLOCK],
                 preflight=app[PREFLIGHT],
             )
@@ -277,7 +324,14 @@ def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[
             settings, app[URLS][1], migrate=False, size=settings.flush_pool_size
         ) as pool:
             flusher = app[FLUSHER] = make_flusher(
-                settings, app[REDIS], pool, app[METRICS], clock=app[CLOCK], preflight=app[PREFLIGHT]
+                settings,
+                app[REDIS],
+                pool,
+                app[METRICS],
+                nodes=app[NODES],
+                read_pool=app[READ_POOL],
+                clock=app[CLOCK],
+                preflight=app[PREFLIGHT],
             )
             async with flushing(flusher, settings):
                 yield

@@ -1,8 +1,8 @@
-"""The Redis connection and the one runner of tracker's Lua scripts (tracker/lua/*.lua).
+"""The one runner of tracker's Lua scripts (tracker/lua/*.lua).
 
 Scripts are called by SHA and loaded again when Redis has lost its script cache (after a
 restart): nothing ran then, so the call is simply made again. Several calls go in one
-pipeline: one round trip.
+pipeline: one round trip (per node, in a cluster).
 """
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import (
+    AskError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import RedisUnavailable
+from .redis_client import RedisClient, RedisNodes
 
 
 @contextlib.contextmanager
@@ -27,22 +32,8 @@ def redis_unavailable_on_error() -> Iterator[None]:
     """What redis-py raises for a server that is away, slow or restarting, as RedisUnavailable."""
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         raise RedisUnavailable(str(exc) or type(exc).__name__) from exc
-
-
-def open_redis(url: str, *, timeout_s: float, max_connections: int = 64) -> Redis:
-    # No automatic retries: a retried HINCRBY whose first reply was lost counts twice.
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        max_connections=max_connections,
-        decode_responses=False,
-        health_check_interval=0,
-    )
 
 
 class Script:
@@ -72,12 +63,12 @@ RENEW_LEASE: Final = Script("renew_lease")
 DROP_LEASE: Final = Script("drop_lease")
 
 
-async def run_one(redis: Redis, call: Call) -> Any:
+async def run_one(redis: RedisClient, call: Call) -> Any:
     (result,) = await run_calls(redis, [call])
     return result
 
 
-async def run_calls(redis: Redis, calls: Sequence[Call]) -> list[Any]:
+async def run_calls(redis: RedisClient, calls: Sequence[Call]) -> list[Any]:
     """Run script calls in one round trip; raises RedisUnavailable if Redis cannot."""
     with redis_unavailable_on_error():
         if len(calls) == 1:
@@ -101,31 +92,72 @@ async def run_calls(redis: Redis, calls: Sequence[Call]) -> list[Any]:
         return results
 
 
-async def run_then(redis: Redis, call: Call, *command: Any) -> tuple[Any, Any]:
-    """Run a script call, then `command` on the same connection (WAIT and WAITAOF wait
-    for the writes of their own connection): (the script's result, the command's)."""
+async def run_durably(
+    nodes: RedisNodes, calls: Sequence[Call], command: Sequence[Any]
+) -> list[tuple[Any, Any]]:
+    """Run script calls, each node's followed by `command` (WAIT, WAITAOF) on the same
+    connection, which waits for those writes to reach replicas or disk: per call, (its
+    result, the reply of the command that followed it)."""
+    answers: list[tuple[Any, Any]] = [(None, None)] * len(calls)
     with redis_unavailable_on_error():
-        for attempt in (1, 2):
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-                pipe.execute_command(*command)
-                result, reply = await pipe.execute(raise_on_error=False)
-            if isinstance(result, NoScriptError) and attempt == 1:
-                await redis.script_load(call.script.source)
-                continue
-            for value in (result, reply):
-                if isinstance(value, Exception):
-                    raise value
-            return result, reply
-    raise AssertionError("unreachable")
+        groups: dict[int, tuple[Any, list[int]]] = {}
+        for index, call in enumerate(calls):
+            client = await nodes.of(call.keys[0])
+            groups.setdefault(id(client), (client, []))[1].append(index)
+        try:
+            for client, indexes in groups.values():
+                found = await _run_then(client, [calls[i] for i in indexes], command)
+                for index, answer in zip(indexes, found, strict=True):
+                    answers[index] = answer
+        except (AskError, RedisConnectionError, RedisTimeoutError, OSError):
+            # MOVED (an AskError too): the slot has another primary now; a node that
+            # does not answer may have been replaced. The next call asks anew.
+            await nodes.topology_changed()
+            raise
+    return answers
 
 
-async def _evalsha(redis: Redis, call: Call) -> Any:
-    return await redis.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+async def _run_then(
+    client: Any, calls: Sequence[Call], command: Sequence[Any]
+) -> list[tuple[Any, Any]]:
+    results = await _pipeline(client, calls, then=command)
+    reply = results.pop()
+    missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    if missing:
+        for script in {calls[i].script.sha: calls[i].script for i in missing}.values():
+            await client.script_load(script.source)
+        retried = await _pipeline(client, [calls[i] for i in missing], then=command)
+        again = retried.pop()
+        for i, result in zip(missing, retried, strict=True):
+            results[i] = result
+        reply = _least(reply, again)
+    for value in (*results, reply):
+        if isinstance(value, Exception):
+            raise value
+    return [(result, reply) for result in results]
 
 
-async def _pipeline(redis: Redis, calls: Sequence[Call]) -> list[Any]:
+def _least(first: Any, second: Any) -> Any:
+    """Of two WAIT (a count) or WAITAOF ([local, replicas]) replies, what both promise."""
+    if isinstance(first, list):
+        return [min(int(a), int(b)) for a, b in zip(first, second, strict=True)]
+    return min(int(first), int(second))
+
+
+async def _evalsha(redis: RedisClient, call: Call) -> Any:
+    return await redis.execute_command(
+        "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
+    )
+
+
+async def _pipeline(
+    redis: RedisClient, calls: Sequence[Call], *, then: Sequence[Any] = ()
+) -> list[Any]:
+    # EVALSHA by name: a cluster pipeline refuses its evalsha(), and routes this one by
+    # its keys (all of one shard: one slot).
     async with redis.pipeline(transaction=False) as pipe:
         for call in calls:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        if then:
+            pipe.execute_command(*then)
         return list(await pipe.execute(raise_on_error=False))

@@ -64,10 +64,21 @@ class Settings:
     redis_shards: int = 1
     redis_prefix: str = "trk"
     redis_timeout_s: float = 2.0
+    # TRACKER_REDIS_URL names nodes of a Redis Cluster (several, comma-separated, as seeds).
+    redis_cluster: bool = False
+    # Acknowledge events only once this many replicas have them (WAIT): a failover then
+    # loses no acknowledged event. 0: once the primary has them.
+    redis_wait_replicas: int = 0
+    # The shards this process flushes (e.g. `0-3,6`); empty: all. Each shard has a lease
+    # of its own, so flushers on several hosts share the shards.
+    flush_shards: tuple[int, ...] = ()
     # Start even though Redis may evict keys (maxmemory-policy other than noeviction).
     allow_eviction: bool = False
     database_timeout_s: float = 10.0
     database_pool_size: int = 10
+    # A replica of TRACKER_DATABASE_URL for stats and reports; the flusher keeps a batch
+    # in Redis until the replica has replayed it, so reads never miss it.
+    read_database_url: str | None = None
     # PostgreSQL's parallel workers per query for tracker's reads (0: none). On a small
     # server, starting workers costs a report more than they save, and takes cores from
     # the flusher; a large one with idle cores may give reports a few.
@@ -150,15 +161,29 @@ class Settings:
                 f"{missing} is unset while the other URL is set: set both, or neither "
                 "for the embedded Redis and PostgreSQL"
             )
-        if self.redis_url is not None and not self.redis_url.startswith(
-            ("redis://", "rediss://", "unix://")
+        if self.redis_url is not None:
+            urls = self.redis_url.split(",") if self.redis_cluster else [self.redis_url]
+            schemes = ("redis://", "rediss://", "unix://")
+            if not all(url.strip().startswith(schemes) and "," not in url for url in urls):
+                many = ", several comma-separated with TRACKER_REDIS_CLUSTER=1"
+                raise SettingsError(
+                    f"TRACKER_REDIS_URL={self.redis_url!r}: expected redis://...{many}"
+                )
+        for name, url in (
+            ("TRACKER_DATABASE_URL", self.database_url),
+            ("TRACKER_READ_DATABASE_URL", self.read_database_url),
         ):
-            raise SettingsError(f"TRACKER_REDIS_URL={self.redis_url!r}: expected redis://...")
-        if self.database_url is not None and not self.database_url.startswith(
-            ("postgres://", "postgresql://")
-        ):
+            if url is not None and not url.startswith(("postgres://", "postgresql://")):
+                raise SettingsError(f"{name}={url!r}: expected postgresql://...")
+        if self.read_database_url is not None and self.database_url is None:
+            raise SettingsError("TRACKER_READ_DATABASE_URL needs TRACKER_DATABASE_URL")
+        if self.redis_cluster and self.redis_url is None:
+            raise SettingsError("TRACKER_REDIS_CLUSTER=1 needs TRACKER_REDIS_URL (cluster nodes)")
+        beyond = [shard for shard in self.flush_shards if shard >= self.redis_shards]
+        if beyond:
             raise SettingsError(
-                f"TRACKER_DATABASE_URL={self.database_url!r}: expected postgresql://..."
+                f"TRACKER_FLUSH_SHARDS names shard {beyond[0]}, but TRACKER_REDIS_SHARDS="
+                f"{self.redis_shards} (shards 0 to {self.redis_shards - 1})"
             )
 
 
@@ -249,6 +274,26 @@ def _str(raw: str) -> str:
     return raw
 
 
+def parse_shards(raw: str) -> tuple[int, ...]:
+    """`0-3,6`: shard numbers and ranges of them."""
+    shards: set[int] = set()
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        try:
+            low, high = int(first), int(last if dash else first)
+        except ValueError:
+            raise ValueError(f"{part!r}: expected a shard number or a range like 0-3") from None
+        if low < 0 or high < low or high >= MAX_REDIS_SHARDS:
+            raise ValueError(
+                f"{part!r}: expected shards from 0 to {MAX_REDIS_SHARDS - 1}, low-high"
+            )
+        shards.update(range(low, high + 1))
+    return tuple(sorted(shards))
+
+
 def _event_names(raw: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not names:
@@ -314,6 +359,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "respect_dnt": _bool,
     "demo": _bool,
     "redis_shards": _int_in(1, MAX_REDIS_SHARDS),
+    "redis_cluster": _bool,
+    "redis_wait_replicas": _int_in(0, 16),
+    "flush_shards": parse_shards,
+    "read_database_url": _str,
     "redis_prefix": _prefix,
     "redis_timeout_s": _float_in(0.0, exclusive=True),
     "database_timeout_s": _float_in(0.0, exclusive=True),

@@ -53,7 +53,7 @@ class Series(msgspec.Struct):
 
 
 def granularity_of(text: str | None) -> str:
-    granularity = text or "hour"
+    granularity = "hour" if text is None else text
     if granularity not in GRANULARITIES:
         raise InvalidInput("granularity", "hour or day")
     return granularity

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from redis.asyncio import Redis
-
 from .errors import InvalidInput
 from .keys import TRENDING_SHARES, TRENDING_VIEWS, Keys
+from .redis_client import RedisClient
 from .scripts import TRENDING, Call, run_calls
 
 WINDOWS: Final = {"5m": 5, "15m": 15, "60m": 60}
@@ -46,7 +45,7 @@ def kind_of(text: str | None) -> str:
 
 
 class Trending:
-    def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float]) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, clock: Callable[[], float]) -> None:
         self.redis = redis
         self.keys = keys
         self.clock = clock

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Final
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from . import db, editors, report_views
 from .editors import editors_only
@@ -18,6 +17,7 @@ from .errors import Unavailable
 from .ingest import ingest, pixel, plausible_event
 from .models import parse_article_ids, validate_article_id
 from .most_read import MostRead
+from .redis_client import RedisClient
 from .resources import (
     BATCHES,
     LOOP_LAG,
@@ -76,7 +76,7 @@ async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
     return "ok"
 
 
-async def _ping_redis(redis: Redis) -> None:
+async def _ping_redis(redis: RedisClient) -> None:
     await redis.ping()
 
 
