@@ -50,6 +50,10 @@ async def test_unknown_ids_share_an_empty_entry_and_answer_zeros(
         "shares_total": 0,
         "referrals": dict.fromkeys(body["articles"][0]["referrals"], 0),
         "previews": dict.fromkeys(body["articles"][0]["previews"], 0),
+        "engaged_readers": 0,
+        "engaged_avg_s": 0.0,
+        "read_through": 0.0,
+        "read_depth": {"25": 0, "50": 0, "75": 0, "100": 0},
     }
     assert body["articles"][1]["views"] == 1
     # The unknown id costs its name and bookkeeping, not a 700-byte answer.
@@ -60,7 +64,17 @@ async def test_expired_entries_go_without_waiting_for_the_bound() -> None:
     async def fetch(ids: list[str]) -> list[ArticleStats]:
         return [
             ArticleStats(
-                a, views=1, uniques=1, shares={}, shares_total=0, referrals={}, previews={}
+                a,
+                views=1,
+                uniques=1,
+                shares={},
+                shares_total=0,
+                referrals={},
+                previews={},
+                engaged_readers=0,
+                engaged_avg_s=0.0,
+                read_through=0.0,
+                read_depth={},
             )
             for a in ids
         ]

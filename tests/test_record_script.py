@@ -38,15 +38,70 @@ async def test_metadata_of_thousands_of_articles_in_one_call(
     assert await redis.hget(live, "m meta/4499") == b'{"title":"Story 4499","category":"politics"}'
 
 
+def request_head(events: str) -> list[str]:
+    """One request, no rate key, `events` events."""
+    return ["1", "0", events]
+
+
+# An event with key 5 (dedup), trending 'v', article x, reader r, amount 1, weight 1.
+EVENT = ["0", "5", "0", "0", "v", "x", "r", "1", "1"]
+
+
 @pytest.mark.parametrize(
     "layout",
     [
         # requests, rate key, events; event id, dedup, address, sketch keys, trending,
-        # article, reader, fields
-        ["1", "0", "2", "0", "5", "0", "0", "v", "x", "r", "1", "t view x"],  # 2 events, 1 sent
-        ["1", "0", "1", "0", "9", "0", "0", "v", "x", "r", "1", "t view x"],  # key 9 of 5
-        ["1", "0", "1", "0", "5", "0", "0", "v", "x", "r", "3", "t view x"],  # 3 fields, 1 sent
-        ["1", "0", "1", "0", "5", "0", "0", "v", "x", "r", "1", "t view x", "m x"],  # half a pair
+        # article, reader, amount, weight, fields
+        [
+            "1",
+            "0",
+            "2",
+            "0",
+            "5",
+            "0",
+            "0",
+            "v",
+            "x",
+            "r",
+            "1",
+            "1",
+            "1",
+            "t view x",
+        ],  # 2 events, 1 sent
+        ["1", "0", "1", "0", "9", "0", "0", "v", "x", "r", "1", "1", "1", "t view x"],  # key 9 of 5
+        [
+            "1",
+            "0",
+            "1",
+            "0",
+            "5",
+            "0",
+            "0",
+            "v",
+            "x",
+            "r",
+            "1",
+            "1",
+            "3",
+            "t view x",
+        ],  # 3 fields, 1 sent
+        [
+            "1",
+            "0",
+            "1",
+            "0",
+            "5",
+            "0",
+            "0",
+            "v",
+            "x",
+            "r",
+            "1",
+            "1",
+            "1",
+            "t view x",
+            "m x",
+        ],  # half a pair
     ],
     ids=["events", "key", "fields", "metadata"],
 )
@@ -72,7 +127,24 @@ async def test_the_well_formed_call_those_break_is_recorded(
 ) -> None:
     shard = Keys(redis_prefix, 1).shard(0)
     head = [int(time.time() * 1000), 60, 10, 100, 50_000, "epoch", shard.base]
-    layout = ["1", "0", "1", "0", "5", "0", "0", "v", "x", "r", "1", "t view x", "m x", "{}"]
+    layout = [
+        "1",
+        "0",
+        "1",
+        "0",
+        "5",
+        "0",
+        "0",
+        "v",
+        "x",
+        "r",
+        "1",
+        "1",
+        "1",
+        "t view x",
+        "m x",
+        "{}",
+    ]
     call = Call(
         RECORD,
         [shard.live, shard.sealed, shard.gen, shard.epoch, f"{shard.base}:d:x"],

@@ -13,6 +13,7 @@ from . import __version__, cli_editors, migrations, reshard
 from .cli_support import fail, load_settings, not_installed, run_guarded, setup
 from .db import Pool
 from .embedded import EmbeddedError, EmbeddedNotInstalled
+from .env_values import parse_shards
 from .errors import RedisUnavailable
 from .flusher import Flusher
 from .keys import Keys
@@ -30,7 +31,7 @@ from .resources import (
 )
 from .server import serve as serve_forever
 from .server import wait_for_signal
-from .settings import Settings, SettingsError, parse_shards
+from .settings import Settings, SettingsError
 from .workers import serve_workers
 
 log = logging.getLogger("tracker")

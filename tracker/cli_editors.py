@@ -96,7 +96,12 @@ async def _reports(settings: Settings, ask: Any) -> Report | TrendingReport:
         postgres_pool(settings, database_url, migrate=True) as pool,
     ):
         keys = Keys(settings.redis_prefix, settings.redis_shards)
-        reports = Reports(PendingReader(redis, keys), pool, time.time)
+        reports = Reports(
+            PendingReader(redis, keys),
+            pool,
+            time.time,
+            read_through_min_readers=settings.read_through_min_readers,
+        )
         result: Report | TrendingReport = await ask(reports, Trending(redis, keys, time.time))
         return result
 

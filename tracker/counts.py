@@ -4,8 +4,9 @@ The Redis side (batches.py, pending.py) produces them, the PostgreSQL side (stor
 consumes them, and neither knows the other's keys, clients or pools.
 
 Metrics, as stored in both: `view`, `share:<channel>`, `referral:<channel>` (a view that
-came from a share channel) and `preview:<channel>` (a link-preview fetcher of that
-channel).
+came from a share channel), `preview:<channel>` (a link-preview fetcher of that
+channel), and from engage events `engaged_s` (engaged seconds), `engaged` (engaged
+readers) and `read:<quarter>` (readers who reached 25, 50, 75 or 100 % of the body).
 """
 
 from __future__ import annotations
@@ -14,17 +15,33 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Final
 
-from .models import CHANNELS
+from .models import CHANNELS, QUARTERS
 
 VIEW: Final = "view"
 SHARE: Final = "share"
 REFERRAL: Final = "referral"
 PREVIEW: Final = "preview"
 CHANNEL_KINDS: Final = (SHARE, REFERRAL, PREVIEW)
+ENGAGED_S: Final = "engaged_s"
+ENGAGED: Final = "engaged"
+READ: Final = "read"
+READ_THROUGH: Final = f"{READ}:100"
+ENGAGE_METRICS: Final = (ENGAGED_S, ENGAGED, *(f"{READ}:{q}" for q in QUARTERS))
 ALL_METRICS: Final = (
     VIEW,
     *(f"{kind}:{channel}" for kind in CHANNEL_KINDS for channel in CHANNELS),
+    *ENGAGE_METRICS,
 )
+
+
+def engagement(metrics: dict[str, int]) -> tuple[int, float, float]:
+    """(engaged readers, engaged seconds per engaged reader, share who read through)."""
+    readers = metrics.get(ENGAGED, 0)
+    if not readers:
+        return 0, 0.0, 0.0
+    average = round(metrics.get(ENGAGED_S, 0) / readers, 1)
+    return readers, average, round(min(1.0, metrics.get(READ_THROUGH, 0) / readers), 3)
+
 
 # (article_id, metric, hour since the epoch)
 CounterKey = tuple[str, str, int]

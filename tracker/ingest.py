@@ -4,7 +4,7 @@ Events API."""
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -32,6 +32,20 @@ from .utc import day_of
 
 INGEST_CONTENT_TYPES: Final = ("application/json", "text/plain")
 PIXEL_HEADERS: Final = {"Cache-Control": "no-store", "Content-Type": "image/gif"}
+# The pixel's query parameters (short, for URLs in e-mails and AMP templates).
+PIXEL_TEXT_PARAMS: Final = (
+    ("channel", "c"),
+    ("url", "u"),
+    ("referrer", "r"),
+    ("title", "ti"),
+    ("id", "i"),
+)
+PIXEL_NUMBER_PARAMS: Final = (
+    ("engaged_s", "e"),
+    ("depth", "d"),
+    ("prev_depth", "pd"),
+    ("seq", "n"),
+)
 
 
 async def ingest(request: web.Request) -> web.Response:
@@ -131,10 +145,18 @@ async def pixel(request: web.Request) -> web.Response:
     """For pages without JavaScript: counts like a beacon, and always answers the GIF."""
     app = request.app
     query = request.query
-    event = {"type": query.get("t", "view"), "article_id": query.get("a")}
-    for name, key in (("channel", "c"), ("url", "u"), ("referrer", "r")):
+    event: dict[str, Any] = {"type": query.get("t", "view"), "article_id": query.get("a")}
+    for name, key in PIXEL_TEXT_PARAMS:
         if key in query:
             event[name] = query[key]
+    for name, key in PIXEL_NUMBER_PARAMS:
+        if key in query:
+            value = query[key]
+            # A number, or left as text for validation to name the field.
+            event[name] = int(value) if value.isdigit() and len(value) < 10 else value
+    if "depth" in event and "prev_depth" not in event and isinstance(event["depth"], int):
+        # AMP's scroll trigger sends each quarter as it is reached: that quarter alone.
+        event["prev_depth"] = max(0, event["depth"] - 25)
     referer = request.headers.get("Referer")
     if "u" not in query and referer:
         event["url"] = referer

@@ -22,7 +22,7 @@ from .errors import Ignored, Rejected
 from .models import CHANNELS, Event
 
 PIXEL_ERRORS = (Rejected.INVALID, Rejected.UNAVAILABLE)
-EVENT_TYPES = ("view", "share")
+EVENT_TYPES = ("view", "share", "engage")
 
 
 class Metrics:
@@ -184,6 +184,7 @@ class Metrics:
         # Children resolved once: labels() costs a dict lookup and a lock per call.
         self._accepted_views = self.events_accepted.labels("view")
         self._accepted_shares = self.events_accepted.labels("share")
+        self._accepted_engages = self.events_accepted.labels("engage")
         self._shares_by_channel = {c: self.shares_accepted.labels(c) for c in CHANNELS}
         # Zero-valued series from the start, so rate() and alerts see them before the first event.
         for event_type in EVENT_TYPES:
@@ -220,10 +221,16 @@ class Metrics:
         if views:
             self._accepted_views.inc(views)
         if len(events) > views:
-            self._accepted_shares.inc(len(events) - views)
+            engages = 0
             for event in events:
-                if event.channel is not None:
+                if event.type == "engage":
+                    engages += 1
+                elif event.channel is not None:
                     self._shares_by_channel[event.channel].inc()
+            if engages:
+                self._accepted_engages.inc(engages)
+            if len(events) > views + engages:
+                self._accepted_shares.inc(len(events) - views - engages)
 
     def set_pending(self, pending: PendingStats, now_ms: int) -> None:
         self.pending_events.set(pending.events)

@@ -40,6 +40,14 @@ Lang = Annotated[str, msgspec.Meta(max_length=35, pattern=NO_NUL)]
 Author = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_NUL)]
 # A client's own id for an event: a retry with the same id is not counted again.
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+# Engagement: seconds visible and active since the page view's last engage event (a
+# page counts at most 30 minutes), and the deepest quarter of the article body reached.
+MAX_ENGAGED_S: Final = 1800
+EngagedSeconds = Annotated[int, msgspec.Meta(ge=0, le=MAX_ENGAGED_S)]
+# A quarter: 0, 25, 50, 75 or 100.
+Depth = Annotated[int, msgspec.Meta(ge=0, le=100, multiple_of=25)]
+QUARTERS: Final = (25, 50, 75, 100)
+EngageSeq = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
 
 def stored_url(url: str) -> str:
@@ -60,7 +68,7 @@ def stored_url(url: str) -> str:
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
-    type: Literal["view", "share"]
+    type: Literal["view", "share", "engage"]
     article_id: ArticleId
     channel: Channel | None = None
     url: Url | None = None
@@ -72,11 +80,22 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     # One story published in several languages or under several slugs.
     group: ArticleId | None = None
     id: EventId | None = None
+    # engage events only
+    engaged_s: EngagedSeconds = 0
+    depth: Depth = 0
+    prev_depth: Depth = 0  # the depth the page view's earlier engage events sent
+    seq: EngageSeq = 0  # 0: the page view's first engage event (an engaged reader)
 
     @property
     def metric(self) -> str:
-        """The counter this event adds to: `view` or `share:<channel>`."""
+        """The counter this event adds to first: `view`, `share:<channel>`, `engaged_s`."""
+        if self.type == "engage":
+            return "engaged_s"
         return "view" if self.type == "view" else f"share:{self.channel}"
+
+    def quarters(self) -> tuple[int, ...]:
+        """The quarters of the body first reached since the page view's last engage event."""
+        return tuple(q for q in QUARTERS if self.prev_depth < q <= self.depth)
 
     def metadata(self) -> dict[str, str]:
         """What the event tells about its article (title, url, ...), for the articles table."""
@@ -116,8 +135,9 @@ def _field_from_error(error: msgspec.ValidationError) -> tuple[str, str]:
 _decoder: Final = msgspec.json.Decoder()
 
 
-_event_decoder: Final = msgspec.json.Decoder(Event)
-_batch_decoder: Final = msgspec.json.Decoder(EventBatch)
+# Not strict: a JSON number written 25.0 is the integer 25, as JSON Schema has it.
+_event_decoder: Final = msgspec.json.Decoder(Event, strict=False)
+_batch_decoder: Final = msgspec.json.Decoder(EventBatch, strict=False)
 
 
 def _checked(events: list[Event], prefix: str) -> list[Event]:
@@ -131,7 +151,15 @@ def _checked(events: list[Event], prefix: str) -> list[Event]:
                 prefix.format(index) + "channel",
                 f"required for a share: one of {', '.join(CHANNELS)}",
             )
+        if event.type == "engage":
+            _check_engage(event, prefix.format(index))
     return events
+
+
+def _check_engage(event: Event, prefix: str) -> None:
+    # prev_depth past depth is not an error: nothing new was reached (quarters() is empty).
+    if event.engaged_s == 0 and event.depth == 0:
+        raise InvalidInput(prefix + "engaged_s", "an engage event carries engaged_s or depth")
 
 
 def parse_events(body: bytes, *, max_events: int) -> list[Event]:
@@ -170,13 +198,13 @@ def parse_event_dict(raw: dict[str, Any], *, max_events: int = 1) -> list[Event]
         if isinstance(items, list) and not items:
             raise InvalidInput("events", "expected at least one event")
         try:
-            events = msgspec.convert(raw, EventBatch).events
+            events = msgspec.convert(raw, EventBatch, strict=False).events
         except msgspec.ValidationError as exc:
             raise InvalidInput(*_field_from_error(exc)) from None
         prefix = "events[{}]."
     else:
         try:
-            events = [msgspec.convert(raw, Event)]
+            events = [msgspec.convert(raw, Event, strict=False)]
         except msgspec.ValidationError as exc:
             raise InvalidInput(*_field_from_error(exc)) from None
         prefix = ""
@@ -207,7 +235,21 @@ def event_schema() -> dict[str, Any]:
     """JSON Schema of one event, for the OpenAPI document."""
     _, components = msgspec.json.schema_components([Event], ref_template="{name}")
     event = dict(components["Event"])
-    # `channel` is required for shares; JSON Schema says so with if/then.
-    event["if"] = {"properties": {"type": {"const": "share"}}}
-    event["then"] = {"required": ["channel"], "properties": {"channel": {"type": "string"}}}
+    # `channel` is required for shares, and an engage event carries seconds or a depth;
+    # JSON Schema says so with if/then.
+    event["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": "share"}}},
+            "then": {"required": ["channel"], "properties": {"channel": {"type": "string"}}},
+        },
+        {
+            "if": {"properties": {"type": {"const": "engage"}}},
+            "then": {
+                "anyOf": [
+                    {"required": ["engaged_s"], "properties": {"engaged_s": {"minimum": 1}}},
+                    {"required": ["depth"], "properties": {"depth": {"minimum": QUARTERS[0]}}},
+                ]
+            },
+        },
+    ]
     return event

@@ -311,6 +311,10 @@ def build_openapi() -> dict[str, Any]:
                         "shares_total",
                         "referrals",
                         "previews",
+                        "engaged_readers",
+                        "engaged_avg_s",
+                        "read_through",
+                        "read_depth",
                     ],
                     "properties": {
                         "article_id": {"type": "string"},
@@ -328,6 +332,30 @@ def build_openapi() -> dict[str, Any]:
                         "previews": _per_channel(
                             "Fetches by a channel's link-preview bot: the link is being shared"
                         ),
+                        "engaged_readers": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Readers who sent an engage event",
+                        },
+                        "engaged_avg_s": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "Seconds visible and active, per engaged reader",
+                        },
+                        "read_through": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": 1,
+                            "description": "Share of engaged readers who reached the end",
+                        },
+                        "read_depth": {
+                            "type": "object",
+                            "description": "Readers who reached 25, 50, 75 and 100 % of the body",
+                            "properties": {
+                                q: {"type": "integer", "minimum": 0}
+                                for q in ("25", "50", "75", "100")
+                            },
+                        },
                     },
                 },
                 "Error": {

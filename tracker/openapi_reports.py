@@ -22,6 +22,8 @@ METRICS = [
     *(f"shares:{c}" for c in CHANNELS),
     "referrals",
     *(f"referrals:{c}" for c in CHANNELS),
+    "engaged",
+    "read_through",
 ]
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 

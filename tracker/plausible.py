@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from .env_values import MAX_EVENT_NAME_LENGTH
 from .errors import InvalidInput, OriginNotAllowed
 from .models import ARTICLE_ID_RE, ARTICLE_ID_RULE, NO_NUL, Event, Url, parse_event_dict
-from .settings import MAX_EVENT_NAME_LENGTH, Settings
+from .settings import Settings
 
 PAGEVIEW: Final = "pageview"
 # Plausible's own bounds: 30 custom properties an event, a domain list of a few names.

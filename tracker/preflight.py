@@ -7,11 +7,12 @@ import asyncio
 import logging
 from typing import Final
 
+from .env_values import MAX_REDIS_SHARDS
 from .errors import RedisUnavailable
 from .keys import Keys
 from .redis_client import RedisClient, primary_infos
 from .scripts import redis_unavailable_on_error
-from .settings import MAX_REDIS_SHARDS, Settings
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 

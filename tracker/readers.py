@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from .bots import Agent
+from .env_values import IPNetwork
 from .redis_client import RedisClient
 from .scripts import redis_unavailable_on_error
-from .settings import IPNetwork
 from .utc import DAY_S
 
 # Kept a little past midnight so a request that read the salt just before can finish.

@@ -16,7 +16,7 @@ from typing import Any, Final
 from . import keys as k
 from .bots import HUMAN
 from .bots import PREVIEW as PREVIEW_AGENT
-from .counts import PREVIEW, REFERRAL, SHARE, VIEW
+from .counts import ENGAGED, ENGAGED_S, PREVIEW, READ, REFERRAL, SHARE, VIEW
 from .errors import RedisUnavailable
 from .keys import Keys, ShardKeys, epoch_candidate
 from .models import Event
@@ -49,6 +49,36 @@ class Recorded:
     repeats: int = 0
     address_limited: int = 0
     retried: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What the script adds for one event, or for one part of an engage event: `amount`
+    to each of `metrics`, once per reader within the de-duplication window if `dedup`."""
+
+    metrics: tuple[str, ...]
+    amount: int = 1
+    dedup: bool = True
+    # Tells this part's event id apart from its event's other parts (a retry of the
+    # event is then not counted again, part by part).
+    part: str = ""
+
+
+def event_units(event: Event, visitor: Visitor) -> tuple[Unit, ...]:
+    """An engage event adds its seconds (every time: they are increments) and, once per
+    reader, an engaged reader (on the page view's first) and each quarter first reached;
+    link-preview fetchers do not read. Any other event is one unit."""
+    if event.type != "engage":
+        return (Unit(event_metrics(event, visitor)),)
+    if visitor.agent.kind != HUMAN:
+        return ()
+    units = []
+    if event.engaged_s:
+        units.append(Unit((ENGAGED_S,), event.engaged_s, dedup=False, part="s"))
+    if event.seq == 0:
+        units.append(Unit((ENGAGED,), part="e"))
+    units.extend(Unit((f"{READ}:{q}",), part=f"q{q}") for q in event.quarters())
+    return tuple(units)
 
 
 def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
@@ -170,9 +200,31 @@ class Recorder:
         hour: int,
         day: int,
     ) -> None:
+        for number, unit in enumerate(event_units(event, visitor)):
+            # The first unit counts as the event; the others are more of its counters.
+            weight = 1 if number == 0 else 0
+            self._add_unit(shard, part, event, visitor, unit, hour, day, weight=weight)
+        metadata = event.metadata()
+        if metadata:
+            shard.meta[k.meta_field(event.article_id)] = json.dumps(
+                metadata, separators=(",", ":"), ensure_ascii=False
+            )
+
+    def _add_unit(
+        self,
+        shard: _ShardCall,
+        part: _RequestPart,
+        event: Event,
+        visitor: Visitor,
+        unit: Unit,
+        hour: int,
+        day: int,
+        *,
+        weight: int,
+    ) -> None:
         shard_keys = shard.shard
         article_id = event.article_id
-        metrics = event_metrics(event, visitor)
+        metrics = unit.metrics
         fields = []
         for metric in metrics:
             fields.append(k.bucket_field(hour, metric, article_id))
@@ -181,10 +233,13 @@ class Recorder:
         if visitor.agent.kind == HUMAN and event.type == "view":
             sketch = shard.key_index(shard_keys.uniques(day, article_id))
             fields.append(k.uniques_field(day, article_id))
-        event_id = shard.key_index(shard_keys.event_id(event.id, article_id)) if event.id else 0
+        event_id = 0
+        if event.id:
+            own_id = f"{event.id}:{unit.part}" if unit.part else event.id
+            event_id = shard.key_index(shard_keys.event_id(own_id, article_id))
         trend = TRENDING_KINDS.get(metrics[0].partition(":")[0], "-")
         dedup = address = 0
-        if self.dedup_window_s > 0:
+        if self.dedup_window_s > 0 and unit.dedup:
             dedup = shard.key_index(shard_keys.dedup(visitor.reader, metrics[0], article_id))
             if self.readers_per_address and visitor.address:
                 address_key = shard_keys.address(visitor.address, metrics[0], article_id)
@@ -197,15 +252,12 @@ class Recorder:
             trend,
             article_id,
             visitor.reader,
+            unit.amount,
+            weight,
             len(fields),
             *fields,
         )
         part.count += 1
-        metadata = event.metadata()
-        if metadata:
-            shard.meta[k.meta_field(article_id)] = json.dumps(
-                metadata, separators=(",", ":"), ensure_ascii=False
-            )
 
     async def _run(self, calls: list[Call]) -> list[Any]:
         if not self.wait_replicas:

@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from . import report_queries as rq
-from .counts import ALL_METRICS, PREVIEW, REFERRAL, SHARE, VIEW, AppliedParts, PendingRange
+from .counts import (
+    ALL_METRICS,
+    ENGAGED,
+    ENGAGED_S,
+    PREVIEW,
+    READ_THROUGH,
+    REFERRAL,
+    SHARE,
+    VIEW,
+    AppliedParts,
+    PendingRange,
+    engagement,
+)
 from .errors import InvalidInput
 from .models import CHANNELS
 from .periods import Period
@@ -22,13 +34,16 @@ if TYPE_CHECKING:
 
 MAX_LIMIT: Final = 100
 UNIQUES: Final = "uniques"
-METRIC_NAMES: Final = ("views", UNIQUES, "shares", "referrals")
+METRIC_NAMES: Final = ("views", UNIQUES, "shares", "referrals", "engaged", "read_through")
 
 
 @dataclass(frozen=True, slots=True)
 class Metric:
     name: str  # as asked: views, uniques, shares, shares:telegram, referrals, ...
     metrics: tuple[str, ...]  # the stored metrics it sums (none for uniques)
+    # The first of `metrics` over the second (read-through: read to the end ÷ engaged
+    # readers), instead of their sum.
+    ratio: bool = False
 
 
 def metric_of(text: str | None) -> Metric:
@@ -40,6 +55,10 @@ def metric_of(text: str | None) -> Metric:
         return Metric(text, tuple(f"{prefix}:{c}" for c in channels))
     if text == "views":
         return Metric(text, (VIEW,))
+    if text == "engaged":  # engaged seconds
+        return Metric(text, (ENGAGED_S,))
+    if text == "read_through":
+        return Metric(text, (READ_THROUGH, ENGAGED), ratio=True)
     if text == UNIQUES:
         return Metric(text, ())
     raise InvalidInput(
@@ -78,7 +97,7 @@ ROW_METRICS: Final = tuple(m for m in ALL_METRICS if not m.startswith(PREVIEW))
 class Row(msgspec.Struct):
     rank: int
     article_id: str
-    value: int
+    value: int | float
     views: int
     uniques: int
     shares: dict[str, int]
@@ -92,6 +111,9 @@ class Row(msgspec.Struct):
     published: str | None = None
     group: str | None = None
     articles: list[str] | None = None  # with group_by=group: the group's articles
+    engaged_readers: int = 0
+    engaged_avg_s: float = 0.0
+    read_through: float = 0.0
 
 
 class Report(msgspec.Struct):
@@ -238,7 +260,7 @@ async def readers_by_day(
 
 
 async def rows_of(
-    conn: Conn, query: PopularQuery, ranked: list[tuple[str, int]], pending: Unapplied
+    conn: Conn, query: PopularQuery, ranked: list[tuple[str, float]], pending: Unapplied
 ) -> list[Row]:
     members = await members_of(conn, (key for key, _ in ranked), query.by_group)
     articles = await articles_of(conn, [i for group in members.values() for i in group], pending)
@@ -284,7 +306,7 @@ def per_channel(metrics: dict[str, int], kind: str) -> dict[str, int]:
 def _row(
     rank: int,
     key: str,
-    value: int,
+    value: float,
     metrics: dict[str, int],
     uniques: int,
     meta: dict[str, Any],
@@ -292,6 +314,7 @@ def _row(
 ) -> Row:
     shares = per_channel(metrics, SHARE)
     published = meta.get("published")
+    engaged_readers, engaged_avg_s, read_through = engagement(metrics)
     return Row(
         rank=rank,
         article_id=key,
@@ -309,6 +332,9 @@ def _row(
         published=iso(published) if isinstance(published, datetime) else None,
         group=meta.get("group_id"),
         articles=sorted(group) if group is not None else None,
+        engaged_readers=engaged_readers,
+        engaged_avg_s=engaged_avg_s,
+        read_through=read_through,
     )
 
 

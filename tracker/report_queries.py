@@ -49,6 +49,21 @@ LIMIT $10
 """
 )
 
+# The sums of each metric $1 of the period per key; $7 category, $8 lang, $9 author;
+# $10 by group. For ratios of two metrics, which rank in Python after adding Redis's.
+SUMS_BY_KEY: Final = (
+    _period_counts("article_id, metric, count")
+    + """
+SELECT CASE WHEN $10 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
+       c.metric, sum(c.count)::bigint AS count
+FROM counts c JOIN articles a USING (article_id)
+WHERE ($7::text IS NULL OR a.category = $7)
+  AND ($8::text IS NULL OR a.lang = $8)
+  AND ($9::text IS NULL OR a.author = $9)
+GROUP BY 1, 2
+"""
+)
+
 # The metrics $1 of the period for the articles $7.
 COUNTS_OF: Final = (
     _period_counts("article_id, metric, count", "AND article_id = ANY($7::text[])")

@@ -5,7 +5,7 @@ pieces it holds already), so a report never counts an event twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -43,10 +43,19 @@ if TYPE_CHECKING:
 
 
 class Reports:
-    def __init__(self, pending: PendingReader, pool: Pool, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        pending: PendingReader,
+        pool: Pool,
+        clock: Callable[[], float],
+        *,
+        read_through_min_readers: int = 1,
+    ) -> None:
         self.pending = pending
         self.pool = pool
         self.clock = clock
+        # Ranking by read-through leaves out articles with fewer engaged readers.
+        self.read_through_min_readers = read_through_min_readers
 
     async def popular(self, query: PopularQuery) -> Report:
         period = query.period
@@ -57,7 +66,12 @@ class Reports:
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
                 pending = await not_applied(conn, pending_range, self._recent_readers)
-                ranked = await _ranked(conn, query, pending)
+                if query.metric.ratio:
+                    ranked = await _ranked_by_ratio(
+                        conn, query, pending, self.read_through_min_readers
+                    )
+                else:
+                    ranked = await _ranked(conn, query, pending)
                 rows = await rows_of(conn, query, ranked, pending)
         return Report(
             start=iso(period.start), end=iso(period.end), metric=query.metric.name, rows=rows
@@ -135,7 +149,7 @@ class Reports:
         return pending.readers
 
 
-async def _ranked(conn: Conn, query: PopularQuery, pending: Unapplied) -> list[tuple[str, int]]:
+async def _ranked(conn: Conn, query: PopularQuery, pending: Unapplied) -> list[tuple[str, float]]:
     """(key, value) of the rows asked for, in order: PostgreSQL's top keys and the keys
     of articles with pending counts, each valued as both together."""
     wanted = query.offset + query.limit
@@ -168,7 +182,36 @@ async def _ranked(conn: Conn, query: PopularQuery, pending: Unapplied) -> list[t
     return _top(values, query.offset, query.limit)
 
 
-def _top(values: dict[str, int], offset: int, limit: int) -> list[tuple[str, int]]:
+async def _ranked_by_ratio(
+    conn: Conn, query: PopularQuery, pending: Unapplied, min_readers: int
+) -> list[tuple[str, float]]:
+    """A ratio of two metrics (read-through) per key, of the keys with at least
+    `min_readers` of the second: every key's sums from PostgreSQL, plus what Redis
+    holds, then ranked here (a ratio has no top-N in SQL that pending counts keep)."""
+    numerator, denominator = query.metric.metrics
+    filters = (query.category, query.lang, query.author)
+    sums: dict[str, dict[str, int]] = {}
+    for row in await conn.fetch(
+        rq.SUMS_BY_KEY, *period_args(query.period, query.metric.metrics), *filters, query.by_group
+    ):
+        sums.setdefault(row["key"], {})[row["metric"]] = row["count"]
+    articles = await articles_of(conn, pending.counts, pending)
+    for article in articles.values():
+        if article.matches(query):
+            target = sums.setdefault(article.key(query.by_group), {})
+            for metric in query.metric.metrics:
+                target[metric] = target.get(metric, 0) + pending.metric(
+                    article.article_id, (metric,)
+                )
+    values: dict[str, float] = {}
+    for key, found in sums.items():
+        below = found.get(denominator, 0)
+        if below and below >= min_readers:
+            values[key] = round(min(1.0, found.get(numerator, 0) / below), 3)
+    return _top(values, query.offset, query.limit)
+
+
+def _top(values: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
     ordered = sorted(values.items(), key=lambda item: (-item[1], item[0]))
     return ordered[offset : offset + limit]
 

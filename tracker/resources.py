@@ -280,7 +280,12 @@ async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
         reader.read, ttl_s=settings.stats_cache_s, max_bytes=settings.stats_cache_bytes
     )
     pending = PendingReader(app[REDIS], app[KEYS])
-    app[REPORTS] = Reports(pending, app[READ_POOL], app[CLOCK])
+    app[REPORTS] = Reports(
+        pending,
+        app[READ_POOL],
+        app[CLOCK],
+        read_through_min_readers=settings.read_through_min_readers,
+    )
     app[TIMESERIES] = Timeseries(pending, app[READ_POOL], app[CLOCK])
     app[TRENDING] = Trending(app[REDIS], app[KEYS], app[CLOCK])
     app[TOKENS] = Tokens(app[POOL], app[REDIS], settings.redis_prefix)

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from .counts import PREVIEW, REFERRAL, SHARE, VIEW
-from .models import CHANNELS
+from .counts import PREVIEW, READ, REFERRAL, SHARE, VIEW, engagement
+from .models import CHANNELS, QUARTERS
 from .pending import PendingReader, sketch_days
 from .store import Store
 
@@ -20,6 +20,13 @@ class ArticleStats(msgspec.Struct, frozen=True):
     shares_total: int
     referrals: dict[str, int]
     previews: dict[str, int]
+    # How far readers got (engage events): readers who sent one, their engaged seconds
+    # on average, the share of them who reached the end of the body, and readers per
+    # quarter reached.
+    engaged_readers: int
+    engaged_avg_s: float
+    read_through: float
+    read_depth: dict[str, int]
 
 
 def _per_channel(metrics: dict[str, int], kind: str) -> dict[str, int]:
@@ -28,6 +35,7 @@ def _per_channel(metrics: dict[str, int], kind: str) -> dict[str, int]:
 
 def _article_stats(article_id: str, metrics: dict[str, int], readers: int) -> ArticleStats:
     shares = _per_channel(metrics, SHARE)
+    engaged_readers, engaged_avg_s, read_through = engagement(metrics)
     return ArticleStats(
         article_id=article_id,
         views=metrics.get(VIEW, 0),
@@ -36,6 +44,10 @@ def _article_stats(article_id: str, metrics: dict[str, int], readers: int) -> Ar
         shares_total=sum(shares.values()),
         referrals=_per_channel(metrics, REFERRAL),
         previews=_per_channel(metrics, PREVIEW),
+        engaged_readers=engaged_readers,
+        engaged_avg_s=engaged_avg_s,
+        read_through=read_through,
+        read_depth={str(q): metrics.get(f"{READ}:{q}", 0) for q in QUARTERS},
     )
 
 

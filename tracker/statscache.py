@@ -10,7 +10,7 @@ from typing import Final
 
 import msgspec
 
-from .models import CHANNELS
+from .models import CHANNELS, QUARTERS
 from .stats import ArticleStats
 
 Fetch = Callable[[list[str]], Awaitable[list[ArticleStats]]]
@@ -41,6 +41,8 @@ def _is_zero(stats: ArticleStats) -> bool:
         or stats.shares_total
         or any(stats.referrals.values())
         or any(stats.previews.values())
+        or stats.engaged_readers
+        or any(stats.read_depth.values())
     )
 
 
@@ -54,6 +56,10 @@ def _zero(article_id: str, expires: float) -> Cached:
             shares_total=0,
             referrals=dict.fromkeys(CHANNELS, 0),
             previews=dict.fromkeys(CHANNELS, 0),
+            engaged_readers=0,
+            engaged_avg_s=0.0,
+            read_through=0.0,
+            read_depth={str(q): 0 for q in QUARTERS},
         ),
         expires,
     )

@@ -141,6 +141,13 @@ async def tracker_js(request: web.Request) -> web.Response:
     )
 
 
+async def tracker_js_integrity(request: web.Request) -> web.Response:
+    """The served tracker.js's SRI hash, for a page's `integrity=` (changes with it)."""
+    snippet = request.app[SNIPPET]
+    headers = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+    return web.Response(text=snippet.integrity + "\n", headers=headers)
+
+
 async def demo(request: web.Request) -> web.Response:
     page = request.app[SNIPPET].demo_pages.get(request.match_info.get("page", "article"))
     if page is None:
@@ -178,6 +185,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/tracker.js", tracker_js)
+    app.router.add_get("/tracker.js.sha384", tracker_js_integrity)
     app.router.add_get("/p.gif", pixel)
     if app[SETTINGS].demo:
         app.router.add_get("/demo", demo)

@@ -7,8 +7,9 @@
 -- limit (0: no limit), [5] seal the live hash at this many fields (0: never), [6] an
 -- epoch candidate, [7] the shard's key base, [8] number of requests; then per request:
 -- its rate key, its number of events, and per event: event id key, dedup key, address
--- key, sketch key, trending kind ('v', 's' or '-'), article, reader, number of fields,
--- the fields (each +1); then metadata (field, value) pairs to the end.
+-- key, sketch key, trending kind ('v', 's' or '-'), article, reader, amount, weight (1:
+-- counts as an event; 0: another counter of the event before it), number of fields, the
+-- fields (each +amount); then metadata (field, value) pairs to the end.
 -- A counted view or share also goes into the minute's trending set of its kind.
 --
 -- Every argument is checked before the first write, so a bad call changes nothing.
@@ -49,11 +50,13 @@ for r = 1, n_requests do
     for j = i, i + 3 do
       key_index_at(j)
     end
-    local n_fields = number_at(i + 7)
-    if ARGV[i + 6] == nil or i + 7 + n_fields > #ARGV then
+    number_at(i + 7)
+    number_at(i + 8)
+    local n_fields = number_at(i + 9)
+    if ARGV[i + 6] == nil or i + 9 + n_fields > #ARGV then
       error('record: event at argument ' .. i .. ' is cut short')
     end
-    i = i + 8 + n_fields
+    i = i + 10 + n_fields
   end
 end
 local metadata_from = i
@@ -96,7 +99,7 @@ for r, request in ipairs(requests) do
   waits[r] = wait
   for _ = 1, n_events do
     local id_key, dedup, address, sketch = number_at(at), number_at(at + 1), number_at(at + 2), number_at(at + 3)
-    local n_fields = number_at(at + 7)
+    local amount, weight, n_fields = number_at(at + 7), number_at(at + 8), number_at(at + 9)
     if wait == 0 then
       local fresh = true
       if id_key > 0 and not redis.call('SET', KEYS[id_key], '1', 'NX', 'EX', EVENT_ID_TTL_S) then
@@ -118,16 +121,16 @@ for r, request in ipairs(requests) do
         end
       end
       if fresh then
-        counted = counted + 1
+        counted = counted + weight
         local trend = ARGV[at + 4]
         if trend ~= '-' then
           local key = ARGV[7] .. ':tr:' .. trend .. ':' .. minute
           redis.call('ZINCRBY', key, 1, ARGV[at + 5])
           trending[key] = true
         end
-        for j = at + 8, at + 7 + n_fields do
+        for j = at + 10, at + 9 + n_fields do
           -- 98 is 'b': a new hourly bucket field is one more counter to flush.
-          if redis.call('HINCRBY', live, ARGV[j], 1) == 1 and string.byte(ARGV[j]) == 98 then
+          if redis.call('HINCRBY', live, ARGV[j], amount) == amount and string.byte(ARGV[j]) == 98 then
             new_counters = new_counters + 1
           end
         end
@@ -138,7 +141,7 @@ for r, request in ipairs(requests) do
         end
       end
     end
-    at = at + 8 + n_fields
+    at = at + 10 + n_fields
   end
 end
 for key in pairs(trending) do

@@ -12,7 +12,10 @@
   var TRENDING_LIMIT = 10;
   var TRENDING_REFRESH_MS = 30000;
   var MAX_GROUP_MEMBERS = 20; // a story's curve sums its articles' curves, one request each
-  var METRIC_NAMES = { views: "Views", uniques: "Readers", shares: "Shares", referrals: "Referrals" };
+  var METRIC_NAMES = {
+    views: "Views", uniques: "Readers", shares: "Shares", referrals: "Referrals",
+    engaged: "Engaged seconds", read_through: "Read to the end"
+  };
 
   var filters = byId("filters");
   var trendingForm = byId("trending-form");
@@ -56,6 +59,7 @@
   }
 
   function number(n) { return n === null || n === undefined ? "—" : n.toLocaleString(); }
+  function percent(share) { return Math.round(share * 100) + " %"; }
 
   /* Only web pages are linked: a stored url may be anything a sender put there. */
   function safeUrl(url) { return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null; }
@@ -249,7 +253,7 @@
         titleCell(row, grouped),
         h("td", {}, [row.category || "—"]),
         h("td", {}, [row.author || "—"]),
-        h("td", { class: "num ranked" }, [number(row.value)]),
+        h("td", { class: "num ranked" }, [report.metric === "read_through" ? percent(row.value) : number(row.value)]),
         h("td", { class: "num" }, [number(row.views)]),
         h("td", { class: "num" }, [number(row.uniques)]),
         h("td", { class: "num" }, [number(row.shares_total)])
@@ -343,7 +347,7 @@
       return h("tr", { tabindex: "0", "data-key": row.article_id }, [
         h("td", { class: "num" }, [String(row.rank)]),
         h("td", { class: "title" }, [url ? h("a", { href: url }, [name]) : name]),
-        h("td", { class: "num ranked" }, [number(row.value)]),
+        h("td", { class: "num ranked" }, [report.metric === "read_through" ? percent(row.value) : number(row.value)]),
         h("td", { class: "num" }, [number(row.previous)]),
         h("td", { class: "num" }, [row.rise === null ? "new" : "×" + row.rise.toLocaleString()])
       ]);
