@@ -18,7 +18,8 @@ from .cli_support import fail, load_settings, run_guarded, setup
 from .keys import Keys
 from .pending import PendingReader
 from .periods import PERIODS, period_of
-from .report_data import PopularQuery, Report, TakeoffQuery, TrendingReport, metric_of
+from .report_data import PopularQuery, Report, TakeoffQuery, TrendingReport
+from .report_metrics import metric_of
 from .report_views import CSV_FIELDS, TAKEOFF_WINDOWS, csv_rows
 from .reports import Reports
 from .resources import database_server, postgres_pool, redis_client, servers

@@ -77,6 +77,8 @@ class Flusher:
         self.clock = clock
         self.consecutive_failures = 0
         self._last_prune = 0.0
+        # A shard's batch is applied in flush_parallelism parts, a connection each.
+        self.shards_at_once = max(1, store.pool.get_max_size() // settings.flush_parallelism)
 
     async def flush_once(self) -> FlushResult:
         """One pass over all shards. Raises RedisUnavailable / DatabaseUnavailable."""
@@ -86,19 +88,23 @@ class Flusher:
             if self.preflight is not None:
                 self.preflight.require()
             result = FlushResult(lease=False)
-            held = 0
-            try:
-                for shard, lease in self.leases.items():
-                    if not await lease.acquire():
-                        continue  # another flusher has this shard now
-                    held += 1
-                    result.lease = True
-                    try:
-                        await self._flush_shard(shard, result)
-                    finally:
-                        await lease.release()
-            finally:
-                self.metrics.flush_lease_held.set(held)
+            # Shards are flushed side by side, as many at a time as the flusher's pool
+            # has connections for their parts: a shard's batch waits on PostgreSQL, not
+            # on the other shards.
+            gate = asyncio.Semaphore(self.shards_at_once)
+            outcomes = await asyncio.gather(
+                *(
+                    self._flush_leased(shard, lease, result, gate)
+                    for shard, lease in self.leases.items()
+                ),
+                return_exceptions=True,
+            )
+            held = sum(1 for outcome in outcomes if outcome is True)
+            self.metrics.flush_lease_held.set(held)
+            result.lease = held > 0
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             if result.lease:
                 await self._maybe_prune()
         except (RedisUnavailable, DatabaseUnavailable) as exc:
@@ -108,6 +114,19 @@ class Flusher:
         self.metrics.flush_duration.observe(time.perf_counter() - started)
         self.metrics.last_flush_success.set(time.time())
         return result
+
+    async def _flush_leased(
+        self, shard: int, lease: Lease, result: FlushResult, gate: asyncio.Semaphore
+    ) -> bool:
+        """Flushes a shard if its lease is free; False if another flusher holds it."""
+        async with gate:
+            if not await lease.acquire():
+                return False
+            try:
+                await self._flush_shard(shard, result)
+            finally:
+                await lease.release()
+            return True
 
     async def _flush_shard(self, shard: int, result: FlushResult) -> None:
         for _ in range(MAX_BATCHES_PER_SHARD):

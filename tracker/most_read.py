@@ -17,7 +17,8 @@ from aiohttp import web
 
 from .errors import Overloaded
 from .periods import period_of
-from .report_data import PopularQuery, metric_of
+from .report_data import PopularQuery
+from .report_metrics import metric_of
 from .report_views import choice_param, int_param, label_param
 from .resources import CLOCK, REPORTS
 

@@ -13,9 +13,10 @@ from .plausible import plausible_schema
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _PLAUSIBLE = {"$ref": "#/components/schemas/PlausibleEvent"}
-# `ids`: 1 to 100 article ids joined by commas (what parse_article_ids accepts).
+# `ids`: 1 to 100 article ids joined by commas, with spaces around them and empty parts
+# ignored (what parse_article_ids accepts).
 _ONE_ID = ARTICLE_ID_PATTERN.removeprefix("^").removesuffix("$")
-IDS_PATTERN = f"^{_ONE_ID}(,{_ONE_ID}){{0,99}}$"
+IDS_PATTERN = f"^[\\s,]*{_ONE_ID}([\\s,]*,[\\s,]*{_ONE_ID}){{0,99}}[\\s,]*$"
 
 
 def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
@@ -53,8 +54,10 @@ def _per_channel(description: str) -> dict[str, Any]:
 def build_openapi() -> dict[str, Any]:
     event = event_schema()
     unavailable = _error("Redis or Postgres cannot answer now", retry_after=True)
+    # anyOf: an object with `events` is a batch, whatever else it holds (an Event allows
+    # more properties, so one body can fit both).
     events_body = {
-        "oneOf": [
+        "anyOf": [
             {"$ref": "#/components/schemas/Event"},
             {"$ref": "#/components/schemas/EventBatch"},
         ]

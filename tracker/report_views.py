@@ -14,7 +14,8 @@ from multidict import MultiMapping
 from .errors import InvalidInput
 from .models import CHANNELS, validate_article_id
 from .periods import SPANS_H, Period, period_of
-from .report_data import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery, metric_of
+from .report_data import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery
+from .report_metrics import metric_of
 from .resources import CLOCK, REPORTS, TIMESERIES, TRENDING
 from .responses import json_response
 from .timeseries import SeriesQuery, granularity_of

@@ -27,12 +27,12 @@ from .report_data import (
     counts_of,
     iso,
     members_of,
-    metric_of,
     not_applied,
     period_args,
     readers_of,
     rows_of,
 )
+from .report_metrics import metric_of
 from .trending import Trending
 from .utc import HOUR_S
 
