@@ -99,7 +99,7 @@ async def test_two_instances_two_flushers_killed_at_random_lose_and_double_nothi
         redis=cluster_client,
         log_dir=tmp_path,
         kills=5,
-        min_events=8_000,
+        min_events=5_000,
         disruptions={},
         flusher_processes=2,
     )
@@ -151,7 +151,7 @@ async def test_a_failover_loses_no_acknowledged_event_with_wait(
         redis=cluster_client,
         log_dir=tmp_path,
         kills=4,
-        min_events=6_000,
+        min_events=4_000,
         disruptions={1: graceful, 2: primary_killed},
         flusher_processes=2,
     )

@@ -620,7 +620,7 @@ async def test_flusher_killed_at_random_and_postgres_restarted_loses_and_doubles
         redis=redis,
         log_dir=tmp_path,
         kills=kills,
-        min_events=20_000,
+        min_events=12_000,
         disruptions={kills // 2: restart_postgres_mid_flush},
     )
 
