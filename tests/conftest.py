@@ -106,8 +106,15 @@ async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[Redis]:
 
 
 async def delete_prefix(client: Redis, prefix: str) -> None:
+    """A thousand keys a command: a reconciliation run leaves tens of thousands."""
+    keys: list[bytes] = []
     async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        await client.delete(key)
+        keys.append(key)
+        if len(keys) == 1000:
+            await client.unlink(*keys)
+            keys.clear()
+    if keys:
+        await client.unlink(*keys)
 
 
 @pytest.fixture
