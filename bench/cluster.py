@@ -19,7 +19,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench.harness import WORKLOADS, cleanup_redis, ensure_wrk, run_wrk, server, tracker_env
+from bench.harness import (
+    EMPTY_TABLES,
+    WORKLOADS,
+    cleanup_redis,
+    ensure_wrk,
+    run_wrk,
+    server,
+    tracker_env,
+)
 from bench.modes import fill
 from tests.cluster import Cluster, start_cluster
 from tracker import db, migrations
@@ -146,9 +154,6 @@ async def _flush(
 async def _truncate(database_url: str) -> None:
     pool = await db.open_pool(database_url, size=1, timeout_s=60)
     try:
-        await pool.execute(
-            "TRUNCATE article_hourly, article_totals, articles, applied_batches,"
-            " article_daily_uniques, article_daily, shard_generations"
-        )
+        await pool.execute(EMPTY_TABLES)
     finally:
         await pool.close()

@@ -26,6 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+# Every table a flush writes, emptied between two measured flushes (shard_generations
+# too: a new prefix's batches would otherwise look like a Redis that came back older).
+EMPTY_TABLES = (
+    "TRUNCATE article_hourly, article_totals, articles, applied_batches,"
+    " article_daily_uniques, article_daily, shard_generations"
+)
 SERVER_CORE = "0"
 LOAD_CORE = "1"
 

@@ -18,6 +18,7 @@ import psutil
 from redis.asyncio import Redis
 
 from bench.harness import (
+    EMPTY_TABLES,
     ROOT,
     WORKLOADS,
     Workload,
@@ -75,10 +76,7 @@ async def flush(args: argparse.Namespace) -> None:
             took = time.perf_counter() - started
             rows = await pool.fetchval("SELECT count(*) FROM article_hourly")
             sketches = await pool.fetchval("SELECT count(*) FROM article_daily_uniques")
-            await pool.execute(
-                "TRUNCATE article_hourly, article_totals, articles, applied_batches,"
-                " article_daily_uniques, article_daily, shard_generations"
-            )
+            await pool.execute(EMPTY_TABLES)
         print(
             f"flush of {counters:,} dirty counters ({kind}; {sketches:,} reader sketches): "
             f"{took:.3f} s  [{result.events:,} events, {rows:,} rows; filled in {filled:.1f} s]"
@@ -101,10 +99,7 @@ async def flush_scale(args: argparse.Namespace) -> None:
             result = await flusher.flush_once()
             took = time.perf_counter() - started
             rows = await pool.fetchval("SELECT count(*) FROM article_hourly")
-            await pool.execute(
-                "TRUNCATE article_hourly, article_totals, articles, applied_batches,"
-                " article_daily_uniques, article_daily, shard_generations"
-            )
+            await pool.execute(EMPTY_TABLES)
         print(
             f"flush of {result.events:,} events on 1,000 articles: {took:.3f} s, "
             f"{result.counters:,} counters, {rows:,} hourly rows; Redis held "
