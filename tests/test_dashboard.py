@@ -164,7 +164,7 @@ def exposed_series() -> dict[str, set[str]]:
 
 
 def route_templates() -> list[str]:
-    """The route templates tracker labels requests with (metrics_middleware)."""
+    """The route templates tracker labels requests with (tracker_middleware)."""
     app = web.Application()
     app[SETTINGS] = Settings()
     views.add_routes(app)

@@ -11,7 +11,7 @@ from aiohttp import web
 from .bots import BotClassifier
 from .keys import Keys
 from .metrics import Metrics
-from .middleware import cors_middleware, errors_middleware, metrics_middleware
+from .middleware import tracker_middleware
 from .openapi import openapi_bytes
 from .readers import TrustedProxies
 from .resources import (
@@ -45,9 +45,9 @@ def create_app(
     """The app; `metrics_dir` when it is one of several worker processes (see workers.py)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        # CORS outside the errors: error answers (400, 503 + Retry-After) carry its headers
-        # too, or a page of an allowed origin could not read them.
-        middlewares=[metrics_middleware, cors_middleware, errors_middleware],
+        # CORS outside the errors (within it): error answers (400, 503 + Retry-After)
+        # carry its headers too, or a page of an allowed origin could not read them.
+        middlewares=[tracker_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics(multiprocess_dir=metrics_dir)

@@ -102,6 +102,16 @@ class Batcher:
             if not waiter.done():
                 waiter.set_result(retry_after_ms)
         self.metrics.redis_round_trips.labels("ok").inc()
+        # Counted here, not by the handler: a client gone before its answer still had its
+        # events stored.
+        self.metrics.count_accepted(
+            [
+                event
+                for request, retry_after_ms in zip(requests, recorded.retry_after_ms, strict=True)
+                if not retry_after_ms
+                for event, _ in request
+            ]
+        )
         self.metrics.events_counted.inc(recorded.counted)
         ignored = self.metrics.events_ignored
         for reason, count in (

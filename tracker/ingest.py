@@ -57,7 +57,6 @@ async def ingest(request: web.Request) -> web.Response:
     visitor = await visitor_of(request, len(events))
     if visitor is not None:
         await request.app[BATCHER].record([(event, visitor) for event in events])
-        request.app[METRICS].count_accepted(events)
     return accepted_response(len(events))
 
 
@@ -94,7 +93,6 @@ async def _record_one(request: web.Request, event: Event) -> None:
     visitor = await visitor_of(request, 1)
     if visitor is not None:
         await request.app[BATCHER].record([(event, visitor)])
-        request.app[METRICS].count_accepted([event])
 
 
 async def _body(request: web.Request, settings: Settings) -> bytes:

@@ -1,5 +1,8 @@
-"""Middlewares: JSON errors (the one place a refusal is answered and counted), load
-shedding and deadlines, request metrics, and CORS for the allowed origins."""
+"""The middleware: request metrics, around CORS for the allowed origins, around JSON
+errors (the one place a refusal is answered and counted), load shedding and deadlines.
+
+One middleware rather than three: each one more is another call and coroutine on every
+request's path."""
 
 from __future__ import annotations
 
@@ -56,6 +59,22 @@ def reject(request: web.Request, exc: TrackerError, *, events: int) -> web.Respo
 
 
 @web.middleware
+async def tracker_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests by route, method and status, timed from the arrival of their head: the
+    time a request waited in this process is part of what its client waited."""
+    loop = asyncio.get_running_loop()
+    arrived = request[ARRIVED_AT] = arrived_at(request)
+    if request.path.startswith(CORS_PREFIXES):
+        response = await _with_cors(request, handler)
+    else:
+        response = await errors_middleware(request, handler)
+    request.app[METRICS].observe_request(
+        _route_of(request), request.method, response.status, loop.time() - arrived
+    )
+    return response
+
+
+@web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500
     page. Requests are shed while the loop lags, and each has a deadline."""
@@ -102,19 +121,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", {"message": "unexpected error; it was logged"})
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Requests by route, method and status, timed from the arrival of their head: the
-    time a request waited in this process is part of what its client waited."""
-    loop = asyncio.get_running_loop()
-    arrived = request[ARRIVED_AT] = arrived_at(request)
-    response = await handler(request)
-    request.app[METRICS].observe_request(
-        _route_of(request), request.method, response.status, loop.time() - arrived
-    )
-    return response
-
-
 def _route_of(request: web.Request) -> str:
     """The route's template (`/api/v1/articles/{article_id}/stats`): a bounded label."""
     resource = request.match_info.route.resource
@@ -143,18 +149,15 @@ def _cors_headers(request: web.Request, origin: str) -> dict[str, str]:
     }
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _with_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Preflights answered here; a POST from an origin not allowed is refused (403) and not
     counted, since sendBeacon's text/plain POST reaches the server without a preflight.
     Every answer on these paths varies with Origin, so caches keep them apart."""
-    if not request.path.startswith(CORS_PREFIXES):
-        return await handler(request)
     origin = request.headers.get("Origin")
     if origin is None:
         if request.method == "POST" and not _may_omit_origin(request):
             return _vary(reject(request, _origin_required(), events=1))
-        return _vary(await handler(request))
+        return _vary(await errors_middleware(request, handler))
     allowed = origin_allowed(request, origin)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not allowed:
@@ -169,8 +172,9 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not allowed:
         if request.method == "POST":
             return _vary(reject(request, _not_allowed(origin), events=1))
-        return _vary(await handler(request))  # readable by non-browser clients only
-    response = await handler(request)
+        # Readable by non-browser clients only.
+        return _vary(await errors_middleware(request, handler))
+    response = await errors_middleware(request, handler)
     response.headers.update(_cors_headers(request, origin))
     return response
 

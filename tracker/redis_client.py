@@ -10,16 +10,59 @@ no primary, commands on it fail, and tracker answers 503.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredError
+from redis.typing import EncodableT
 
 RedisClient: TypeAlias = Redis | RedisCluster
+
+
+class _HiredisPacking(AbstractConnection):
+    """Commands packed by hiredis in C: redis-py packs them in Python, argument by
+    argument, which for a round trip's script call (a dozen arguments per event) cost
+    more than a sixth of ingest's time; hiredis packs the same bytes 5-8 times faster."""
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        name = args[0]
+        if isinstance(name, str):  # 'CLIENT SETNAME' is two arguments on the wire
+            args = (*name.encode().split(), *args[1:])
+        return [hiredis.pack_command(args)]  # type: ignore[arg-type]
+
+
+class _PackedConnection(_HiredisPacking, Connection):
+    pass
+
+
+class _PackedSSLConnection(_HiredisPacking, SSLConnection):
+    pass
+
+
+class _PackedUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+    pass
+
+
+_PACKED: Final[dict[type[AbstractConnection], type[AbstractConnection]]] = {
+    Connection: _PackedConnection,
+    SSLConnection: _PackedSSLConnection,
+    UnixDomainSocketConnection: _PackedUnixConnection,
+}
+
+
+def _packed(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    return _PACKED.get(connection_class, connection_class)
 
 
 def _options(timeout_s: float) -> dict[str, Any]:
@@ -37,23 +80,35 @@ def open_redis(
     """`url`: one server; with `cluster`, one or more nodes of the cluster (comma-separated),
     any of which tells the client the rest."""
     if not cluster:
-        return Redis.from_url(
+        client = Redis.from_url(
             url,
             retry_on_timeout=False,
             max_connections=max_connections,
             health_check_interval=0,
             **_options(timeout_s),
         )
+        # The URL's scheme chose the class; no connection is open yet.
+        pool = client.connection_pool
+        pool.connection_class = _packed(pool.connection_class)
+        return client
     seeds = [urlsplit(part.strip()) for part in url.split(",") if part.strip()]
     first = seeds[0]
-    return RedisCluster(
+    ssl = first.scheme == "rediss"
+    cluster_client = RedisCluster(
         startup_nodes=[ClusterNode(s.hostname or "127.0.0.1", s.port or 6379) for s in seeds],
         username=first.username,
         password=first.password,
-        ssl=first.scheme == "rediss",
+        ssl=ssl,
         max_connections=max_connections,
         **_options(timeout_s),
     )
+    # Nodes found later are made from these options; the seeds were made already.
+    manager = cluster_client.nodes_manager
+    packed = _packed(SSLConnection if ssl else Connection)
+    manager.connection_kwargs["connection_class"] = packed
+    for node in manager.startup_nodes.values():
+        node.connection_class = packed  # type: ignore[assignment]
+    return cluster_client
 
 
 async def primary_infos(redis: RedisClient, section: str | None = None) -> list[dict[str, Any]]:
@@ -93,6 +148,8 @@ class RedisNodes:
                 health_check_interval=0,
                 **_options(self.timeout_s),
             )
+            pool = client.connection_pool
+            pool.connection_class = _packed(pool.connection_class)
         return client
 
     async def topology_changed(self) -> None:
