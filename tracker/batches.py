@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from . import keys as k
 from .counts import Batch, DayArticle, PendingStats, Sketch
@@ -27,8 +27,10 @@ from .keys import (
 from .redis_client import RedisClient, RedisNodes
 from .scripts import (
     CLAIM,
+    EXPIRE_SKETCHES,
     PENDING,
     RELEASE,
+    SKETCHES,
     Call,
     redis_unavailable_on_error,
     run_calls,
@@ -38,11 +40,14 @@ from .scripts import (
 from .utc import day_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _TOTAL_PREFIX: Final = (k.TOTAL + " ").encode()
 _BUCKET_PREFIX: Final = (k.BUCKET + " ").encode()
 # Fields parsed between two yields to the event loop: a large batch never holds it long.
 _PARSE_STEP: Final = 5_000
+# Reader sketches read or given their expiry per script call.
+_SKETCHES_PER_CALL: Final = 1_000
 # How long what INFO said about persistence and replicas is trusted.
 _DURABILITY_CHECK_EVERY_S: Final = 60.0
 
@@ -157,14 +162,9 @@ class RedisBatches:
         if not touched:
             return
         wanted = sorted(touched)
-        with redis_unavailable_on_error():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for day, article_id in wanted:
-                    key = shard.uniques(day, article_id)
-                    pipe.get(key)
-                    # By name: a cluster pipeline refuses pfcount() (it may span slots).
-                    pipe.execute_command("PFCOUNT", key)
-                replies = await pipe.execute()
+        keys = [shard.uniques(day, article_id) for day, article_id in wanted]
+        calls = [Call(SKETCHES, chunk, ()) for chunk in _chunks(keys)]
+        replies = [reply for found in await run_calls(self.redis, calls) for reply in found]
         for index, day_article in enumerate(wanted):
             data, readers = replies[2 * index], replies[2 * index + 1]
             if data:  # sketches expire only once stored: gone means stored and expired
@@ -181,15 +181,19 @@ class RedisBatches:
         )
         if batch.sketches:
             today = day_of(now_s)
-            with redis_unavailable_on_error():
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for day, article_id in batch.sketches:
-                        key = shard.uniques(day, article_id)
-                        if day < today:
-                            pipe.expire(key, PERSISTED_SKETCH_TTL_S)
-                        else:
-                            pipe.expireat(key, sketch_expires_at(day))
-                    await pipe.execute()
+            past_day_expires_at = int(now_s) + PERSISTED_SKETCH_TTL_S
+            expiries = [
+                (
+                    shard.uniques(day, article_id),
+                    past_day_expires_at if day < today else sketch_expires_at(day),
+                )
+                for day, article_id in batch.sketches
+            ]
+            calls = [
+                Call(EXPIRE_SKETCHES, [key for key, _ in chunk], [at for _, at in chunk])
+                for chunk in _chunks(expiries)
+            ]
+            await run_calls(self.redis, calls)
         return bool(deleted)
 
     async def batch_ids(self) -> list[str]:
@@ -220,6 +224,13 @@ class RedisBatches:
                     first = int(raw_first)
                     oldest = first if oldest is None else min(oldest, first)
         return PendingStats(events=events, counters=counters, oldest_event_ms=oldest)
+
+
+def _chunks(items: list[T]) -> list[list[T]]:
+    return [
+        items[start : start + _SKETCHES_PER_CALL]
+        for start in range(0, len(items), _SKETCHES_PER_CALL)
+    ]
 
 
 def _acknowledged(command: str, reply: Any) -> bool:

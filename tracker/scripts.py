@@ -61,6 +61,8 @@ TRENDING: Final = Script("trending")
 PENDING: Final = Script("pending")
 RENEW_LEASE: Final = Script("renew_lease")
 DROP_LEASE: Final = Script("drop_lease")
+SKETCHES: Final = Script("sketches")
+EXPIRE_SKETCHES: Final = Script("expire_sketches")
 
 
 async def run_one(redis: RedisClient, call: Call) -> Any:

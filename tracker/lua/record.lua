@@ -89,6 +89,7 @@ end
 local counted, repeats, address_limited, retried, new_counters = 0, 0, 0, 0, 0
 local waits = {}
 local minute = math.floor(now / 60000)
+-- Trending increments, summed per set and article first: one ZINCRBY for each.
 local trending = {}
 for r, request in ipairs(requests) do
   local rate_key, n_events, at = request[1], request[2], request[3]
@@ -125,8 +126,13 @@ for r, request in ipairs(requests) do
         local trend = ARGV[at + 4]
         if trend ~= '-' then
           local key = ARGV[7] .. ':tr:' .. trend .. ':' .. minute
-          redis.call('ZINCRBY', key, 1, ARGV[at + 5])
-          trending[key] = true
+          local articles = trending[key]
+          if not articles then
+            articles = {}
+            trending[key] = articles
+          end
+          local article = ARGV[at + 5]
+          articles[article] = (articles[article] or 0) + 1
         end
         for j = at + 10, at + 9 + n_fields do
           -- 98 is 'b': a new hourly bucket field is one more counter to flush.
@@ -134,9 +140,9 @@ for r, request in ipairs(requests) do
             new_counters = new_counters + 1
           end
         end
-        if sketch > 0 then
-          redis.call('PFADD', KEYS[sketch], ARGV[at + 6])
-          -- Not stored in PostgreSQL since this reader: it must not expire until it is.
+        -- Changed since PostgreSQL stored it: it must not expire until it is stored again.
+        -- (Unchanged, what PostgreSQL holds is what it holds.)
+        if sketch > 0 and redis.call('PFADD', KEYS[sketch], ARGV[at + 6]) == 1 then
           redis.call('PERSIST', KEYS[sketch])
         end
       end
@@ -144,7 +150,10 @@ for r, request in ipairs(requests) do
     at = at + 10 + n_fields
   end
 end
-for key in pairs(trending) do
+for key, articles in pairs(trending) do
+  for article, count in pairs(articles) do
+    redis.call('ZINCRBY', key, count, article)
+  end
   redis.call('EXPIRE', key, TRENDING_TTL_S)
 end
 
