@@ -88,12 +88,14 @@ def pinned(core: str, command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def server(name: str, command: list[str], port: int, env: dict[str, str]) -> Iterator[None]:
+def server(
+    name: str, command: list[str], port: int, env: dict[str, str], *, cores: str = SERVER_CORE
+) -> Iterator[None]:
     log = ROOT / "artifacts" / f"bench-{name}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            pinned(SERVER_CORE, command),
+            pinned(cores, command),
             env={**os.environ, **env},
             stdout=out,
             stderr=out,

@@ -58,7 +58,9 @@ def http_runs(args: argparse.Namespace) -> None:
                 continue
             port = free_port()
             command, env = servers(args, port, prefix)[name]
-            with server(name, command, port, env):
+            # N workers get N cores (the last shared with wrk: this is a two-core machine).
+            cores = f"0-{args.workers - 1}" if name == "tracker" and args.workers > 1 else "0"
+            with server(name, command, port, env, cores=cores):
                 for workload_name in workloads:
                     workload = WORKLOADS[workload_name]
                     if args.warmup > 0:

@@ -104,9 +104,10 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
             value = getattr(self, name)
             if value:
                 found[name] = value
-        url = stored_url(found.pop("url", ""))
-        if url:
-            found["url"] = url
+        if "url" in found:
+            url = stored_url(found.pop("url"))
+            if url:
+                found["url"] = url
         return found
 
 

@@ -7,6 +7,7 @@ rate and event-id keys, its reader sketches), so it runs unchanged on Redis Clus
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -69,7 +70,7 @@ def event_units(event: Event, visitor: Visitor) -> tuple[Unit, ...]:
     reader, an engaged reader (on the page view's first) and each quarter first reached;
     link-preview fetchers do not read. Any other event is one unit."""
     if event.type != "engage":
-        return (Unit(event_metrics(event, visitor)),)
+        return _plain_units(event_metrics(event, visitor))
     if visitor.agent.kind != HUMAN:
         return ()
     units = []
@@ -79,6 +80,12 @@ def event_units(event: Event, visitor: Visitor) -> tuple[Unit, ...]:
         units.append(Unit((ENGAGED,), part="e"))
     units.extend(Unit((f"{READ}:{q}",), part=f"q{q}") for q in event.quarters())
     return tuple(units)
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_units(metrics: tuple[str, ...]) -> tuple[Unit, ...]:
+    # Views, shares and previews: a few dozen kinds, made once each.
+    return (Unit(metrics),)
 
 
 def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
