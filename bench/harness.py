@@ -135,6 +135,14 @@ def run_wrk(wrk: str, port: int, workload: Workload, seconds: float, connections
     out = subprocess.run(
         command, env={**os.environ, **workload.env}, capture_output=True, text=True, check=True
     ).stdout
+    # wrk's own output, every run: the figures' source (artifacts/wrk-raw.txt).
+    raw = ROOT / "artifacts" / "wrk-raw.txt"
+    raw.parent.mkdir(exist_ok=True)
+    with raw.open("a") as log:
+        log.write(
+            f"$ {' '.join(f'{k}={v}' for k, v in workload.env.items())} {' '.join(command)}\n"
+        )
+        log.write(out + "\n")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latencies = {p: float(v) * _UNITS[u] for p, v, u in _LATENCY.findall(out)}
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
