@@ -159,6 +159,21 @@ def run_wrk(wrk: str, port: int, workload: Workload, seconds: float, connections
     )
 
 
+def wait_drained(port: int, *, timeout_s: float = 120.0) -> float:
+    """Wait until tracker's flusher has moved everything to PostgreSQL (its
+    tracker_pending_events gauge, read at each scrape, is 0); returns the seconds it took.
+    Reads are timed after it, not while a flush of the ingest workloads runs beside them."""
+    started = time.monotonic()
+    pending = re.compile(rb"^tracker_pending_events ([\d.e+]+)$", re.MULTILINE)
+    while time.monotonic() - started < timeout_s:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            found = pending.search(answer.read())
+        if found is None or float(found.group(1)) == 0:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def tracker_env(args: argparse.Namespace, port: int, prefix: str) -> dict[str, str]:
     """tracker behind a trusted proxy (wrk sends a new X-Forwarded-For per request, so
     every request is a new reader), de-duplication on."""

@@ -17,6 +17,7 @@ from bench.harness import (
     run_wrk,
     server,
     tracker_env,
+    wait_drained,
 )
 from tracker.embedded import free_port
 
@@ -62,6 +63,10 @@ def http_runs(args: argparse.Namespace) -> None:
             cores = f"0-{args.workers - 1}" if name == "tracker" and args.workers > 1 else "0"
             with server(name, command, port, env, cores=cores):
                 for workload_name in workloads:
+                    if name == "tracker" and workload_name == READ_WORKLOADS[0]:
+                        took = wait_drained(port)
+                        print(f"tracker      flushed what ingest left in {took:.1f} s",
+                              file=sys.stderr)  # fmt: skip
                     workload = WORKLOADS[workload_name]
                     if args.warmup > 0:
                         run_wrk(wrk, port, workload, args.warmup, args.connections)
