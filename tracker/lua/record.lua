@@ -37,22 +37,27 @@ local function key_index_at(i)
   return index
 end
 
--- Checks: walk the whole layout once, remember where each request starts.
+-- Checks: walk the whole layout once, remember where each request starts, and keep each
+-- event's numbers (EVENT_NUMBERS of them from `parsed[base]` on) so they are read once.
+local EVENT_NUMBERS = 7
 local requests = {}
+local parsed = {}
 local n_requests = number_at(8)
 local i = 9
 for r = 1, n_requests do
   local rate_key = key_index_at(i)
   local n_events = number_at(i + 1)
-  requests[r] = {rate_key, n_events, i + 2}
+  requests[r] = {rate_key, n_events, i + 2, #parsed}
   i = i + 2
   for _ = 1, n_events do
-    for j = i, i + 3 do
-      key_index_at(j)
+    local base = #parsed
+    for j = 0, 3 do
+      parsed[base + j + 1] = key_index_at(i + j)
     end
-    number_at(i + 7)
-    number_at(i + 8)
+    parsed[base + 5] = number_at(i + 7)
+    parsed[base + 6] = number_at(i + 8)
     local n_fields = number_at(i + 9)
+    parsed[base + 7] = n_fields
     if ARGV[i + 6] == nil or i + 9 + n_fields > #ARGV then
       error('record: event at argument ' .. i .. ' is cut short')
     end
@@ -89,18 +94,23 @@ end
 local counted, repeats, address_limited, retried, new_counters = 0, 0, 0, 0, 0
 local waits = {}
 local minute = math.floor(now / 60000)
--- Trending increments, summed per set and article first: one ZINCRBY for each.
+-- What counted events add is summed first, then written once per field, set and
+-- article, sketch: a story read by many at once costs a few writes per call, not a few
+-- per reader.
 local trending = {}
+local increments = {}
+local sketch_readers = {}
 for r, request in ipairs(requests) do
-  local rate_key, n_events, at = request[1], request[2], request[3]
+  local rate_key, n_events, at, base = request[1], request[2], request[3], request[4]
   local wait = 0
   if rate_key > 0 and rate_interval > 0 then
     wait = retry_after(KEYS[rate_key])
   end
   waits[r] = wait
   for _ = 1, n_events do
-    local id_key, dedup, address, sketch = number_at(at), number_at(at + 1), number_at(at + 2), number_at(at + 3)
-    local amount, weight, n_fields = number_at(at + 7), number_at(at + 8), number_at(at + 9)
+    local id_key, dedup, address, sketch = parsed[base + 1], parsed[base + 2], parsed[base + 3], parsed[base + 4]
+    local amount, weight, n_fields = parsed[base + 5], parsed[base + 6], parsed[base + 7]
+    base = base + EVENT_NUMBERS
     if wait == 0 then
       local fresh = true
       if id_key > 0 and not redis.call('SET', KEYS[id_key], '1', 'NX', 'EX', EVENT_ID_TTL_S) then
@@ -135,19 +145,37 @@ for r, request in ipairs(requests) do
           articles[article] = (articles[article] or 0) + 1
         end
         for j = at + 10, at + 9 + n_fields do
-          -- 98 is 'b': a new hourly bucket field is one more counter to flush.
-          if redis.call('HINCRBY', live, ARGV[j], amount) == amount and string.byte(ARGV[j]) == 98 then
-            new_counters = new_counters + 1
-          end
+          local name = ARGV[j]
+          increments[name] = (increments[name] or 0) + amount
         end
-        -- Changed since PostgreSQL stored it: it must not expire until it is stored again.
-        -- (Unchanged, what PostgreSQL holds is what it holds.)
-        if sketch > 0 and redis.call('PFADD', KEYS[sketch], ARGV[at + 6]) == 1 then
-          redis.call('PERSIST', KEYS[sketch])
+        if sketch > 0 then
+          local readers = sketch_readers[sketch]
+          if not readers then
+            readers = {}
+            sketch_readers[sketch] = readers
+          end
+          readers[#readers + 1] = ARGV[at + 6]
         end
       end
     end
     at = at + 10 + n_fields
+  end
+end
+for name, amount in pairs(increments) do
+  -- 98 is 'b': a new hourly bucket field is one more counter to flush.
+  if redis.call('HINCRBY', live, name, amount) == amount and string.byte(name) == 98 then
+    new_counters = new_counters + 1
+  end
+end
+for sketch, readers in pairs(sketch_readers) do
+  local changed = 0
+  for j = 1, #readers, CHUNK do
+    changed = changed + redis.call('PFADD', KEYS[sketch], unpack(readers, j, math.min(j + CHUNK - 1, #readers)))
+  end
+  -- Changed since PostgreSQL stored it: it must not expire until it is stored again.
+  -- (Unchanged, what PostgreSQL holds is what it holds.)
+  if changed > 0 then
+    redis.call('PERSIST', KEYS[sketch])
   end
 end
 for key, articles in pairs(trending) do
