@@ -17,6 +17,19 @@ async def test_a_retried_event_counts_once(client: Client) -> None:
     assert sample(client, "tracker_events_ignored_total", reason="retried") == 1
 
 
+async def test_a_retried_engage_event_is_one_retried_event(client: Client) -> None:
+    """An engage event adds several counters (seconds, an engaged reader, quarters), each
+    guarded by its part's id; a retry is still one event not counted, as accepted is one."""
+    engage = {"type": "engage", "article_id": "idem-e", "engaged_s": 40, "depth": 50, "id": "e1"}
+    assert await post_events(client, engage) == 202
+    assert await post_events(client, engage) == 202
+
+    assert sample(client, "tracker_events_ignored_total", reason="retried") == 1
+    assert sample(client, "tracker_events_accepted_total", type="engage") == 2
+    assert sample(client, "tracker_events_counted_total") == 1
+    assert (await stats(client, "idem-e"))["engaged_readers"] == 1
+
+
 async def test_the_same_id_on_another_article_is_another_event(client: Client) -> None:
     await post_events(client, view("idem-a", id="same"), view("idem-b", id="same"))
     assert [(await stats(client, a))["views"] for a in ("idem-a", "idem-b")] == [1, 1]

@@ -13,7 +13,8 @@
 -- A counted view or share also goes into the minute's trending set of its kind.
 --
 -- Every argument is checked before the first write, so a bad call changes nothing.
--- Returns {counted, repeats, address_limited, retried, {retry after (ms) per request}}.
+-- Returns {counted, repeats, address_limited, retried, {retry after (ms) per request}}:
+-- events, each told by its first unit (weight 1), so that each event is one of the four.
 
 local RATE_BURST_MS = 60000
 local EVENT_ID_TTL_S = 86400
@@ -115,11 +116,11 @@ for r, request in ipairs(requests) do
       local fresh = true
       if id_key > 0 and not redis.call('SET', KEYS[id_key], '1', 'NX', 'EX', EVENT_ID_TTL_S) then
         fresh = false
-        retried = retried + 1
+        retried = retried + weight
       end
       if fresh and dedup > 0 and not redis.call('SET', KEYS[dedup], '1', 'NX', 'EX', window) then
         fresh = false
-        repeats = repeats + 1
+        repeats = repeats + weight
       end
       if fresh and address > 0 and per_address > 0 then
         local readers = redis.call('INCR', KEYS[address])
@@ -128,7 +129,7 @@ for r, request in ipairs(requests) do
         end
         if readers > per_address then
           fresh = false
-          address_limited = address_limited + 1
+          address_limited = address_limited + weight
         end
       end
       if fresh then
