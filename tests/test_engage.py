@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import Client, Clock, MakeClient, flush, stats, view
+from tests.helpers import Client, Clock, MakeClient, flush, sample, stats, view
 from tests.test_report_endpoints import Editor, editor_on, next_midnight
 from tracker.settings import Settings
 
@@ -108,6 +108,26 @@ async def test_bots_and_do_not_track_count_no_engagement(
     assert (await client.post("/api/v1/events", json=event, headers=dnt)).status == 202
     body = await stats(client, "en/bot")
     assert (body["engaged_readers"], body["engaged_avg_s"], body["read_through"]) == (0, 0, 0)
+
+
+async def test_a_link_preview_engage_event_is_acknowledged_and_not_counted(
+    client: Client,
+) -> None:
+    """Link-preview fetchers do not read: their engage events reach no counter, and the
+    metrics say so (not accepted into Redis; ignored as not counted)."""
+    preview = {"User-Agent": "TelegramBot (like TwitterBot)"}
+    events = {"events": [engage("en/preview", engaged_s=30, depth=50), view("en/preview")]}
+    response = await client.post("/api/v1/events", json=events, headers=preview)
+    assert response.status == 202
+    assert sample(client, "tracker_events_ignored_total", reason="not_counted") == 1
+    assert not sample(client, "tracker_events_accepted_total", type="engage")
+    assert sample(client, "tracker_events_accepted_total", type="view") == 1
+    body = await stats(client, "en/preview")
+    assert (body["engaged_readers"], body["engaged_avg_s"], body["previews"]["telegram"]) == (
+        0,
+        0,
+        1,
+    )
 
 
 async def test_reports_rank_by_engaged_time_and_read_through(

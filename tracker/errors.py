@@ -39,7 +39,7 @@ class Ignored(StrEnum):
     ADDRESS_LIMIT = "address_limit"
     RETRIED = "retried"
     # A kind of event tracker does not count: Plausible's engagement and custom events,
-    # and pages whose URL holds no article id.
+    # pages whose URL holds no article id, engage events of link-preview fetchers.
     NOT_COUNTED = "not_counted"
 
 

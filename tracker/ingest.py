@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .bots import BOT
+from .bots import BOT, HUMAN
 from .errors import (
     ClientClosed,
     Ignored,
@@ -56,7 +56,7 @@ async def ingest(request: web.Request) -> web.Response:
     request[EVENTS_IN_REQUEST] = len(events)
     visitor = await visitor_of(request, len(events))
     if visitor is not None:
-        await request.app[BATCHER].record([(event, visitor) for event in events])
+        await _record(request, events, visitor)
     return accepted_response(len(events))
 
 
@@ -92,7 +92,20 @@ async def _record_one(request: web.Request, event: Event) -> None:
     """One event of a request, counted unless its reader is not to be (a bot, DNT)."""
     visitor = await visitor_of(request, 1)
     if visitor is not None:
-        await request.app[BATCHER].record([(event, visitor)])
+        await _record(request, [event], visitor)
+
+
+async def _record(request: web.Request, events: list[Event], visitor: Visitor) -> None:
+    """Stored in Redis, but for engage events of agents that do not read (link-preview
+    fetchers): those add to no counter, and are acknowledged and counted as not counted."""
+    if visitor.agent.kind != HUMAN:
+        readers = [event for event in events if event.type != "engage"]
+        if len(readers) < len(events):
+            ignored = request.app[METRICS].events_ignored.labels(Ignored.NOT_COUNTED)
+            ignored.inc(len(events) - len(readers))
+            events = readers
+    if events:
+        await request.app[BATCHER].record([(event, visitor) for event in events])
 
 
 async def _body(request: web.Request, settings: Settings) -> bytes:
