@@ -216,7 +216,14 @@ async def test_article_id_from_the_url_by_a_configured_expression(
 
 
 @pytest.mark.parametrize(
-    "domain", ["evil.example", "news.example,evil.example", "news.example.evil.example"]
+    "domain",
+    [
+        "evil.example",
+        "news.example,evil.example",
+        "news.example.evil.example",
+        # Not blank by the document's pattern: a name, and not an allowed one.
+        "\u00a0",
+    ],
 )
 async def test_domain_not_allowed_is_refused_like_an_origin(news: Client, domain: str) -> None:
     response = await send(news, pageview(d=domain))
@@ -307,6 +314,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any] | str, str]] = [
     ("url not a string", pageview(u=42), "url"),
     ("url not http", pageview(u="javascript:alert(1)"), "url"),
     ("blank domain", pageview(d=" "), "domain"),
+    # Blank as the OpenAPI document's pattern says it (ECMA-262, where \s is not \x1f).
+    ("control-character domain", pageview(d="\x1f, \t"), "domain"),
     ("id in the url breaks the rule", pageview(f"{NEWS}/2026/budget%20vote"), "url"),
     ("id too long", pageview(f"{NEWS}/{'a' * 129}"), "url"),
     ("bad id prop", pageview(p={"article_id": "a b"}), "props.article_id"),

@@ -46,7 +46,10 @@ LONG_NAMES: Final = {
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EVENT_NAME_LENGTH, pattern=NO_NUL)]
 # At least one name in the comma list: a blank domain is refused as Plausible does.
-Domains = Annotated[str, msgspec.Meta(max_length=MAX_DOMAINS_LENGTH, pattern=r"[^\s,]")]
+# Blank is ASCII's space and control characters, spelled out: `\s` means other
+# characters in Python's regular expressions than in the schema's (ECMA-262).
+ASCII_BLANK: Final = "".join(map(chr, range(0x21)))
+Domains = Annotated[str, msgspec.Meta(max_length=MAX_DOMAINS_LENGTH, pattern=r"[^\x00-\x20,]")]
 PageUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048, pattern=NO_NUL)]
 Props = (
     Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_PROPS)]
@@ -192,7 +195,7 @@ def _host_of(url: str) -> str:
 
 def _site(host: str) -> str:
     """A domain as Plausible compares them: any case, without a leading `www.`."""
-    return host.strip().lower().rstrip(".").removeprefix("www.")
+    return host.strip(ASCII_BLANK).lower().rstrip(".").removeprefix("www.")
 
 
 def _check_domains(domains: str | UnsetType, url: str, rules: Rules, own_host: str) -> None:
@@ -203,7 +206,7 @@ def _check_domains(domains: str | UnsetType, url: str, rules: Rules, own_host: s
             raise InvalidInput("url", "expected an absolute http(s) URL")
         sites = [_site(host)]
     else:
-        sites = [_site(part) for part in domains.split(",") if part.strip()]
+        sites = [_site(part) for part in domains.split(",") if part.strip(ASCII_BLANK)]
     if rules.allowed_sites is None:
         return
     own_site = _site(_host_of("//" + own_host))
