@@ -106,9 +106,10 @@ async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[Redis]:
 
 
 async def delete_prefix(client: Redis, prefix: str) -> None:
-    """A thousand keys a command: a reconciliation run leaves tens of thousands."""
+    """A thousand keys a command: a reconciliation run leaves tens of thousands. Keys of
+    prefixes made from the test's (its own plus a letter) go too."""
     keys: list[bytes] = []
-    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
         keys.append(key)
         if len(keys) == 1000:
             await client.unlink(*keys)
