@@ -36,9 +36,12 @@ class _HiredisPacking(AbstractConnection):
     more than a sixth of ingest's time; hiredis packs the same bytes 5-8 times faster."""
 
     def pack_command(self, *args: EncodableT) -> list[bytes]:
+        # 'CLIENT SETNAME' is two arguments on the wire, as redis-py splits them.
         name = args[0]
-        if isinstance(name, str):  # 'CLIENT SETNAME' is two arguments on the wire
+        if isinstance(name, str):
             args = (*name.encode().split(), *args[1:])
+        elif isinstance(name, bytes) and b" " in name:
+            args = (*name.split(), *args[1:])
         return [hiredis.pack_command(args)]  # type: ignore[arg-type]
 
 
@@ -65,6 +68,14 @@ def _packed(connection_class: type[AbstractConnection]) -> type[AbstractConnecti
     return _PACKED.get(connection_class, connection_class)
 
 
+def _pack_with_hiredis(client: Redis) -> Redis:
+    """The client's connections, none open yet, of the hiredis-packing twin of the class
+    its URL's scheme chose."""
+    pool = client.connection_pool
+    pool.connection_class = _packed(pool.connection_class)
+    return client
+
+
 def _options(timeout_s: float) -> dict[str, Any]:
     return {
         "socket_timeout": timeout_s,
@@ -80,17 +91,15 @@ def open_redis(
     """`url`: one server; with `cluster`, one or more nodes of the cluster (comma-separated),
     any of which tells the client the rest."""
     if not cluster:
-        client = Redis.from_url(
-            url,
-            retry_on_timeout=False,
-            max_connections=max_connections,
-            health_check_interval=0,
-            **_options(timeout_s),
+        return _pack_with_hiredis(
+            Redis.from_url(
+                url,
+                retry_on_timeout=False,
+                max_connections=max_connections,
+                health_check_interval=0,
+                **_options(timeout_s),
+            )
         )
-        # The URL's scheme chose the class; no connection is open yet.
-        pool = client.connection_pool
-        pool.connection_class = _packed(pool.connection_class)
-        return client
     seeds = [urlsplit(part.strip()) for part in url.split(",") if part.strip()]
     first = seeds[0]
     ssl = first.scheme == "rediss"
@@ -140,16 +149,16 @@ class RedisNodes:
             raise SlotNotCoveredError(f"no primary serves the slot of {key!r} now")
         client = self._clients.get(node.name)
         if client is None:
-            client = self._clients[node.name] = Redis(
-                host=node.host,
-                port=int(node.port),
-                username=self.redis.connection_kwargs.get("username"),
-                password=self.redis.connection_kwargs.get("password"),
-                health_check_interval=0,
-                **_options(self.timeout_s),
+            client = self._clients[node.name] = _pack_with_hiredis(
+                Redis(
+                    host=node.host,
+                    port=int(node.port),
+                    username=self.redis.connection_kwargs.get("username"),
+                    password=self.redis.connection_kwargs.get("password"),
+                    health_check_interval=0,
+                    **_options(self.timeout_s),
+                )
             )
-            pool = client.connection_pool
-            pool.connection_class = _packed(pool.connection_class)
         return client
 
     async def topology_changed(self) -> None:
