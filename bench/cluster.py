@@ -31,11 +31,11 @@ from bench.harness import (
 from bench.modes import fill
 from tests.cluster import Cluster, start_cluster
 from tracker import db, migrations
+from tracker.background import make_flusher
 from tracker.embedded import free_port
 from tracker.keys import Keys
 from tracker.metrics import Metrics
 from tracker.redis_client import RedisClient, open_redis
-from tracker.resources import make_flusher
 from tracker.settings import Settings
 
 SHARDS = 6

@@ -30,6 +30,7 @@ from bench.harness import (
     tracker_env,
 )
 from tracker import db, migrations
+from tracker.background import make_flusher
 from tracker.bots import READER
 from tracker.embedded import free_port
 from tracker.keys import Keys
@@ -38,7 +39,6 @@ from tracker.models import CHANNELS, Event
 from tracker.readers import Visitor
 from tracker.recorder import Recorder
 from tracker.redis_client import RedisClient, open_redis
-from tracker.resources import make_flusher
 from tracker.settings import Settings
 
 

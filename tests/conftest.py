@@ -126,8 +126,10 @@ def settings(redis_url: str, database_url: str, redis_prefix: str, redis: Redis)
         database_url=database_url,
         redis_prefix=redis_prefix,
         flush_interval_s=0.2,
-        # Counting tests post the same event again and again; de-duplication has its own.
+        # Counting tests post the same event again and again; de-duplication and the rate
+        # limit have tests of their own.
         dedup_window_s=0,
+        rate_limit=0,
         # Reads right after writes must see them; the stats cache has tests of its own.
         stats_cache_s=0,
         redis_timeout_s=1.0,

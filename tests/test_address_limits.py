@@ -98,7 +98,8 @@ async def test_requests_over_the_rate_get_429_with_retry_after(
 async def test_a_batch_over_the_rate_is_refused_whole(
     settings: Settings, make_client: MakeClient
 ) -> None:
-    client = await make_client(settings.with_overrides(rate_limit=1.0, trusted_proxies=PROXY))
+    """The rate counts events: at 2 a minute, a batch of two spends the minute's burst."""
+    client = await make_client(settings.with_overrides(rate_limit=2.0, trusted_proxies=PROXY))
     headers = {"X-Forwarded-For": "198.51.100.13"}
     first = await client.post(EVENTS, json={"events": [view("b1"), view("b2")]}, headers=headers)
     second = await client.post(EVENTS, json={"events": [view("b1"), view("b2")]}, headers=headers)

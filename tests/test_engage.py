@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +17,7 @@ import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, sample, stats, view
 from tests.test_report_endpoints import Editor, editor_on, next_midnight
+from tracker.resources import CLOCK
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +34,19 @@ async def post(client: Client, event: dict[str, Any], address: str = "10.9.0.1")
 
 @pytest.fixture
 async def reader_client(settings: Settings, make_client: MakeClient) -> Client:
+    """On a clock the test moves: engaged time counts up to the time since the view."""
     return await make_client(
         settings.with_overrides(
             trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),), dedup_window_s=1800
-        )
+        ),
+        clock=Clock(time.time()),
     )
+
+
+def later(client: Client, seconds: float) -> None:
+    clock = client.app[CLOCK]
+    assert isinstance(clock, Clock)
+    clock.now += seconds
 
 
 @pytest.mark.parametrize(
@@ -65,6 +75,7 @@ async def test_engaged_time_and_quarters_are_counted_once_per_reader(
     article = "en/1"
     # Reader A: a view, then two engage events (the second after a return to the page).
     assert (await post(reader_client, view(article), "10.9.0.1"))[0] == 202
+    later(reader_client, 120)
     first = engage(article, engaged_s=40, depth=50, prev_depth=0, seq=0, id="a-1")
     again = engage(article, engaged_s=20, depth=100, prev_depth=50, seq=1, id="a-2")
     for event in (first, again):
@@ -73,6 +84,7 @@ async def test_engaged_time_and_quarters_are_counted_once_per_reader(
     assert (await post(reader_client, again, "10.9.0.1"))[0] == 202
     # Reader B reads a quarter, for 30 s.
     assert (await post(reader_client, view(article), "10.9.0.2"))[0] == 202
+    later(reader_client, 60)
     b = engage(article, engaged_s=30, depth=25, seq=0, id="b-1")
     assert (await post(reader_client, b, "10.9.0.2"))[0] == 202
     # Reader A again within the de-duplication window, as a new page view: its time
@@ -145,9 +157,10 @@ async def test_reports_rank_by_engaged_time_and_read_through(
         for n in range(readers):
             reader += 1
             depth = 100 if n < to_end else 50
-            await editor.post(
-                view(article), engage(article, engaged_s=seconds, depth=depth, seq=0), reader=reader
-            )
+            await editor.post(view(article), reader=reader)
+            editor.clock.now += seconds
+            engaged = engage(article, engaged_s=seconds, depth=depth, seq=0)
+            await editor.post(engaged, reader=reader)
     await flush(editor.client)
 
     engaged = await editor.get("/api/v1/reports/popular", metric="engaged", period="24h")
@@ -222,7 +235,9 @@ def amp_requests(tracker: str, trigger: str, **platform: str) -> str:
 async def test_amp_configuration_counts_views_shares_and_engagement(
     settings: Settings, make_client: MakeClient
 ) -> None:
-    client = await make_client(settings.with_overrides(dedup_window_s=1800))
+    client = await make_client(
+        settings.with_overrides(dedup_window_s=1800), clock=Clock(time.time())
+    )
     config = amp_config()
     assert config["triggers"]["view"]["on"] == "visible"
     assert config["triggers"]["share"]["on"] == "click"
@@ -239,6 +254,7 @@ async def test_amp_configuration_counts_views_shares_and_engagement(
         assert url.startswith("/p.gif?"), url
         response = await client.get(url)
         assert response.status == 200
+        later(client, 60)  # the reader reads on
     body = await stats(client, article)
     assert body["views"] == 1
     assert body["shares"]["telegram"] == 1

@@ -1,10 +1,13 @@
-"""An event may carry its own `id`: a retry with the same id within 24 h is acknowledged
+"""An event may carry its own `id`: a retry with the same id within an hour is acknowledged
 and not counted again, so a client may retry after a 503 whose write did happen."""
 
 from __future__ import annotations
 
-from tests.helpers import Client, post_events, sample, stats, view
+import time
+
+from tests.helpers import Client, Clock, MakeClient, post_events, sample, stats, view
 from tracker.resources import SNIPPET
+from tracker.settings import Settings
 
 
 async def test_a_retried_event_counts_once(client: Client) -> None:
@@ -17,16 +20,23 @@ async def test_a_retried_event_counts_once(client: Client) -> None:
     assert sample(client, "tracker_events_ignored_total", reason="retried") == 1
 
 
-async def test_a_retried_engage_event_is_one_retried_event(client: Client) -> None:
+async def test_a_retried_engage_event_is_one_retried_event(
+    settings: Settings, make_client: MakeClient
+) -> None:
     """An engage event adds several counters (seconds, an engaged reader, quarters), each
     guarded by its part's id; a retry is still one event not counted, as accepted is one."""
+    clock = Clock(time.time())
+    client = await make_client(settings, clock=clock)
+    assert await post_events(client, view("idem-e")) == 202
+    clock.now += 60
     engage = {"type": "engage", "article_id": "idem-e", "engaged_s": 40, "depth": 50, "id": "e1"}
     assert await post_events(client, engage) == 202
     assert await post_events(client, engage) == 202
 
     assert sample(client, "tracker_events_ignored_total", reason="retried") == 1
     assert sample(client, "tracker_events_accepted_total", type="engage") == 2
-    assert sample(client, "tracker_events_counted_total") == 1
+    assert sample(client, "tracker_events_counted_total") == 2  # the view and the engage
+    assert (await stats(client, "idem-e"))["engaged_avg_s"] == 40
     assert (await stats(client, "idem-e"))["engaged_readers"] == 1
 
 

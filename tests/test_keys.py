@@ -6,7 +6,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from tracker.bots import READER
-from tracker.keys import Keys, shard_of
+from tracker.keys import Keys, shard_of, sketch_name
 from tracker.models import Event
 from tracker.readers import Visitor
 from tracker.recorder import Recorder
@@ -43,3 +43,11 @@ def test_shard_of_is_stable_across_processes() -> None:
     ]
     assert shard_of("anything", 1) == 0
     assert shard_of("a", 4) == 3  # zlib.crc32(b"a") % 4
+
+
+async def test_lua_names_a_sketch_as_python_does(redis: Redis) -> None:
+    """slice.lua finds an article's sketches by the name keys.sketch_name gives them."""
+    script = "return string.sub(redis.sha1hex(ARGV[1]), 1, 16)"
+    for article_id in ("a", "2026/11/budget-vote", "x" * 128):
+        from_lua = await redis.eval(script, 0, article_id)  # type: ignore[misc]
+        assert from_lua.decode() == sketch_name(article_id)

@@ -20,9 +20,10 @@ from tracker.metrics import Metrics
 from tracker.middleware import errors_middleware
 from tracker.most_read import FRESH_S, STALE_S, MostRead
 from tracker.overload import Deadlines, LoopLag
+from tracker.readers import TrustedProxies
 from tracker.report_data import PopularQuery, Report, Row
 from tracker.reports import Reports
-from tracker.resources import CLOCK, DEADLINES, LOOP_LAG, METRICS, REPORTS, SETTINGS
+from tracker.resources import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, REPORTS, SETTINGS
 from tracker.settings import Settings
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -49,6 +50,9 @@ class SlowReports:
         )  # fmt: skip
         return Report(start="", end="", rows=[row])
 
+    async def labels(self) -> tuple[set[str], set[str]]:
+        return {"politics"}, {"en"}
+
 
 class Monotonic:
     def __init__(self) -> None:
@@ -70,6 +74,7 @@ async def setup(
     app[DEADLINES] = Deadlines(settings.request_timeout_s)
     app[REPORTS] = cast(Reports, reports)
     app[CLOCK] = time.time
+    app[PROXIES] = TrustedProxies(())
     app.router.add_get("/api/v1/popular", MostRead(monotonic=monotonic).answer)
     return await aiohttp_client(app), reports, monotonic
 

@@ -35,122 +35,55 @@ async def test_metadata_of_thousands_of_articles_in_one_call(
     assert recorded.retry_after_ms == [0] * 4_500
     live = keys.shard(0).live
     assert int(await redis.hget(live, "_events")) == 4_500
-    assert await redis.hget(live, "m meta/4499") == b'{"title":"Story 4499","category":"politics"}'
+    assert await redis.hget(live, "mtitle meta/4499") == b"Story 4499"
+    assert await redis.hget(live, "mcategory meta/4499") == b"politics"
 
 
-def request_head(events: str) -> list[str]:
-    """One request, no rate key, `events` events."""
-    return ["1", "0", events]
+# One request (no rate key) of one event: state key 6, no sketch, trending 'v', article
+# x, reader r, metadata text 1, no id, one unit (de-duplicated as `view`, a view, amount
+# 1, no part) adding to one field.
+UNIT = ["view", "v", "1", "", "1", "t view x"]
+EVENT = ["6", "0", "v", "x", "r" * 16, "1", "", "1", *UNIT]
+WELL_FORMED = ["1", '{"title":"T"}', "1", "0", "1", *EVENT]
 
 
-# An event with key 5 (dedup), trending 'v', article x, reader r, amount 1, weight 1.
-EVENT = ["0", "5", "0", "0", "v", "x", "r", "1", "1"]
+def shard_call(redis_prefix: str, layout: list[str]) -> tuple[Call, list[str]]:
+    shard = Keys(redis_prefix, 1).shard(0)
+    head = [int(time.time() * 1000), 60, 10, 100, 50_000, 3600, 1800, 300, 300_000, "epoch"]
+    head += [shard.base, 1]  # a first claim
+    keys = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity, f"{shard.base}:s:x"]
+    return Call(RECORD, keys, [*head, *layout]), keys
 
 
 @pytest.mark.parametrize(
     "layout",
     [
-        # requests, rate key, events; event id, dedup, address, sketch keys, trending,
-        # article, reader, amount, weight, fields
-        [
-            "1",
-            "0",
-            "2",
-            "0",
-            "5",
-            "0",
-            "0",
-            "v",
-            "x",
-            "r",
-            "1",
-            "1",
-            "1",
-            "t view x",
-        ],  # 2 events, 1 sent
-        ["1", "0", "1", "0", "9", "0", "0", "v", "x", "r", "1", "1", "1", "t view x"],  # key 9 of 5
-        [
-            "1",
-            "0",
-            "1",
-            "0",
-            "5",
-            "0",
-            "0",
-            "v",
-            "x",
-            "r",
-            "1",
-            "1",
-            "3",
-            "t view x",
-        ],  # 3 fields, 1 sent
-        [
-            "1",
-            "0",
-            "1",
-            "0",
-            "5",
-            "0",
-            "0",
-            "v",
-            "x",
-            "r",
-            "1",
-            "1",
-            "1",
-            "t view x",
-            "m x",
-        ],  # half a pair
+        ["1", "{}", "1", "0", "2", *EVENT],  # two events, one sent
+        ["1", "{}", "1", "0", "1", "9", *EVENT[1:]],  # reader state key 9 of 6
+        ["1", "{}", "1", "0", "1", *EVENT[:8], *UNIT[:4], "3", "t view x"],  # 3 fields, 1 sent
+        ["1", "{}", "1", "0", "1", *EVENT[:5], "2", *EVENT[6:]],  # metadata text 2 of 1
+        [*WELL_FORMED, "extra"],  # an argument past the last event
     ],
-    ids=["events", "key", "fields", "metadata"],
+    ids=["events", "key", "fields", "metadata", "trailing"],
 )
 async def test_a_malformed_call_writes_nothing(
     redis: Redis, redis_prefix: str, layout: list[str]
 ) -> None:
-    shard = Keys(redis_prefix, 1).shard(0)
-    head = [int(time.time() * 1000), 60, 10, 100, 50_000, "epoch", shard.base]
-    call = Call(
-        RECORD,
-        [shard.live, shard.sealed, shard.gen, shard.epoch, f"{shard.base}:d:x"],
-        [*head, *layout],
-    )
+    call, keys = shard_call(redis_prefix, layout)
 
     with pytest.raises(RedisUnavailable, match="record: "):
         await run_one(redis, call)
 
-    assert await redis.exists(shard.live, f"{shard.base}:d:x", shard.gen) == 0
+    assert await redis.exists(*keys) == 0
 
 
 async def test_the_well_formed_call_those_break_is_recorded(
     redis: Redis, redis_prefix: str
 ) -> None:
-    shard = Keys(redis_prefix, 1).shard(0)
-    head = [int(time.time() * 1000), 60, 10, 100, 50_000, "epoch", shard.base]
-    layout = [
-        "1",
-        "0",
-        "1",
-        "0",
-        "5",
-        "0",
-        "0",
-        "v",
-        "x",
-        "r",
-        "1",
-        "1",
-        "1",
-        "t view x",
-        "m x",
-        "{}",
-    ]
-    call = Call(
-        RECORD,
-        [shard.live, shard.sealed, shard.gen, shard.epoch, f"{shard.base}:d:x"],
-        [*head, *layout],
-    )
+    call, keys = shard_call(redis_prefix, WELL_FORMED)
 
-    assert await run_one(redis, call) == [1, 0, 0, 0, [0]]
-    assert await redis.hget(shard.live, "t view x") == b"1"
-    assert await redis.exists(f"{shard.base}:d:x") == 1
+    assert await run_one(redis, call) == [1, 0, 0, 0, 0, 0, [0]]
+    assert await redis.hget(keys[0], "t view x") == b"1"
+    assert await redis.hget(keys[0], "mtitle x") == b"T"
+    assert await redis.zscore(keys[4], "x") == 1
+    assert await redis.hexists(keys[5], "r" * 8 + "v")

@@ -30,8 +30,10 @@ from playwright.async_api import (
 
 from tests.helpers import BROWSER_UA, Client
 from tests.test_browser import LOOPBACK, TIMEOUT_MS, screenshot_path
+from tracker import metadata_store
 from tracker.app import create_app
 from tracker.auth import Tokens
+from tracker.metadata import ArticleMeta, Source
 from tracker.resources import FLUSHER, POOL
 from tracker.settings import Settings
 
@@ -150,6 +152,17 @@ async def seed(tracker: Tracker, *articles: Article) -> None:
     await tracker.app[FLUSHER].flush_once()
 
 
+async def claimed_only(tracker: Tracker, article_id: str) -> None:
+    """The article's metadata as if only an anonymous event had claimed it."""
+    async with tracker.app[POOL].acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "DELETE FROM article_sources WHERE article_id = $1 RETURNING title, category, author",
+            article_id,
+        )
+        claim = ArticleMeta(title=row["title"], category=row["category"], author=row["author"])
+        await metadata_store.write(conn, {article_id: claim}, Source.CLAIM)
+
+
 @dataclass
 class Watch:
     """What went wrong in the browser, and what it asked for."""
@@ -263,8 +276,12 @@ async def test_reports_page(
     aiohttp_client: AiohttpClient,
     browser: Browser,
 ) -> None:
-    tracker = await start_tracker(aiohttp_server, aiohttp_client, settings)
+    # The seeding events stand for the newsroom's own sender (metadata verified), but for
+    # one article whose metadata is an anonymous event's claim.
+    trusted = settings.with_overrides(trust_event_metadata=True)
+    tracker = await start_tracker(aiohttp_server, aiohttp_client, trusted)
     await seed(tracker, *ARTICLES)
+    await claimed_only(tracker, DERBY.article_id)
     token = await Tokens(tracker.app[POOL]).create("editor")
     base = tracker.base
     watch = Watch()
@@ -293,6 +310,9 @@ async def test_reports_page(
     assert await page.locator(f"{table} em").count() == 0
     assert await page.locator(f'{table} tr[data-key="{NOT_A_LINK.article_id}"] a').count() == 0
     assert await page.locator(f"{table} a[href^='javascript']").count() == 0
+    derby = page.locator(f'{table} tr[data-key="{DERBY.article_id}"] td.title')
+    assert await derby.locator(".unverified").text_content() == "unverified"
+    assert await derby.locator("a").count() == 0  # a claimed link is not followed
     untitled = page.locator(f'{table} tr[data-key="{UNTITLED.article_id}"] a')
     assert await untitled.text_content() == UNTITLED.article_id  # no title: its id
 
@@ -523,9 +543,9 @@ async def test_most_read_box_on_another_origin(
     site_app.router.add_get("/story", article)
     site = await aiohttp_server(site_app, host="127.0.0.1")
     origin = str(site.make_url("")).rstrip("/")
-    tracker = await start_tracker(
-        aiohttp_server, aiohttp_client, settings.with_overrides(allowed_origins=(origin,))
-    )
+    # The seeding events stand for the newsroom's sender: the list shows verified articles.
+    served = settings.with_overrides(allowed_origins=(origin,), trust_event_metadata=True)
+    tracker = await start_tracker(aiohttp_server, aiohttp_client, served)
     assert urlsplit(origin).port != urlsplit(tracker.base).port
     await seed(tracker, *ARTICLES)
     pages["article"] = ARTICLE_PAGE.format(tracker=tracker.base)

@@ -118,6 +118,8 @@ class Batcher:
             (Ignored.DUPLICATE, recorded.repeats),
             (Ignored.ADDRESS_LIMIT, recorded.address_limited),
             (Ignored.RETRIED, recorded.retried),
+            (Ignored.NO_VIEW, recorded.no_view),
+            (Ignored.ENGAGED_LIMIT, recorded.engaged_limit),
         ):
             if count:
                 ignored.labels(reason).inc(count)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+import msgspec
+
 from . import keys as k
 from .counts import Batch, DayArticle, PendingStats, Sketch
 from .keys import (
@@ -24,6 +26,7 @@ from .keys import (
     epoch_candidate,
     sketch_expires_at,
 )
+from .metadata import ArticleMeta, from_dict
 from .redis_client import RedisClient, RedisNodes
 from .scripts import (
     CLAIM,
@@ -176,8 +179,16 @@ class RedisBatches:
         end of tomorrow unless a reader comes before (recording clears the expiry until
         the next store). False if the key was gone already."""
         shard = self.keys.shard(batch.shard)
+        held: dict[str, int] = {}
+        for (article_id, _, _), count in batch.counters.items():
+            held[article_id] = held.get(article_id, 0) + count
         deleted = await run_one(
-            self.redis, Call(RELEASE, (shard.batch,), (shard.redis_id(batch.id),))
+            self.redis,
+            Call(
+                RELEASE,
+                (shard.batch, shard.activity),
+                (shard.redis_id(batch.id), *(v for pair in held.items() for v in pair)),
+            ),
         )
         if batch.sketches:
             today = day_of(now_s)
@@ -226,6 +237,28 @@ class RedisBatches:
         return PendingStats(events=events, counters=counters, oldest_event_ms=oldest)
 
 
+def _given(kind: str, raw: bytes) -> dict[str, str]:
+    """A metadata field the record script kept ('m<field>'), or an earlier release's
+    JSON of them all ('m')."""
+    if kind != k.META:
+        return {kind.removeprefix(k.META): raw.decode()}
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _metadata(given: dict[str, str]) -> ArticleMeta | None:
+    """What events said of an article (checked when it came in); None if it is not what
+    tracker wrote (then it is left out, not the batch)."""
+    try:
+        return from_dict(given)
+    except (TypeError, msgspec.ValidationError):
+        log.warning("left out metadata that is not tracker's: %.100r", given)
+        return None
+
+
 def _chunks(items: list[T]) -> list[list[T]]:
     return [
         items[start : start + _SKETCHES_PER_CALL]
@@ -244,6 +277,7 @@ async def _parse(batch: Batch, raw: dict[Any, Any]) -> set[DayArticle]:
     returns the (day, article) whose sketch changed."""
     counters = batch.counters
     touched: set[DayArticle] = set()
+    given: dict[str, dict[str, str]] = {}
     for n, (raw_name, raw_value) in enumerate(raw.items(), 1):
         if n % _PARSE_STEP == 0:
             await asyncio.sleep(0)
@@ -255,8 +289,8 @@ async def _parse(batch: Batch, raw: dict[Any, Any]) -> set[DayArticle]:
             continue
         name = raw_name.decode()
         kind, _, rest = name.partition(" ")
-        if kind == k.META:
-            batch.metadata[rest] = json.loads(raw_value)
+        if kind.startswith(k.META):
+            given.setdefault(rest, {}).update(_given(kind, raw_value))
         elif kind == k.UNIQUES:
             day, article_id = rest.split(" ", 1)
             touched.add((int(day), article_id))
@@ -264,4 +298,8 @@ async def _parse(batch: Batch, raw: dict[Any, Any]) -> set[DayArticle]:
             batch.events = int(raw_value)
         elif name == k.PARTS:
             batch.parts = int(raw_value)
+    for article_id, values in given.items():
+        meta = _metadata(values)
+        if meta is not None:
+            batch.metadata[article_id] = meta
     return touched

@@ -4,12 +4,15 @@ from the environment (the editors' commands are in cli_editors.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import TypeVar
 
 import click
 
-from . import __version__, cli_editors, migrations, reshard
+from . import __version__, cli_articles, cli_editors, migrations, reshard
+from .background import flushing, make_flusher, page_reading
 from .cli_support import fail, load_settings, not_installed, run_guarded, setup
 from .db import Pool
 from .embedded import EmbeddedError, EmbeddedNotInstalled
@@ -18,12 +21,11 @@ from .errors import RedisUnavailable
 from .flusher import Flusher
 from .keys import Keys
 from .metrics import Metrics
+from .pending import sketch_days
 from .preflight import Preflight
 from .redis_client import RedisClient, RedisNodes
 from .resources import (
     database_server,
-    flushing,
-    make_flusher,
     postgres_pool,
     read_pool,
     redis_client,
@@ -32,6 +34,7 @@ from .resources import (
 from .server import serve as serve_forever
 from .server import wait_for_signal
 from .settings import Settings, SettingsError
+from .store import Store
 from .workers import serve_workers
 
 log = logging.getLogger("tracker")
@@ -128,10 +131,16 @@ def flush(loop_: bool, drain: bool, shards: str | None) -> None:
                 keys = Keys(settings.redis_prefix, settings.redis_shards)
                 preflight = Preflight(redis, keys, settings)
                 await (_when_redis_answers(preflight, settings) if loop_ else preflight.check())
-                flusher = make_flusher(
-                    settings, redis, pool, Metrics(), nodes=nodes, read_pool=reads
+                metrics = Metrics()
+                # A looping flusher reads articles' pages too; a single flush does not wait.
+                reading = (
+                    page_reading(settings, pool, metrics) if loop_ else contextlib.nullcontext()
                 )
-                await _flush(flusher, settings, loop_)
+                async with reading as pages:
+                    flusher = make_flusher(
+                        settings, redis, pool, metrics, nodes=nodes, read_pool=reads, pages=pages
+                    )
+                    await _flush(flusher, settings, loop_)
             finally:
                 await nodes.aclose()
 
@@ -191,7 +200,10 @@ async def _drain(settings: Settings, redis: RedisClient, pool: Pool, nodes: Redi
         f"{result.counters} counter(s); {result.skipped} already applied"
     )
     if recorded != settings.redis_shards:
-        moved = await reshard.move_sketches(redis, Keys(settings.redis_prefix, recorded), keys)
+        sketches = await Store(pool).recent_sketches(sketch_days(time.time())[0])
+        moved = await reshard.move_sketches(
+            redis, Keys(settings.redis_prefix, recorded), keys, sketches
+        )
         click.echo(
             f"shards: {recorded} -> {settings.redis_shards}; {moved.sketches} reader "
             "sketch(es) moved"
@@ -223,3 +235,4 @@ def migrate() -> None:
 main.add_command(cli_editors.report)
 main.add_command(cli_editors.import_file)
 main.add_command(cli_editors.token)
+main.add_command(cli_articles.article)

@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Final
 
+from .metadata import ArticleMeta, Source
 from .models import CHANNELS, QUARTERS
 
 VIEW: Final = "view"
@@ -82,8 +83,12 @@ class Batch:
     resumed: bool = False
     events: int = 0
     counters: dict[CounterKey, int] = field(default_factory=dict)
-    # article_id -> the latest metadata its events carried (url, title, ...)
-    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    # article_id -> the latest metadata its counted events carried (url, title, ...),
+    # and as what it is to be taken: a claim, or trusted events' word
+    metadata: dict[str, ArticleMeta] = field(default_factory=dict)
+    metadata_source: Source = Source.CLAIM
+    # article_id -> its page on a site origin, as its events named it
+    page_urls: dict[str, str] = field(default_factory=dict)
     # the current sketch of every (day, article) whose readers changed
     sketches: dict[DayArticle, Sketch] = field(default_factory=dict)
 
@@ -101,6 +106,7 @@ class Batch:
                 self.parts,
                 self.resumed,
                 self.events if n == 0 else 0,
+                metadata_source=self.metadata_source,
             )
             for n in range(self.parts)
         ]
@@ -108,6 +114,8 @@ class Batch:
             pieces[part_of(key[0], self.parts)].counters[key] = count
         for article_id, metadata in self.metadata.items():
             pieces[part_of(article_id, self.parts)].metadata[article_id] = metadata
+        for article_id, url in self.page_urls.items():
+            pieces[part_of(article_id, self.parts)].page_urls[article_id] = url
         for day_article, sketch in self.sketches.items():
             pieces[part_of(day_article[1], self.parts)].sketches[day_article] = sketch
         return pieces
@@ -137,21 +145,41 @@ class Pending:
     readers: dict[str, dict[int, int]]
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRange:
-    """Counts still in Redis for a range of hours, for reports: each piece (with its
-    batch id) article -> (hour, metric) -> count, and the latest metadata the pieces
-    carry."""
-
-    pieces: list[PendingHours]
-    metadata: dict[str, dict[str, str]]
+# A piece's count of a metric in an hour; hour TOTAL_HOUR: the piece's total, when every
+# hour it holds lies in the range asked.
+TOTAL_HOUR: Final = -1
 
 
 @dataclass(frozen=True, slots=True)
-class PendingHours:
+class PendingPiece:
+    """What one pending piece holds of some articles in a range of hours, with the batch
+    id it will be applied as."""
+
     batch_id: str
     # article_id -> (hour, metric) -> count
     counts: dict[str, dict[tuple[int, str], int]]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSlice:
+    """What Redis holds and PostgreSQL may not, for reports: for the articles asked about
+    and those with the most pending activity, their counters per piece; `bound`, the most
+    any other article has pending of any metric (0: none has any)."""
+
+    pieces: list[PendingPiece]
+    # (article_id, activity), most first
+    candidates: list[tuple[str, int]]
+    bound: int
+    # article_id -> day -> readers in the day's sketch in Redis (the recent days)
+    readers: dict[str, dict[int, int]]
+    # article_id -> the metadata its newest pending events carried (what reports show
+    # of an article PostgreSQL has no metadata of yet)
+    metadata: dict[str, dict[str, str]]
+
+    def articles(self) -> set[str]:
+        return {article_id for piece in self.pieces for article_id in piece.counts} | {
+            article_id for article_id, _ in self.candidates
+        }
 
 
 @dataclass(frozen=True, slots=True)

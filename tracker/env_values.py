@@ -83,6 +83,13 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _site_origins(raw: str) -> tuple[str, ...]:
+    origins = _origins(raw)
+    if "*" in origins:
+        raise ValueError("name the site's origins: tracker reads pages only from those")
+    return origins
+
+
 def _networks(raw: str) -> tuple[IPNetwork, ...]:
     networks = []
     for part in raw.split(","):
@@ -190,6 +197,9 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "trusted_proxies": _networks,
     "respect_dnt": _bool,
     "demo": _bool,
+    "site_origins": _site_origins,
+    "trust_event_metadata": _bool,
+    "metadata_refresh_s": _float_in(60.0),
     "redis_shards": _int_in(1, MAX_REDIS_SHARDS),
     "redis_cluster": _bool,
     "redis_wait_replicas": _int_in(0, 16),

@@ -38,6 +38,10 @@ class Ignored(StrEnum):
     UA_TOO_LONG = "ua_too_long"
     ADDRESS_LIMIT = "address_limit"
     RETRIED = "retried"
+    # Engagement with no counted view of that reader on the article (none, a repeat, or
+    # one past its address's bound), or more engaged seconds than time since that view.
+    NO_VIEW = "no_view"
+    ENGAGED_LIMIT = "engaged_limit"
     # A kind of event tracker does not count: Plausible's engagement and custom events,
     # pages whose URL holds no article id, engage events of link-preview fetchers.
     NOT_COUNTED = "not_counted"

@@ -15,13 +15,16 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from .article_pages import PageReader
 from .batches import RedisBatches
+from .counts import VIEW, Batch
 from .errors import DatabaseUnavailable, RedisUnavailable
 from .lease import Lease
+from .metadata import Source, origin_of
 from .metrics import Metrics
 from .preflight import Preflight
 from .replica import Replica
@@ -63,9 +66,11 @@ class Flusher:
         clock: Callable[[], float] = time.time,
         preflight: Preflight | None = None,
         replica: Replica | None = None,
+        pages: PageReader | None = None,
     ) -> None:
         """`leases`: the shards this flusher takes, each with its lease; `upkeep`: the
-        lease of the work done once for all shards (pruning)."""
+        lease of the work done once for all shards (pruning); `pages`: where articles
+        whose page events named are offered, to read their metadata there."""
         self.settings = settings
         self.preflight = preflight
         self.batches = batches
@@ -73,6 +78,9 @@ class Flusher:
         self.leases = leases
         self.upkeep = upkeep
         self.replica = replica
+        self.pages = pages
+        self.site_origins = frozenset(settings.page_origins)
+        self.metadata_source = Source.EVENT if settings.trust_event_metadata else Source.CLAIM
         self.metrics = metrics
         self.clock = clock
         self.consecutive_failures = 0
@@ -143,6 +151,7 @@ class Flusher:
                 # Applied only once Redis can promise the claim; resumed next run.
                 raise RedisUnavailable(f"the claim of batch {batch.id} is not durable yet")
             await self.batches.load(batch)
+            self._describe(batch)
             applied = await self.store.apply(batch)
             if self.replica is not None:
                 await self.replica.caught_up()  # before the batch leaves Redis
@@ -152,6 +161,8 @@ class Flusher:
                 # pruned long ago, so it was applied again. Redis lost what said so.
                 self._rolled_back(shard, result, f"batch {batch.id} was applied again")
             await self.batches.release(batch, self.clock())
+            if self.pages is not None and batch.page_urls:
+                self.pages.offer(_views_of(batch, batch.page_urls))
             if applied.parts_now:
                 result.batches += 1
                 result.events += batch.events
@@ -166,6 +177,16 @@ class Flusher:
             if claimed.cut_live:
                 return  # what came after waits for the next run
         result.more = True
+
+    def _describe(self, batch: Batch) -> None:
+        """What the batch's events said of their articles, as what (a claim, or trusted
+        events' word), and the pages on the site's origins they named."""
+        batch.metadata_source = self.metadata_source
+        batch.page_urls = {
+            article_id: meta.url
+            for article_id, meta in batch.metadata.items()
+            if meta.url is not None and origin_of(meta.url) in self.site_origins
+        }
 
     async def drain(self, *, lease_wait_s: float = 60.0) -> FlushResult:
         """Flush until Redis holds nothing more: every live hash, sealed piece and batch
@@ -303,3 +324,12 @@ class Flusher:
                 },
             )
         return result
+
+
+def _views_of(batch: Batch, article_ids: Iterable[str]) -> dict[str, int]:
+    """The batch's views of each article (which pages are read first)."""
+    views = dict.fromkeys(article_ids, 0)
+    for (article_id, metric, _), count in batch.counters.items():
+        if metric == VIEW and article_id in views:
+            views[article_id] += count
+    return views

@@ -11,14 +11,20 @@ Per shard:
   gen      integer: how many pieces this shard has cut
   epoch    random token, set once: batch ids stay unique even if Redis loses its data
 
-  d:<digest>        a reader's recent event (SET NX EX dedup window): repeats are not counted
-  a:<digest>        readers counted from one address for an article in the dedup window
+  activity          sorted set: per article, what the live hash, sealed pieces and batch
+                    hold of it (the sum of its totals' increments): an upper bound of any
+                    of its pending counts, for reports that rank without reading them all
+  s:<digest>        an address's readers on an article (hash, kept an hour or the dedup
+                    window): the readers admitted in the window (the bound per address),
+                    and per reader when its view, shares, engaged quarters last counted
+                    (repeats within the window are not), the engaged seconds granted since
+                    its view, the ids of its counted events (record.lua)
   r:<address>       the address's rate-limit state (when its bucket is empty again, ms)
-  e:<digest>        an event id seen in the last 24 h: a retry is not counted again
-  tr:<v|s>:<minute> sorted set: the minute's counted views or shares per article, kept
-                    two hours (trending compares the last window with the one before)
-  u:<day>:<article> HyperLogLog of the day's readers of an article; no expiry until the
-                    flusher has stored it in PostgreSQL
+  tr:<v|s>:<n>      sorted set: counted views or shares per article in the n-th 5-minute
+                    bucket since the epoch, kept two hours (trending compares the last
+                    window with the one before), its head only (record.lua)
+  u:<day>:<name>    HyperLogLog of the day's readers of an article (sketch_name); no
+                    expiry until the flusher has stored it in PostgreSQL
 
   lease    the flusher that holds this shard now (one flusher per shard at a time)
 
@@ -31,7 +37,8 @@ Fields of a live/batch hash:
   `b <hour> <metric> <article>`  count per hour bucket (what the flusher writes to Postgres)
   `t <metric> <article>`         running count per article (what reads add to Postgres')
   `u <day> <article>`            the day's reader sketch of the article changed
-  `m <article>`                  latest metadata (JSON) the events carried
+  `m<field> <article>`           a field of the metadata counted events carried (a claim
+                                 keeps the piece's first value, trusted events the latest)
   `_first_ms`, `_events`, `_counters`, `_id`: bookkeeping (age, size, batch id)
 
 Metrics are named in counts.py.
@@ -56,6 +63,8 @@ EVENTS: Final = "_events"
 PARTS: Final = "_parts"
 TRENDING_VIEWS: Final = "v"
 TRENDING_SHARES: Final = "s"
+# Trending counts per bucket of this many seconds (a window is whole buckets).
+TRENDING_BUCKET_S: Final = 300
 
 # A day's reader sketch expires at the end of the next day, stored or not (Redis holds
 # two days of sketches at most); once a past day's sketch is stored, the flusher
@@ -74,6 +83,12 @@ def epoch_candidate() -> str:
     return secrets.token_hex(6)
 
 
+def sketch_name(article_id: str) -> str:
+    """An article's part of its sketches' keys: short whatever the id (an address naming
+    new articles endlessly pays for each key), and made alike by Lua's redis.sha1hex."""
+    return hashlib.sha1(article_id.encode()).hexdigest()[:16]  # noqa: S324 - a name, not a secret
+
+
 def shard_of(article_id: str, shards: int) -> int:
     """Stable across processes and restarts (unlike hash())."""
     if shards == 1:
@@ -87,10 +102,6 @@ def bucket_field(hour: int, metric: str, article_id: str) -> str:
 
 def total_field(metric: str, article_id: str) -> str:
     return f"{TOTAL} {metric} {article_id}"
-
-
-def meta_field(article_id: str) -> str:
-    return f"{META} {article_id}"
 
 
 def uniques_field(day: int, article_id: str) -> str:
@@ -111,6 +122,7 @@ class ShardKeys:
     epoch: str
     sealed: str
     lease: str
+    activity: str
 
     base: str
 
@@ -122,31 +134,20 @@ class ShardKeys:
         """The Redis-side `<epoch>:<gen>` of an id made by batch_id."""
         return batch_id.removeprefix(f"{self.shard}:")
 
-    def dedup(self, reader: bytes, metric: str, article_id: str) -> str:
-        return f"{self.base}:d:{_digest(reader, metric, article_id)}"
-
-    def address(self, address: bytes, metric: str, article_id: str) -> str:
-        return f"{self.base}:a:{_digest(address, metric, article_id)}"
+    def state(self, address: bytes, article_id: str) -> str:
+        """The readers of an address on an article (record.lua says what it holds)."""
+        return f"{self.base}:s:{_digest(address, article_id)}"
 
     def rate(self, address: bytes) -> str:
         return f"{self.base}:r:{address.hex()}"
 
-    def event_id(self, event_id: str, article_id: str) -> str:
-        return f"{self.base}:e:{_digest(event_id.encode(), article_id)}"
-
-    def sealed_piece(self, gen: int) -> str:
-        return f"{self.base}:sealed:{gen}"
-
-    def trending(self, kind: str, minute: int) -> str:
-        return f"{self.base}:tr:{kind}:{minute}"
-
     def uniques(self, day: int, article_id: str) -> str:
-        return f"{self.base}:u:{day}:{article_id}"
+        return f"{self.base}:u:{day}:{sketch_name(article_id)}"
 
 
 def _digest(first: bytes, *rest: str) -> str:
     """A short key name for the parts (each followed by NUL, so no two splits collide)."""
-    digest = hashlib.blake2b(digest_size=12)
+    digest = hashlib.blake2b(digest_size=10)
     digest.update(first)
     digest.update(b"\x00")
     for part in rest:
@@ -174,6 +175,7 @@ class Keys:
             epoch=f"{base}:epoch",
             sealed=f"{base}:sealed",
             lease=f"{base}:lease",
+            activity=f"{base}:activity",
         )
 
     def shard(self, shard: int) -> ShardKeys:

@@ -19,9 +19,11 @@ from prometheus_client import (
 from . import __version__
 from .counts import PendingStats
 from .errors import Ignored, Rejected
+from .metadata import PageOutcome
 from .models import CHANNELS, Event
 
 PIXEL_ERRORS = (Rejected.INVALID, Rejected.UNAVAILABLE)
+
 EVENT_TYPES = ("view", "share", "engage")
 
 
@@ -120,6 +122,13 @@ class Metrics:
             "failover to a lagging replica): batch ids were moved past what was applied.",
             registry=r,
         )
+        self.metadata_fetches = Counter(
+            "tracker_metadata_fetches",
+            "Article pages read for their metadata, by outcome (verified: the page declares "
+            "the article and its metadata was taken; dropped: not read, the queue was full).",
+            ["outcome"],
+            registry=r,
+        )
         self.last_flush_success = Gauge(
             "tracker_last_flush_success_timestamp_seconds",
             "When a flush run last succeeded (Unix time).",
@@ -201,6 +210,8 @@ class Metrics:
             self.flush_batches.labels(outcome)
         for outcome in ("ok", "error"):
             self.redis_round_trips.labels(outcome)
+        for outcome in PageOutcome:
+            self.metadata_fetches.labels(outcome)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         # Children cached per label set: labels() takes a lock and builds a tuple each call.

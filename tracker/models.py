@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Final, Literal, get_args
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
 from .errors import InvalidInput, TooLarge
+from .metadata import (
+    ARTICLE_ID_PATTERN,
+    ARTICLE_ID_RE,
+    ARTICLE_ID_RULE,
+    NO_NUL,
+    ArticleId,
+    MetaFields,
+    Url,
+    as_dict,
+    cleaned,
+    stored_url,
+)
 
-ARTICLE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:/-]{1,128}$"
-# fullmatch, because `$` in the schema pattern also matches before a final newline.
-ARTICLE_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
-ARTICLE_ID_RULE: Final = "expected 1 to 128 characters of A-Za-z0-9_.:/-"
-METADATA_FIELDS: Final = ("url", "title", "category", "lang", "author", "group")
+__all__ = [
+    "ARTICLE_ID_PATTERN",
+    "ARTICLE_ID_RE",
+    "ARTICLE_ID_RULE",
+    "CHANNELS",
+    "NO_NUL",
+    "Event",
+    "EventBatch",
+    "Url",
+    "parse_article_ids",
+    "parse_event_dict",
+    "parse_events",
+    "stored_url",
+    "validate_article_id",
+]
 
-ArticleId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ARTICLE_ID_PATTERN)]
 Channel = Literal[
     "facebook",
     "twitter",
@@ -30,14 +50,7 @@ Channel = Literal[
     "print",
     "other",
 ]
-# No U+0000: PostgreSQL text cannot hold it, and one in metadata made its batch unflushable.
-NO_NUL: Final = r"^[^\x00]*$"
 CHANNELS: Final = get_args(Channel)
-Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=NO_NUL)]
-Title = Annotated[str, msgspec.Meta(max_length=512, pattern=NO_NUL)]
-Label = Annotated[str, msgspec.Meta(max_length=128, pattern=NO_NUL)]
-Lang = Annotated[str, msgspec.Meta(max_length=35, pattern=NO_NUL)]
-Author = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_NUL)]
 # A client's own id for an event: a retry with the same id is not counted again.
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 # Engagement: seconds visible and active since the page view's last engage event (a
@@ -50,35 +63,14 @@ QUARTERS: Final = (25, 50, 75, 100)
 EngageSeq = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
 
-def stored_url(url: str) -> str:
-    """What is kept of a page URL: its origin and path, and its utm_* parameters (which
-    tell where readers came from); other parameters may hold a reader's tokens."""
-    try:
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https"):
-            return ""  # a javascript: or data: URL would be a link a report page follows
-        campaign = [
-            (name, value) for name, value in parse_qsl(parts.query) if name.startswith("utm_")
-        ]
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:
-        return ""
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(campaign), ""))
+class Event(MetaFields, frozen=True, omit_defaults=True, kw_only=True):
+    """One event; its metadata fields (MetaFields) say what the sender claims of the
+    article, and become the article's only as metadata.py allows."""
 
-
-class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     type: Literal["view", "share", "engage"]
     article_id: ArticleId
     channel: Channel | None = None
-    url: Url | None = None
     referrer: Url | None = None
-    title: Title | None = None
-    category: Label | None = None
-    lang: Lang | None = None
-    author: Author | None = None
-    # One story published in several languages or under several slugs.
-    group: ArticleId | None = None
     id: EventId | None = None
     # engage events only
     engaged_s: EngagedSeconds = 0
@@ -98,17 +90,12 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
         return tuple(q for q in QUARTERS if self.prev_depth < q <= self.depth)
 
     def metadata(self) -> dict[str, str]:
-        """What the event tells about its article (title, url, ...), for the articles table."""
-        found = {}
-        for name in METADATA_FIELDS:
-            value = getattr(self, name)
-            if value:
-                found[name] = value
-        if "url" in found:
-            url = stored_url(found.pop("url"))
-            if url:
-                found["url"] = url
-        return found
+        """What the event says of its article (title, url, ...), cleaned, as text."""
+        if not (self.title or self.url or self.category or self.lang or self.author) and (
+            self.group is None and self.published is None
+        ):
+            return {}  # most events: nothing to clean
+        return as_dict(cleaned(self))
 
 
 class EventBatch(msgspec.Struct, frozen=True):
@@ -116,20 +103,19 @@ class EventBatch(msgspec.Struct, frozen=True):
 
 
 _PATH_RE: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+# The field a message is about when msgspec names it rather than its path.
+_NAMED_RE: Final = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
 
 
-def _field_from_error(error: msgspec.ValidationError) -> tuple[str, str]:
+def field_of_error(error: msgspec.ValidationError) -> tuple[str, str]:
     """msgspec says "Expected `str` - at `$.events[0].type`": split it into field and message."""
     text = str(error)
     match = _PATH_RE.search(text)
-    if match is None:
-        missing = re.search(r"missing required field `(?P<name>[^`]+)`", text)
-        return (missing.group("name") if missing else "body"), text
-    path = match.group("path").lstrip(".")
-    message = text[: match.start()]
-    missing = re.search(r"missing required field `(?P<name>[^`]+)`", message)
-    if missing:
-        path = f"{path}.{missing.group('name')}" if path else missing.group("name")
+    message = text if match is None else text[: match.start()]
+    path = "" if match is None else match.group("path").lstrip(".")
+    named = _NAMED_RE.search(message)
+    if named:
+        path = f"{path}.{named.group('name')}" if path else named.group("name")
     return path or "body", message
 
 
@@ -201,13 +187,13 @@ def parse_event_dict(raw: dict[str, Any], *, max_events: int = 1) -> list[Event]
         try:
             events = msgspec.convert(raw, EventBatch, strict=False).events
         except msgspec.ValidationError as exc:
-            raise InvalidInput(*_field_from_error(exc)) from None
+            raise InvalidInput(*field_of_error(exc)) from None
         prefix = "events[{}]."
     else:
         try:
             events = [msgspec.convert(raw, Event, strict=False)]
         except msgspec.ValidationError as exc:
-            raise InvalidInput(*_field_from_error(exc)) from None
+            raise InvalidInput(*field_of_error(exc)) from None
         prefix = ""
     return _checked(events, prefix)
 

@@ -10,6 +10,7 @@ import msgspec
 from . import most_read
 from .models import ARTICLE_ID_PATTERN, CHANNELS
 from .periods import PERIODS
+from .metadata import PUBLISHED_PATTERN, ArticleMeta
 from .report_data import MAX_LIMIT, Report, TrendingReport
 from .report_views import FORMATS, GROUP_BY, MAX_LABEL, MAX_OFFSET, TAKEOFF_WINDOWS
 from .timeseries import GRANULARITIES, Series
@@ -50,6 +51,12 @@ _PERIOD = [
     _query("to", {"type": "string", "format": "date-time"}, "ISO 8601; default now"),
 ]
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})
+_ARTICLE_ID = {
+    "name": "article_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": ARTICLE_ID_PATTERN, "maxLength": 128},
+}
 
 
 def _ok(ref: str, *, csv: bool = False) -> dict[str, Any]:
@@ -115,12 +122,7 @@ def report_paths(errors: dict[str, Any]) -> dict[str, Any]:
             "articleTimeseries",
             "One article's curve per hour or day, zero-filled",
             [
-                {
-                    "name": "article_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "pattern": ARTICLE_ID_PATTERN, "maxLength": 128},
-                },
+                _ARTICLE_ID,
                 *_PERIOD,
                 _query("granularity", _enum(GRANULARITIES)),
                 _query("since_publish", _enum(("false", "true"))),
@@ -128,6 +130,33 @@ def report_paths(errors: dict[str, Any]) -> dict[str, Any]:
             _ok("#/components/schemas/Series"),
             errors,
         ),
+        "/api/v1/articles/{article_id}": {
+            **_get(
+                "articleMetadata",
+                "An article's metadata as shown, what each source said, and its page's reading",
+                [_ARTICLE_ID],
+                _ok("#/components/schemas/DescribedArticle"),
+                {**errors, "404": errors["400"]},
+            ),
+            "put": {
+                "operationId": "setArticleMetadata",
+                "summary": "The article's metadata as editors set it: no event or page changes it",
+                "parameters": [_ARTICLE_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ArticleMeta"}}
+                    },
+                },
+                "responses": {
+                    "200": _ok("#/components/schemas/DescribedArticle"),
+                    "413": errors["400"],
+                    "415": errors["400"],
+                    **errors,
+                },
+                "security": _BEARER,
+            },
+        },
         "/api/v1/popular": _get(
             "mostRead",
             f"The public most-read list (views), cached {most_read.FRESH_S:.0f} s",
@@ -146,6 +175,25 @@ def report_paths(errors: dict[str, Any]) -> dict[str, Any]:
 
 def report_schemas() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [Report, TrendingReport, Series], ref_template="#/components/schemas/{name}"
+        [Report, TrendingReport, Series, ArticleMeta], ref_template="#/components/schemas/{name}"
     )
+    components["ArticleMeta"]["properties"]["published"] = {
+        "anyOf": [
+            {"type": "string", "format": "date-time", "pattern": PUBLISHED_PATTERN},
+            {"type": "null"},
+        ]
+    }
+    meta = {"$ref": "#/components/schemas/ArticleMeta"}
+    components["DescribedArticle"] = {
+        "type": "object",
+        "description": "The metadata shown (ArticleMeta's fields), whether it is verified, "
+        "each source's (editor, page, event, claim) and how reading the page last went",
+        "required": ["article_id", "verified", "sources", "page"],
+        "properties": {
+            "article_id": {"type": "string"},
+            "verified": {"type": "boolean"},
+            "sources": {"type": "object", "additionalProperties": meta},
+            "page": {"type": "object"},
+        },
+    }
     return components

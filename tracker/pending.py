@@ -3,22 +3,27 @@ the batch it will be applied as, and the reader counts of the recent days' sketc
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Final
 
 from . import keys as k
-from .counts import ALL_METRICS, Pending, PendingCounts, PendingHours, PendingRange
+from .counts import ALL_METRICS, Pending, PendingCounts, PendingPiece, PendingSlice
 from .keys import Keys, epoch_candidate
+from .metadata import FIELDS
 from .redis_client import RedisClient
-from .scripts import RANGE, READ, Call, run_calls
-from .utc import day_of
+from .scripts import READ, SLICE, Call, run_calls
+from .utc import day_of, hour_of
 
 
 def sketch_days(now_s: float) -> tuple[int, int]:
     """The days whose sketches a read asks Redis about: yesterday's may not be stored yet."""
     today = day_of(now_s)
     return today - 1, today
+
+
+# A `top` past any shard's count of articles with pending activity.
+EVERY_ARTICLE: Final = 2**31
 
 
 class PendingReader:
@@ -79,36 +84,69 @@ class PendingReader:
                 }
         return Pending(pieces, readers)
 
-    async def read_range(
-        self, first_hour: int, end_hour: int, *, article_id: str | None = None
-    ) -> PendingRange:
-        """Every shard's pending counters in [first_hour, end_hour) (or only the shard of
-        `article_id`), per piece with its batch id, and the metadata the pieces carry:
-        one script call per shard."""
-        shards = [self.keys.for_article(article_id)] if article_id else self.keys.all_shards()
-        calls = [
-            Call(
-                RANGE,
-                (s.live, s.batch, s.gen, s.epoch, s.sealed),
-                (epoch_candidate(), s.base, first_hour, end_hour),
-            )
-            for s in shards
+    async def slice(
+        self,
+        first_hour: int,
+        end_hour: int,
+        now_s: float,
+        *,
+        metrics: Sequence[str],
+        top: int | None,
+        asked: Iterable[str] = (),
+        by_hour: bool = False,
+    ) -> PendingSlice:
+        """The pending counters of `metrics` in [first_hour, end_hour) of the articles
+        `asked` about and of each shard's `top` articles by pending activity (every
+        article's, when `top` is None), per piece with its batch id, and their recent
+        days' readers: one script call per shard, the cost set by the articles it names."""
+        by_shard: dict[int, list[str]] = {shard.shard: [] for shard in self.keys.all_shards()}
+        for article_id in dict.fromkeys(asked):
+            by_shard[self.keys.for_article(article_id).shard].append(article_id)
+        days = sketch_days(now_s)
+        head: list[str | int] = [
+            first_hour,
+            end_hour,
+            hour_of(now_s),
+            EVERY_ARTICLE if top is None else top,
+            int(by_hour),
+            len(metrics),
+            *metrics,
+            len(days),
+            *days,
+            len(FIELDS),
+            *FIELDS,
         ]
-        pieces = []
+        calls = []
+        for shard, ids in by_shard.items():
+            s = self.keys.shard(shard)
+            keys = (s.live, s.batch, s.gen, s.epoch, s.sealed, s.activity)
+            calls.append(Call(SLICE, keys, (epoch_candidate(), s.base, *head, *ids)))
+        pieces: list[PendingPiece] = []
+        candidates: list[tuple[str, int]] = []
+        readers: dict[str, dict[int, int]] = {}
         metadata: dict[str, dict[str, str]] = {}
-        for shard, shard_pieces in zip(shards, await run_calls(self.redis, calls), strict=True):
-            # Oldest first (the batch, the sealed pieces, then live): later metadata wins.
-            for piece_id, flat in [*shard_pieces[1:], shard_pieces[0]]:
+        bound = 0
+        for shard, answer in zip(by_shard, await run_calls(self.redis, calls), strict=True):
+            found, ranked, shard_bound, _, values, recent, metas = answer
+            shard_keys = self.keys.shard(shard)
+            bound = max(bound, int(float(shard_bound)))
+            candidates += [
+                (ranked[i].decode(), int(float(ranked[i + 1]))) for i in range(0, len(ranked), 2)
+            ]
+            for (piece_id, _), flat in zip(found, values, strict=True):
                 counts: dict[str, dict[tuple[int, str], int]] = {}
-                for raw_name, raw_value in zip(flat[::2], flat[1::2], strict=True):
-                    kind, _, rest = raw_name.decode().partition(" ")
-                    if kind == k.META:
-                        metadata.setdefault(rest, {}).update(json.loads(raw_value))
-                        continue
-                    hour, metric, article_id = rest.split(" ", 2)
-                    counts.setdefault(article_id, {})[(int(hour), metric)] = int(raw_value)
-                pieces.append(PendingHours(shard.batch_id(piece_id.decode()), counts))
-        return PendingRange(pieces, metadata)
+                for i in range(0, len(flat), 4):
+                    article_id, metric = flat[i].decode(), flat[i + 1].decode()
+                    counts.setdefault(article_id, {})[(int(flat[i + 2]), metric)] = int(flat[i + 3])
+                pieces.append(PendingPiece(shard_keys.batch_id(piece_id.decode()), counts))
+            for i in range(0, len(recent), 3):
+                readers.setdefault(recent[i].decode(), {})[int(recent[i + 1])] = int(recent[i + 2])
+            for i in range(0, len(metas), 3):
+                metadata.setdefault(metas[i].decode(), {})[metas[i + 1].decode()] = metas[
+                    i + 2
+                ].decode()
+        candidates.sort(key=lambda pair: (-pair[1], pair[0]))
+        return PendingSlice(pieces, candidates, bound, readers, metadata)
 
 
 def _counts(

@@ -70,22 +70,6 @@ ORDER BY article_id, metric
 ON CONFLICT (article_id, metric) DO UPDATE SET count = t.count + EXCLUDED.count
 """
 
-# The latest non-empty value of each field wins.
-UPSERT_ARTICLES: Final = """
-INSERT INTO articles AS a (article_id, url, title, category, lang, author, group_id)
-SELECT * FROM unnest(
-    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]
-)
-ON CONFLICT (article_id) DO UPDATE SET
-    url = coalesce(EXCLUDED.url, a.url),
-    title = coalesce(EXCLUDED.title, a.title),
-    category = coalesce(EXCLUDED.category, a.category),
-    lang = coalesce(EXCLUDED.lang, a.lang),
-    author = coalesce(EXCLUDED.author, a.author),
-    group_id = coalesce(EXCLUDED.group_id, a.group_id),
-    last_seen = now()
-"""
-
 # A sketch read later from Redis holds every reader an earlier one did; keep the larger
 # should Redis ever have lost a sketch and started again.
 UPSERT_DAILY_UNIQUES: Final = """
@@ -151,6 +135,13 @@ PARTITION_LOCK_ID: Final = 7_302_194_552
 LOCK_PARTITIONS: Final = "SELECT pg_advisory_xact_lock($1)"
 
 PING: Final = "SELECT 1"
+
+# The (day, article) of every sketch stored for days from $1 on (once Redis is drained,
+# every sketch it may hold).
+RECENT_SKETCHES: Final = """
+SELECT (day - date '1970-01-01') AS day, article_id FROM article_daily_uniques
+WHERE day >= date '1970-01-01' + $1::int
+"""
 
 # `tracker import`: the file's counts are COPYed here, then they replace what an earlier
 # import set (the totals change by the difference): importing twice changes nothing.

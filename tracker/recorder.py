@@ -1,13 +1,14 @@
 """Recording events in Redis: which counters an event adds to, and one script call per
 shard the events touch, all in one round trip.
 
-Every call touches one shard's keys only (the live hash, its de-duplication, address,
-rate and event-id keys, its reader sketches), so it runs unchanged on Redis Cluster.
+Every call touches one shard's keys only (the live hash, the readers' state on the
+articles, address and rate keys, reader sketches), so it runs unchanged on Redis Cluster.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -20,7 +21,8 @@ from .bots import PREVIEW as PREVIEW_AGENT
 from .counts import ENGAGED, ENGAGED_S, PREVIEW, READ, REFERRAL, SHARE, VIEW
 from .errors import RedisUnavailable
 from .keys import Keys, ShardKeys, epoch_candidate
-from .models import Event
+from .metadata import FIELDS, MetaFields, as_dict, cleaned
+from .models import MAX_ENGAGED_S, Event
 from .preflight import Preflight
 from .readers import Visitor
 from .redis_client import RedisClient, RedisNodes
@@ -34,8 +36,23 @@ Entry = tuple[Event, Visitor]
 Request = Sequence[Entry]
 
 _MINUTE_MS: Final = 60_000
-# Counted views and shares go into the minute's trending sets (keys.py: tr:<kind>:...).
+# Counted views and shares go into trending buckets (keys.py: tr:<kind>:...).
 TRENDING_KINDS: Final = {VIEW: k.TRENDING_VIEWS, SHARE: k.TRENDING_SHARES}
+# A reader's state on an article (its counted view, event ids) is kept this much past
+# the longest a page counts engaged time (or the de-duplication window if longer): a
+# retry after a 503 comes within seconds, a page's engaged time when it is hidden.
+READER_STATE_SLACK_S: Final = 60
+# Articles each trending bucket keeps per shard (cut back to these once half again as
+# many): the head that trending ranks. An address naming new articles endlessly adds no
+# more than that to Redis a bucket.
+TRENDING_KEEP: Final = 200
+
+# What kind of unit: the record script lets engaged time and engaged readers count only
+# after the reader's counted view of the article.
+VIEW_UNIT: Final = "v"
+SECONDS_UNIT: Final = "s"
+READER_UNIT: Final = "r"
+PLAIN_UNIT: Final = "p"
 
 
 @dataclass(slots=True)
@@ -50,6 +67,8 @@ class Recorded:
     repeats: int = 0
     address_limited: int = 0
     retried: int = 0
+    no_view: int = 0
+    engaged_limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +77,7 @@ class Unit:
     to each of `metrics`, once per reader within the de-duplication window if `dedup`."""
 
     metrics: tuple[str, ...]
+    kind: str = PLAIN_UNIT
     amount: int = 1
     dedup: bool = True
     # Tells this part's event id apart from its event's other parts (a retry of the
@@ -66,26 +86,29 @@ class Unit:
 
 
 def event_units(event: Event, visitor: Visitor) -> tuple[Unit, ...]:
-    """An engage event adds its seconds (every time: they are increments) and, once per
-    reader, an engaged reader (on the page view's first) and each quarter first reached;
-    link-preview fetchers do not read. Any other event is one unit."""
+    """An engage event adds its seconds (every time: they are increments, but never more
+    than the time since the reader's counted view) and, once per reader, an engaged
+    reader (on the page view's first) and each quarter first reached; link-preview
+    fetchers do not read. Any other event is one unit."""
     if event.type != "engage":
-        return _plain_units(event_metrics(event, visitor))
+        metrics = event_metrics(event, visitor)
+        kind = VIEW_UNIT if metrics[0] == VIEW else PLAIN_UNIT
+        return _plain_units(metrics, kind)
     if visitor.agent.kind != HUMAN:
         return ()
     units = []
     if event.engaged_s:
-        units.append(Unit((ENGAGED_S,), event.engaged_s, dedup=False, part="s"))
+        units.append(Unit((ENGAGED_S,), SECONDS_UNIT, event.engaged_s, dedup=False, part="s"))
     if event.seq == 0:
-        units.append(Unit((ENGAGED,), part="e"))
-    units.extend(Unit((f"{READ}:{q}",), part=f"q{q}") for q in event.quarters())
+        units.append(Unit((ENGAGED,), READER_UNIT, part="e"))
+    units.extend(Unit((f"{READ}:{q}",), READER_UNIT, part=f"q{q}") for q in event.quarters())
     return tuple(units)
 
 
 @functools.lru_cache(maxsize=256)
-def _plain_units(metrics: tuple[str, ...]) -> tuple[Unit, ...]:
+def _plain_units(metrics: tuple[str, ...], kind: str) -> tuple[Unit, ...]:
     # Views, shares and previews: a few dozen kinds, made once each.
-    return (Unit(metrics),)
+    return (Unit(metrics, kind),)
 
 
 def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
@@ -100,26 +123,43 @@ def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
     return (event.metric,)
 
 
+def _metadata_text(event: Event) -> str:
+    """What the event says of its article, as the record script keeps it (JSON); events
+    of one page say the same, so each text is made once."""
+    return _metadata_of(tuple(getattr(event, name) for name in FIELDS))
+
+
+@functools.lru_cache(maxsize=4096)
+def _metadata_of(values: tuple[Any, ...]) -> str:
+    metadata = as_dict(cleaned(MetaFields(*values)))
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False) if metadata else ""
+
+
+def _event_id(event_id: str) -> bytes:
+    """A client's event id, kept compactly (8 bytes) in the reader's state."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
 @dataclass(slots=True)
 class _RequestPart:
     """A request's events in one shard."""
 
-    index: int  # of the request in the round trip
     rate_key: int
-    events: list[str | int | bytes] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
     count: int = 0
 
 
 class _ShardCall:
     """The arguments of one shard's RECORD call, built request by request."""
 
-    def __init__(self, shard: ShardKeys, head: list[str | int | bytes]) -> None:
+    def __init__(self, shard: ShardKeys, head: list[Any], first_claim: int) -> None:
         self.shard = shard
-        self.keys: list[str] = [shard.live, shard.sealed, shard.gen, shard.epoch]
+        self._first_claim = first_claim
+        self.keys: list[str] = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity]
         self._index: dict[str, int] = {}
         self._head = head
         self.parts: dict[int, _RequestPart] = {}
-        self.meta: dict[str, str] = {}
+        self._metas: dict[str, int] = {}
 
     def key_index(self, key: str) -> int:
         index = self._index.get(key)
@@ -128,24 +168,32 @@ class _ShardCall:
             index = self._index[key] = len(self.keys)
         return index
 
+    def meta_index(self, text: str) -> int:
+        if not text:
+            return 0
+        index = self._metas.get(text)
+        if index is None:
+            index = self._metas[text] = len(self._metas) + 1
+        return index
+
     def part(self, request: int, rate_key: str | None) -> _RequestPart:
         part = self.parts.get(request)
         if part is None:
             rate = self.key_index(rate_key) if rate_key is not None else 0
-            part = self.parts[request] = _RequestPart(request, rate)
+            part = self.parts[request] = _RequestPart(rate)
         return part
 
     def call(self) -> Call:
-        args = [*self._head, epoch_candidate(), self.shard.base, len(self.parts)]
+        args = [*self._head, epoch_candidate(), self.shard.base, self._first_claim]
+        args += (len(self._metas), *self._metas)
+        args.append(len(self.parts))
         for part in self.parts.values():
             args += (part.rate_key, part.count, *part.events)
-        for name, value in self.meta.items():
-            args += (name, value)
         return Call(RECORD, self.keys, args)
 
 
 class Recorder:
-    """Stores events in Redis: counters, de-duplication and limit keys, reader sketches."""
+    """Stores events in Redis: counters, readers' state, limit keys, reader sketches."""
 
     def __init__(
         self,
@@ -166,22 +214,30 @@ class Recorder:
         self.dedup_window_s = settings.dedup_window_s
         # The bound on readers per address needs a window to count them in.
         self.readers_per_address = settings.max_readers_per_address if self.dedup_window_s else 0
-        self.rate_interval_ms = (
+        # The rate limit counts events: each costs its address this many ms of a minute.
+        self.event_cost_ms = (
             math.ceil(_MINUTE_MS / settings.rate_limit) if settings.rate_limit > 0 else 0
         )
         self.seal_at_fields = settings.flush_max_batch_fields
+        self.state_ttl_s = max(self.dedup_window_s, MAX_ENGAGED_S) + READER_STATE_SLACK_S
+        # Untrusted events' metadata is a first claim: a piece keeps its first value.
+        self.first_claim = 0 if settings.trust_event_metadata else 1
 
     def calls(self, requests: Sequence[Request], now_s: float) -> list[tuple[Call, list[int]]]:
         """One script call per shard the requests touch, each with the indexes of the
         requests it carries (in the order the script answers for them)."""
         hour = hour_of(now_s)
         day = day_of(now_s)
-        head: list[str | int | bytes] = [
+        head: list[Any] = [
             int(now_s * 1000),
             self.dedup_window_s,
             self.readers_per_address,
-            self.rate_interval_ms,
+            self.event_cost_ms,
             self.seal_at_fields,
+            self.state_ttl_s,
+            MAX_ENGAGED_S,
+            TRENDING_KEEP,
+            k.TRENDING_BUCKET_S * 1000,
         ]
         shards: dict[int, _ShardCall] = {}
         for index, request in enumerate(requests):
@@ -189,10 +245,12 @@ class Recorder:
                 shard_keys = self.keys.for_article(event.article_id)
                 shard = shards.get(shard_keys.shard)
                 if shard is None:
-                    shard = shards[shard_keys.shard] = _ShardCall(shard_keys, head)
+                    shard = shards[shard_keys.shard] = _ShardCall(
+                        shard_keys, head, self.first_claim
+                    )
                 rate_key = (
                     shard_keys.rate(visitor.address)
-                    if self.rate_interval_ms and visitor.address
+                    if self.event_cost_ms and visitor.address
                     else None
                 )
                 self._add(shard, shard.part(index, rate_key), event, visitor, hour, day)
@@ -207,63 +265,39 @@ class Recorder:
         hour: int,
         day: int,
     ) -> None:
-        for number, unit in enumerate(event_units(event, visitor)):
-            # The first unit counts as the event; the others are more of its counters.
-            weight = 1 if number == 0 else 0
-            self._add_unit(shard, part, event, visitor, unit, hour, day, weight=weight)
-        metadata = event.metadata()
-        if metadata:
-            shard.meta[k.meta_field(event.article_id)] = json.dumps(
-                metadata, separators=(",", ":"), ensure_ascii=False
-            )
-
-    def _add_unit(
-        self,
-        shard: _ShardCall,
-        part: _RequestPart,
-        event: Event,
-        visitor: Visitor,
-        unit: Unit,
-        hour: int,
-        day: int,
-        *,
-        weight: int,
-    ) -> None:
         shard_keys = shard.shard
         article_id = event.article_id
-        metrics = unit.metrics
-        fields = []
-        for metric in metrics:
-            fields.append(k.bucket_field(hour, metric, article_id))
-            fields.append(k.total_field(metric, article_id))
+        units = event_units(event, visitor)
+        first = units[0].metrics[0] if units else ""
         sketch = 0
         if visitor.agent.kind == HUMAN and event.type == "view":
             sketch = shard.key_index(shard_keys.uniques(day, article_id))
-            fields.append(k.uniques_field(day, article_id))
-        event_id = 0
-        if event.id:
-            own_id = f"{event.id}:{unit.part}" if unit.part else event.id
-            event_id = shard.key_index(shard_keys.event_id(own_id, article_id))
-        trend = TRENDING_KINDS.get(metrics[0].partition(":")[0], "-")
-        dedup = address = 0
-        if self.dedup_window_s > 0 and unit.dedup:
-            dedup = shard.key_index(shard_keys.dedup(visitor.reader, metrics[0], article_id))
-            if self.readers_per_address and visitor.address:
-                address_key = shard_keys.address(visitor.address, metrics[0], article_id)
-                address = shard.key_index(address_key)
+        state = shard_keys.state(visitor.address or visitor.reader, article_id)
         part.events += (
-            event_id,
-            dedup,
-            address,
+            shard.key_index(state),
             sketch,
-            trend,
+            TRENDING_KINDS.get(first.partition(":")[0], "-"),
             article_id,
             visitor.reader,
-            unit.amount,
-            weight,
-            len(fields),
-            *fields,
+            shard.meta_index(_metadata_text(event)),
+            _event_id(event.id) if event.id else "",
+            len(units),
         )
+        for unit in units:
+            fields = []
+            for metric in unit.metrics:
+                fields.append(k.bucket_field(hour, metric, article_id))
+                fields.append(k.total_field(metric, article_id))
+            if sketch and unit.kind == VIEW_UNIT:
+                fields.append(k.uniques_field(day, article_id))
+            part.events += (
+                unit.metrics[0] if unit.dedup else "",
+                unit.kind,
+                unit.amount,
+                unit.part,
+                len(fields),
+                *fields,
+            )
         part.count += 1
 
     async def _run(self, calls: list[Call]) -> list[Any]:
@@ -288,13 +322,14 @@ class Recorder:
         calls = self.calls(requests, now_s)
         results = await self._run([call for call, _ in calls])
         recorded = Recorded(retry_after_ms=[0] * len(requests))
-        for (_, indexes), (counted, repeats, limited, retried, waits) in zip(
-            calls, results, strict=True
-        ):
+        for (_, indexes), answer in zip(calls, results, strict=True):
+            counted, repeats, limited, retried, no_view, engaged_limit, waits = answer
             recorded.counted += int(counted)
             recorded.repeats += int(repeats)
             recorded.address_limited += int(limited)
             recorded.retried += int(retried)
+            recorded.no_view += int(no_view)
+            recorded.engaged_limit += int(engaged_limit)
             for index, wait in zip(indexes, waits, strict=True):
                 recorded.retry_after_ms[index] = max(recorded.retry_after_ms[index], int(wait))
         return recorded

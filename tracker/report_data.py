@@ -4,7 +4,7 @@ them."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -17,11 +17,13 @@ from .counts import (
     PREVIEW,
     REFERRAL,
     SHARE,
+    TOTAL_HOUR,
     VIEW,
     AppliedParts,
-    PendingRange,
+    PendingSlice,
     engagement,
 )
+from .metadata import COLUMNS, FIELDS, TEXT_FIELDS
 from .models import CHANNELS
 from .periods import Period
 from .report_metrics import Metric
@@ -42,6 +44,8 @@ class PopularQuery:
     by_group: bool = False
     limit: int = 20
     offset: int = 0
+    # Only articles whose metadata is verified (the public most-read list).
+    verified_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,11 @@ class Row(msgspec.Struct):
     engaged_readers: int = 0
     engaged_avg_s: float = 0.0
     read_through: float = 0.0
+    # Whether the title, URL and the rest come from the newsroom (editors, the article's
+    # own page, trusted senders), not from an anonymous event's claim.
+    verified: bool = False
+    # The views of an all-time row that came from a previous counter (tracker import).
+    imported: int = 0
 
 
 class Report(msgspec.Struct):
@@ -87,20 +96,23 @@ class Report(msgspec.Struct):
     rows: list[Row] = msgspec.field(default_factory=list)
 
 
-# article_id -> day -> readers in the day's sketch in Redis, for some articles
-RecentReaders = Callable[[list[str]], Awaitable[dict[str, dict[int, int]]]]
-
-
 @dataclass(slots=True)
 class Unapplied:
-    """Redis's counts of the period that PostgreSQL does not hold yet, and a way to ask
-    it for the recent days' readers (those sketches may have gained since stored)."""
+    """What Redis holds of the period that PostgreSQL does not yet, for the articles a
+    pending slice names; the recent days' readers Redis counts; and the most any other
+    article may have pending (0: none has anything)."""
 
-    recent: RecentReaders
-    # article_id -> metric -> count over the range
+    bound: int = 0
+    # article_id -> metric -> count over the period
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    # article_id -> (hour, metric) -> count
+    # article_id -> (hour, metric) -> count (from slices read per hour)
     by_hour: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
+    # article_id -> day -> readers in the day's sketch in Redis
+    readers: dict[str, dict[int, int]] = field(default_factory=dict)
+    # the articles with the most pending activity, most first
+    candidates: list[str] = field(default_factory=list)
+    # article_id -> the metadata its pending events carry (shown, as unverified, for an
+    # article PostgreSQL has none of yet)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def metric(self, article_id: str, metrics: Iterable[str]) -> int:
@@ -117,6 +129,8 @@ class Article:
         return (self.meta.get("group_id") or self.article_id) if by_group else self.article_id
 
     def matches(self, query: PopularQuery) -> bool:
+        if query.verified_only and not self.meta.get("verified"):
+            return False
         return all(
             wanted is None or self.meta.get(name) == wanted
             for name, wanted in (
@@ -127,14 +141,20 @@ class Article:
         )
 
 
-async def not_applied(conn: Conn, found: PendingRange, recent: RecentReaders) -> Unapplied:
-    """The pending pieces' counts, less the parts PostgreSQL holds already."""
+async def not_applied(conn: Conn, found: PendingSlice, period: Period) -> Unapplied:
+    """The slice's counts in the period, less the parts PostgreSQL holds already (read
+    in the caller's snapshot, after Redis: a piece applied meanwhile is PostgreSQL's)."""
     rows = await conn.fetch(rq.APPLIED, [piece.batch_id for piece in found.pieces])
     done: dict[str, tuple[set[int], int]] = {}
     for row in rows:
         done.setdefault(row["batch_id"], (set(), row["parts"]))[0].add(row["part"])
     applied = {i: AppliedParts(parts, frozenset(n)) for i, (n, parts) in done.items()}
-    pending = Unapplied(recent, metadata=found.metadata)
+    pending = Unapplied(
+        bound=found.bound,
+        readers=found.readers,
+        candidates=[article_id for article_id, _ in found.candidates],
+        metadata=found.metadata,
+    )
     for piece in found.pieces:
         held = applied.get(piece.batch_id)
         for article_id, hours in piece.counts.items():
@@ -143,8 +163,11 @@ async def not_applied(conn: Conn, found: PendingRange, recent: RecentReaders) ->
             totals = pending.counts.setdefault(article_id, {})
             by_hour = pending.by_hour.setdefault(article_id, {})
             for (hour, metric), count in hours.items():
+                if hour != TOTAL_HOUR and not period.reaches(hour):
+                    continue
                 totals[metric] = totals.get(metric, 0) + count
-                by_hour[(hour, metric)] = by_hour.get((hour, metric), 0) + count
+                if hour != TOTAL_HOUR:
+                    by_hour[(hour, metric)] = by_hour.get((hour, metric), 0) + count
     return pending
 
 
@@ -160,8 +183,11 @@ def period_args(period: Period, metrics: Iterable[str]) -> tuple[Any, ...]:
     )
 
 
-async def articles_of(conn: Conn, ids: Iterable[str], pending: Unapplied) -> dict[str, Article]:
-    """Metadata as PostgreSQL has it, updated by what Redis holds newer."""
+async def articles_of(
+    conn: Conn, ids: Iterable[str], pending: Unapplied | None = None
+) -> dict[str, Article]:
+    """Metadata as PostgreSQL shows it; for an article it has none of yet, what its
+    pending events claim (unverified)."""
     wanted = list(dict.fromkeys(ids))
     found = {
         row["article_id"]: Article(row["article_id"], dict(row))
@@ -169,8 +195,31 @@ async def articles_of(conn: Conn, ids: Iterable[str], pending: Unapplied) -> dic
     }
     for article_id in wanted:
         article = found.setdefault(article_id, Article(article_id, {}))
-        newer = pending.metadata.get(article_id, {})
-        article.meta.update({("group_id" if k == "group" else k): v for k, v in newer.items()})
+        claimed = pending.metadata.get(article_id) if pending is not None else None
+        if claimed and not any(article.meta.get(column) for column in TEXT_COLUMNS):
+            article.meta.update(_columns_of(claimed))
+            article.meta["verified"] = False
+    return found
+
+
+# The metadata columns that are text (`published` is always set: the first hour).
+TEXT_COLUMNS: Final = tuple(c for c, f in zip(COLUMNS, FIELDS, strict=True) if f in TEXT_FIELDS)
+
+
+def _columns_of(claimed: dict[str, str]) -> dict[str, Any]:
+    """Metadata as events carry it, under the articles table's column names."""
+    found: dict[str, Any] = {}
+    for name, column in zip(FIELDS, COLUMNS, strict=True):
+        value = claimed.get(name)
+        if value is None:
+            continue
+        if name == "published":
+            try:
+                found[column] = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+        else:
+            found[column] = value
     return found
 
 
@@ -214,8 +263,10 @@ async def readers_by_day(
     readers: dict[str, dict[int, int]] = {}
     for row in await conn.fetch(rq.READERS_BY_DAY, first_day, end_day, ids):
         readers.setdefault(row["article_id"], {})[row["day"]] = row["readers"]
-    recent = await pending.recent(ids) if ids else {}
-    for article_id, days in recent.items():
+    for article_id in ids:
+        days = pending.readers.get(article_id, {})
+        if not days:
+            continue
         stored = readers.setdefault(article_id, {})
         for day, in_redis in days.items():
             if first_day <= day < end_day:
@@ -240,6 +291,7 @@ async def rows_of(
             per_article = counts.setdefault(article_id, {})
             per_article[metric] = per_article.get(metric, 0) + count
     readers = await readers_of(conn, query.period, ids, pending)
+    imported = await imported_views(conn, ids) if query.period.all_time else {}
     rows = []
     for rank, (key, value) in enumerate(ranked, start=query.offset + 1):
         group = members[key]
@@ -258,6 +310,7 @@ async def rows_of(
                 uniques,
                 articles[lead].meta,
                 group if query.by_group else None,
+                sum(imported.get(i, 0) for i in group),
             )
         )
     return rows
@@ -275,6 +328,7 @@ def _row(
     uniques: int,
     meta: dict[str, Any],
     group: list[str] | None,
+    imported: int,
 ) -> Row:
     shares = per_channel(metrics, SHARE)
     published = meta.get("published")
@@ -299,7 +353,15 @@ def _row(
         engaged_readers=engaged_readers,
         engaged_avg_s=engaged_avg_s,
         read_through=read_through,
+        verified=bool(meta.get("verified")),
+        imported=imported,
     )
+
+
+async def imported_views(conn: Conn, ids: list[str]) -> dict[str, int]:
+    """The views each article has from a previous counter (tracker import)."""
+    rows = await conn.fetch(rq.IMPORTED_VIEWS, ids)
+    return {row["article_id"]: row["count"] for row in rows}
 
 
 def iso(moment: datetime | date) -> str:

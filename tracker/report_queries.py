@@ -33,7 +33,7 @@ WITH counts AS (
 
 
 # The top $10 keys by the sum of the metrics; $7 category, $8 lang, $9 author; $11 by
-# group.
+# group; $12 only articles whose metadata is verified.
 RANK: Final = (
     _period_counts("article_id, count")
     + """
@@ -43,6 +43,7 @@ FROM counts c JOIN articles a USING (article_id)
 WHERE ($7::text IS NULL OR a.category = $7)
   AND ($8::text IS NULL OR a.lang = $8)
   AND ($9::text IS NULL OR a.author = $9)
+  AND (NOT $12 OR a.verified)
 GROUP BY 1
 ORDER BY value DESC, key
 LIMIT $10
@@ -74,7 +75,7 @@ SELECT article_id, metric, sum(count)::bigint AS count FROM counts GROUP BY 1, 2
 
 # Readers over UTC days [$1, $2): the salt of reader ids changes daily, so a range's
 # readers are the sum of its days' readers. The top $3 keys; $4 category, $5 lang,
-# $6 author; $7 by group.
+# $6 author; $7 by group; $8 only verified articles.
 RANK_READERS: Final = """
 SELECT CASE WHEN $7 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
        sum(u.readers)::bigint AS value
@@ -83,6 +84,7 @@ WHERE u.day >= date '1970-01-01' + $1::int AND u.day < date '1970-01-01' + $2::i
   AND ($4::text IS NULL OR a.category = $4)
   AND ($5::text IS NULL OR a.lang = $5)
   AND ($6::text IS NULL OR a.author = $6)
+  AND (NOT $8 OR a.verified)
 GROUP BY 1
 ORDER BY value DESC, key
 LIMIT $3
@@ -97,8 +99,13 @@ WHERE article_id = ANY($3::text[])
 """
 
 ARTICLES: Final = """
-SELECT article_id, title, url, category, lang, author, group_id, published
+SELECT article_id, title, url, category, lang, author, group_id, published, verified
 FROM articles WHERE article_id = ANY($1::text[])
+"""
+
+IMPORTED_VIEWS: Final = """
+SELECT article_id, count FROM article_imported
+WHERE article_id = ANY($1::text[]) AND metric = 'view' AND count > 0
 """
 
 # Candidates for the groups $1: the articles of those groups, and those articles; the
@@ -128,6 +135,18 @@ SELECT (day - date '1970-01-01') AS day, readers FROM article_daily_uniques
 WHERE article_id = $1 AND day >= date '1970-01-01' + $2::int AND day < date '1970-01-01' + $3::int
 """
 
+# The views of the articles $1 in their first $2 hours.
+TAKEOFF_OF: Final = """
+SELECT a.article_id AS key, coalesce(sum(h.count), 0)::bigint AS value
+FROM articles a
+LEFT JOIN article_hourly h
+  ON h.article_id = a.article_id AND h.metric = 'view'
+ AND h.hour >= date_trunc('hour', a.published)
+ AND h.hour < date_trunc('hour', a.published) + make_interval(hours => $2)
+WHERE a.article_id = ANY($1::text[])
+GROUP BY a.article_id
+"""
+
 # Articles published in [$1, $2) ranked by views in their first $3 hours (hourly
 # buckets from the hour of publication); $4 category, $5 lang, $6 author; top $7.
 TAKEOFF: Final = """
@@ -145,3 +164,21 @@ GROUP BY a.article_id
 ORDER BY value DESC, key
 LIMIT $7
 """
+
+
+def _distinct(column: str) -> str:
+    """Every value of an indexed column of articles, by a skip scan of its index (as many
+    index probes as values, whatever the number of articles). `column` is a constant."""
+    return f"""
+WITH RECURSIVE v AS (
+    (SELECT {column} AS value FROM articles WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 1)
+    UNION ALL
+    SELECT (SELECT a.{column} FROM articles a WHERE a.{column} > v.value ORDER BY 1 LIMIT 1)
+    FROM v WHERE v.value IS NOT NULL
+)
+SELECT value FROM v WHERE value IS NOT NULL
+"""  # noqa: S608
+
+
+CATEGORIES: Final = _distinct("category")
+LANGS: Final = _distinct("lang")

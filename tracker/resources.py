@@ -11,12 +11,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
 from . import db, migrations
 from .auth import Tokens
+from .background import flushing, make_flusher, page_reading
 from .batcher import Batcher
 from .batches import RedisBatches
 from .bots import BotClassifier
@@ -24,7 +25,7 @@ from .embedded import EmbeddedServers
 from .errors import DatabaseUnavailable, RedisUnavailable
 from .flusher import Flusher
 from .keys import Keys
-from .lease import Lease, owner_name
+from .metadata_store import MetadataStore
 from .metrics import Metrics
 from .overload import Deadlines, LoopLag
 from .pending import PendingReader
@@ -75,6 +76,9 @@ TIMESERIES: Final = web.AppKey("timeseries", Timeseries)
 TRENDING: Final = web.AppKey("trending", Trending)
 TOKENS: Final = web.AppKey("tokens", Tokens)
 FLUSHER: Final = web.AppKey("flusher", Flusher)
+ARTICLE_METADATA: Final = web.AppKey("article_metadata", MetadataStore)
+# The public most-read list's cache (most_read.MostRead; that module imports this one).
+MOST_READ: Final = web.AppKey[Any]("most_read")
 
 
 @contextlib.asynccontextmanager
@@ -166,63 +170,6 @@ async def read_pool(settings: Settings, primary: db.Pool) -> AsyncIterator[db.Po
         yield pool
 
 
-def make_flusher(
-    settings: Settings,
-    redis: RedisClient,
-    pool: db.Pool,
-    metrics: Metrics,
-    *,
-    nodes: RedisNodes | None = None,
-    read_pool: db.Pool | None = None,
-    clock: Callable[[], float] = time.time,
-    preflight: Preflight | None = None,
-) -> Flusher:
-    """The flusher of TRACKER_FLUSH_SHARDS (all by default); with a read replica
-    (`read_pool`), batches leave Redis only once the replica has them."""
-    keys = Keys(settings.redis_prefix, settings.redis_shards)
-    owner = owner_name()
-    shards = settings.flush_shards or range(settings.redis_shards)
-    leases = {
-        shard: Lease(redis, keys.shard(shard).lease, ttl_s=settings.flush_lease_s, owner=owner)
-        for shard in shards
-    }
-    # Only a real replica lags; the reads' pool of the primary itself needs no wait.
-    replica = (
-        Replica(pool, read_pool, max_lag_s=settings.database_timeout_s)
-        if read_pool is not None and settings.read_database_url is not None
-        else None
-    )
-    return Flusher(
-        settings,
-        RedisBatches(redis, keys, nodes=nodes, wait_timeout_s=settings.redis_timeout_s / 2),
-        Store(pool),
-        leases,
-        Lease(redis, keys.upkeep_lease, ttl_s=settings.flush_lease_s, owner=owner),
-        metrics,
-        clock=clock,
-        preflight=preflight,
-        replica=replica,
-    )
-
-
-@contextlib.asynccontextmanager
-async def flushing(flusher: Flusher, settings: Settings) -> AsyncIterator[None]:
-    """The flusher's loop in the background; on exit it is stopped, and what is pending
-    is flushed once more before the connections close."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(flusher.run(stop), name="tracker-flusher")
-    try:
-        yield
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, settings.shutdown_timeout_s)
-        except TimeoutError:
-            log.warning("flusher did not stop in time; cancelled")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(flusher.run_once_logged(), settings.shutdown_timeout_s)
-
-
 # The app's cleanup contexts, in the order create_app registers them.
 
 
@@ -288,6 +235,7 @@ async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[TIMESERIES] = Timeseries(pending, app[READ_POOL], app[CLOCK])
     app[TRENDING] = Trending(app[REDIS], app[KEYS], app[CLOCK])
+    app[ARTICLE_METADATA] = MetadataStore(app[POOL])
     app[TOKENS] = Tokens(app[POOL], app[REDIS], settings.redis_prefix)
     yield
 
@@ -325,9 +273,12 @@ def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[
             )
             yield
             return
-        async with postgres_pool(
-            settings, app[URLS][1], migrate=False, size=settings.flush_pool_size
-        ) as pool:
+        async with (
+            postgres_pool(
+                settings, app[URLS][1], migrate=False, size=settings.flush_pool_size
+            ) as pool,
+            page_reading(settings, app[POOL], app[METRICS]) as pages,
+        ):
             flusher = app[FLUSHER] = make_flusher(
                 settings,
                 app[REDIS],
@@ -337,6 +288,7 @@ def flusher_ctx(run_flusher: bool) -> Callable[[web.Application], AsyncIterator[
                 read_pool=app[READ_POOL],
                 clock=app[CLOCK],
                 preflight=app[PREFLIGHT],
+                pages=pages,
             )
             async with flushing(flusher, settings):
                 yield

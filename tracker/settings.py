@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .env_values import PARSERS, IPNetwork, env_value
+from .metadata import origin_of
 
 ENV_PREFIX = "TRACKER_"
 
@@ -53,6 +54,14 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     respect_dnt: bool = False
     demo: bool = False
+    # The news site's own origins: tracker reads an article's metadata from its page there
+    # (only a page that declares the same article id). Empty: those of allowed_origins.
+    site_origins: tuple[str, ...] = ()
+    # Take events' metadata as the article's (only for server-side senders on a private
+    # network): otherwise it is at most a first, unverified claim.
+    trust_event_metadata: bool = False
+    # A verified page is read again after this long while its article is still read.
+    metadata_refresh_s: float = 6 * 3600.0
 
     redis_shards: int = 1
     redis_prefix: str = "trk"
@@ -116,6 +125,13 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.redis_url is None and self.database_url is None
+
+    @property
+    def page_origins(self) -> tuple[str, ...]:
+        """Where tracker may read article pages: TRACKER_SITE_ORIGINS, else the allowed
+        origins (never `*`: tracker fetches only from origins named to it)."""
+        origins = self.site_origins or self.allowed_origins
+        return tuple(origin_of(origin) for origin in origins if origin_of(origin))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

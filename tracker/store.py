@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from . import partitions
+from . import metadata_queries as mq
+from . import metadata_store, partitions
 from . import queries as q
 from .counts import Applied, AppliedParts, Batch, Sketch, Stored
 from .db import Pool, database_unavailable_on_error
-from .models import METADATA_FIELDS
 from .utc import DAY_S, HOUR_S, hour_of
 
 if TYPE_CHECKING:
@@ -68,8 +68,6 @@ class Store:
             )
             for (article_id, metric, hour), count in part.counters.items()
         ]
-        meta_ids = sorted(part.metadata)
-        meta_columns = [[part.metadata[a].get(name) for a in meta_ids] for name in METADATA_FIELDS]
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 q.INSERT_APPLIED_BATCH,
@@ -89,8 +87,12 @@ class Store:
                 await conn.execute(q.ADD_DAILY)
                 await conn.execute(q.ADD_TOTALS)
                 await conn.execute(q.ADD_ARTICLES)
-            if meta_ids:
-                await conn.execute(q.UPSERT_ARTICLES, meta_ids, *meta_columns)
+            await metadata_store.write(conn, part.metadata, part.metadata_source)
+            if part.page_urls:
+                pages = sorted(part.page_urls.items())
+                await conn.execute(
+                    mq.SET_PAGE_URLS, [a for a, _ in pages], [url for _, url in pages]
+                )
             if part.sketches:
                 await _store_sketches(conn, part.sketches)
             if number == 0:  # one row per shard: one part updates it, without contention
@@ -126,6 +128,12 @@ class Store:
         for batch_id, (done, parts) in applied.items():
             stored.applied[batch_id] = AppliedParts(parts, frozenset(done))
         return stored
+
+    async def recent_sketches(self, since_day: int) -> list[tuple[int, str]]:
+        """(day, article) of the sketches stored for days from `since_day` on."""
+        with database_unavailable_on_error():
+            rows = await self.pool.fetch(q.RECENT_SKETCHES, since_day)
+        return [(row["day"], row["article_id"]) for row in rows]
 
     async def prune(
         self,

@@ -17,7 +17,7 @@ from .db import Pool, database_unavailable_on_error
 from .errors import InvalidInput
 from .pending import PendingReader
 from .periods import Period
-from .report_data import iso, not_applied, per_channel, readers_by_day
+from .report_data import ROW_METRICS, iso, not_applied, per_channel, readers_by_day
 from .utc import DAY_S, HOUR_S
 
 GRANULARITIES: Final = {"hour": HOUR_S, "day": DAY_S}
@@ -116,8 +116,14 @@ class Timeseries:
         day also "readers"."""
         step_s = GRANULARITIES[query.granularity]
         article_id = query.article_id
-        found = await self.pending.read_range(
-            period.first_hour, period.end_hour, article_id=article_id
+        found = await self.pending.slice(
+            period.first_hour,
+            period.end_hour,
+            self.clock(),
+            metrics=ROW_METRICS,
+            top=0,
+            asked=[article_id],
+            by_hour=True,
         )
         counts: dict[int, dict[str, int]] = {}
 
@@ -130,7 +136,7 @@ class Timeseries:
                 self.pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
-                pending = await not_applied(conn, found, self._recent_readers)
+                pending = await not_applied(conn, found, period)
                 sql = rq.HOURLY_OF if step_s == HOUR_S else rq.DAILY_OF
                 # The end of the last bucket: per day, the whole of the last day.
                 end_s = -(-period.end_hour * HOUR_S // step_s) * step_s
@@ -146,7 +152,3 @@ class Timeseries:
                     for day, readers in per_day.get(article_id, {}).items():
                         add(day * DAY_S, "readers", readers)
         return counts
-
-    async def _recent_readers(self, article_ids: list[str]) -> dict[str, dict[int, int]]:
-        pending = await self.pending.read(article_ids, self.clock(), counts=False)
-        return pending.readers

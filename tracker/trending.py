@@ -1,6 +1,6 @@
 """What is taking off right now: counted views or shares per article in the last 5, 15
-or 60 minutes, from per-minute sorted sets the ingest round trip writes in Redis, against
-the same window before."""
+or 60 minutes, from the sorted sets of 5-minute buckets the ingest round trip writes in
+Redis (the current bucket as far as it has gone), against the same window before."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import InvalidInput
-from .keys import TRENDING_SHARES, TRENDING_VIEWS, Keys
+from .keys import TRENDING_BUCKET_S, TRENDING_SHARES, TRENDING_VIEWS, Keys
 from .redis_client import RedisClient
 from .scripts import TRENDING, Call, run_calls
 
@@ -53,13 +53,14 @@ class Trending:
     async def top(self, kind: str, window_minutes: int, limit: int) -> list[Rising]:
         """Best first: each shard's top `limit` (an article lives in one shard, so the
         overall top is among them), in one round trip."""
-        minute = int(self.clock() // 60)
+        bucket = int(self.clock() // TRENDING_BUCKET_S)
+        buckets = max(1, window_minutes * 60 // TRENDING_BUCKET_S)
         token = secrets.token_hex(6)
         calls = [
             Call(
                 TRENDING,
                 (f"{shard.base}:tmp:{token}",),
-                (shard.base, kind, minute, window_minutes, limit),
+                (shard.base, kind, bucket, buckets, limit),
             )
             for shard in self.keys.all_shards()
         ]

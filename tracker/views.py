@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from . import db, editors, report_views
+from . import article_views, db, editors, report_views
 from .editors import editors_only
 from .errors import Unavailable
 from .ingest import ingest, pixel, plausible_event
@@ -22,6 +22,7 @@ from .resources import (
     BATCHES,
     LOOP_LAG,
     METRICS,
+    MOST_READ,
     OPENAPI,
     POOL,
     PREFLIGHT,
@@ -171,10 +172,16 @@ def add_routes(app: web.Application) -> None:
         r"/api/v1/articles/{article_id:[\s\S]+}/timeseries",
         editors_only(report_views.timeseries),
     )
+    # An article itself: any id but one that names one of its parts (/stats ...), whose
+    # other methods are answered 405 by their own routes.
+    article = r"/api/v1/articles/{article_id:(?!stats$)(?![\s\S]*/(?:stats|timeseries)$)[\s\S]+}"
+    app.router.add_put(article, editors_only(article_views.put_article))
+    app.router.add_get(article, editors_only(article_views.get_article))
     app.router.add_get("/api/v1/reports/popular", editors_only(report_views.popular))
     app.router.add_get("/api/v1/reports/trending", editors_only(report_views.trending))
     app.router.add_get("/api/v1/reports/takeoff", editors_only(report_views.takeoff))
-    app.router.add_get("/api/v1/popular", MostRead().answer)
+    most_read = app[MOST_READ] = MostRead()
+    app.router.add_get("/api/v1/popular", most_read.answer)
     app.router.add_get("/reports", editors.reports_page)
     app.router.add_get("/reports/login", editors.login_page)
     app.router.add_post("/reports/login", editors.login)

@@ -1,25 +1,32 @@
 -- Records the events of one shard (one hash slot) in one call.
 --
--- KEYS[1] the live hash, KEYS[2] the list of sealed pieces, KEYS[3] gen, KEYS[4] epoch;
--- KEYS[5..] the per-event keys the arguments name by index (0: none).
--- ARGV[1] now (ms), [2] dedup window (s), [3] readers counted per address and article
--- within the window (0: no bound), [4] ms between requests of one address at the rate
--- limit (0: no limit), [5] seal the live hash at this many fields (0: never), [6] an
--- epoch candidate, [7] the shard's key base, [8] number of requests; then per request:
--- its rate key, its number of events, and per event: event id key, dedup key, address
--- key, sketch key, trending kind ('v', 's' or '-'), article, reader, amount, weight (1:
--- counts as an event; 0: another counter of the event before it), number of fields, the
--- fields (each +amount); then metadata (field, value) pairs to the end.
--- A counted view or share also goes into the minute's trending set of its kind.
+-- KEYS[1] the live hash, KEYS[2] the list of sealed pieces, KEYS[3] gen, KEYS[4] epoch,
+-- KEYS[5] the pending activity per article (a sorted set); KEYS[6..] the per-event keys
+-- the arguments name by index (0: none).
+--
+-- ARGV[1] now (ms), [2] de-duplication window (s), [3] readers counted per address and
+-- article within the window (0: no bound), [4] ms an event costs its address at the rate
+-- limit (0: no limit), [5] seal the live hash at this many fields (0: never), [6] seconds
+-- a reader's state on an article is kept, [7] most engaged seconds per counted view,
+-- [8] articles a trending bucket keeps (half again as many before it is cut back),
+-- [9] ms of a trending bucket, [10] an epoch candidate, [11] the shard's key base,
+-- [12] 1 when events' metadata is a first claim (a field keeps the first value a piece
+-- was given), 0 when trusted (the latest wins), [13] M, the number of metadata texts
+-- (JSON objects of text fields), then the M texts; then the number of requests, and per request: its rate key, and its
+-- number of events; per event: its state key (the address's readers on the article),
+-- its sketch key, trending kind ('v', 's' or '-'), article, reader, metadata (index of
+-- a text, 0: none), event id ('' none), number of units; per
+-- unit: de-duplication name ('' none), kind ('v' a view; 's' engaged seconds, 'r' an
+-- engaged reader or quarter, both only after the reader's counted view; 'p' other),
+-- amount, id part, number of fields, the fields (each +amount).
 --
 -- Every argument is checked before the first write, so a bad call changes nothing.
--- Returns {counted, repeats, address_limited, retried, {retry after (ms) per request}}:
--- events, each told by its first unit (weight 1), so that each event is one of the four.
+-- Returns {counted, repeats, address_limited, retried, no_view, engaged_limit,
+-- {retry after (ms) per request}}: events, each told by its first unit.
 
 local RATE_BURST_MS = 60000
-local EVENT_ID_TTL_S = 86400
 -- Trending reads compare the last 60 minutes with the 60 before.
-local TRENDING_TTL_S = 2 * 3600 + 120
+local TRENDING_TTL_S = 2 * 3600 + 600
 local CHUNK = 100 -- values per unpack(): Lua's stack holds some thousands at most
 
 local function number_at(i)
@@ -38,53 +45,77 @@ local function key_index_at(i)
   return index
 end
 
--- Checks: walk the whole layout once, remember where each request starts, and keep each
--- event's numbers (EVENT_NUMBERS of them from `parsed[base]` on) so they are read once.
-local EVENT_NUMBERS = 7
-local requests = {}
-local parsed = {}
-local n_requests = number_at(8)
-local i = 9
-for r = 1, n_requests do
-  local rate_key = key_index_at(i)
-  local n_events = number_at(i + 1)
-  requests[r] = {rate_key, n_events, i + 2, #parsed}
-  i = i + 2
-  for _ = 1, n_events do
-    local base = #parsed
-    for j = 0, 3 do
-      parsed[base + j + 1] = key_index_at(i + j)
-    end
-    parsed[base + 5] = number_at(i + 7)
-    parsed[base + 6] = number_at(i + 8)
-    local n_fields = number_at(i + 9)
-    parsed[base + 7] = n_fields
-    if ARGV[i + 6] == nil or i + 9 + n_fields > #ARGV then
-      error('record: event at argument ' .. i .. ' is cut short')
-    end
-    i = i + 10 + n_fields
+local function text_at(i)
+  if ARGV[i] == nil then
+    error('record: argument ' .. i .. ' is missing')
   end
-end
-local metadata_from = i
-if (#ARGV - metadata_from + 1) % 2 ~= 0 then
-  error('record: metadata comes in (field, value) pairs')
+  return ARGV[i]
 end
 
-local live = KEYS[1]
 local now = number_at(1)
+-- A reader's state keeps times in seconds (what its windows are counted in): shorter.
+local now_s = math.floor(now / 1000)
 local window = number_at(2)
 local per_address = number_at(3)
-local rate_interval = number_at(4)
+local event_cost = number_at(4)
 local seal_at = number_at(5)
+local state_ttl = number_at(6)
+local max_engaged = number_at(7)
+local trending_keep = number_at(8)
+local bucket = math.floor(now / number_at(9))
+local base = text_at(11)
+local first_claim = number_at(12) == 1
+local n_metas = number_at(13)
+local metas_at = 13
+local i = 14 + n_metas
+
+-- Checks: walk the whole layout once, into plain tables, so the writes below read
+-- each value once and never meet a bad one.
+local requests = {}
+local n_requests = number_at(i)
+i = i + 1
+for r = 1, n_requests do
+  local request = {rate = key_index_at(i), events = {}}
+  local n_events = number_at(i + 1)
+  i = i + 2
+  for e = 1, n_events do
+    local meta = number_at(i + 5)
+    if meta < 0 or meta > n_metas then
+      error('record: argument ' .. (i + 5) .. ' names no metadata')
+    end
+    local event = {
+      state = key_index_at(i), sketch = key_index_at(i + 1), trend = text_at(i + 2),
+      article = text_at(i + 3), reader = text_at(i + 4), meta = meta, id = text_at(i + 6),
+      units = {},
+    }
+    local n_units = number_at(i + 7)
+    i = i + 8
+    for u = 1, n_units do
+      local unit = {dedup = text_at(i), kind = text_at(i + 1), amount = number_at(i + 2),
+        part = text_at(i + 3), fields = {}}
+      local n_fields = number_at(i + 4)
+      for f = 1, n_fields do
+        unit.fields[f] = text_at(i + 4 + f)
+      end
+      event.units[u] = unit
+      i = i + 5 + n_fields
+    end
+    request.events[e] = event
+  end
+  requests[r] = request
+end
+if i ~= #ARGV + 1 then
+  error('record: ' .. (#ARGV + 1 - i) .. ' arguments past the last event')
+end
 
 -- Generic cell rate algorithm: one key per address holds the time at which its bucket
--- is empty again; a burst of a minute's worth is allowed.
-local function retry_after(key)
+-- is empty again; a burst of a minute's worth is allowed. Each event costs its share.
+local function retry_after(key, events)
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then
     tat = now
   end
-  local next_tat = tat + rate_interval
+  local next_tat = tat + event_cost * events
   if next_tat - now > RATE_BURST_MS then
     return next_tat - now - RATE_BURST_MS
   end
@@ -92,81 +123,222 @@ local function retry_after(key)
   return 0
 end
 
-local counted, repeats, address_limited, retried, new_counters = 0, 0, 0, 0, 0
+-- What the script keeps of readers on an article, per address (one key serves the
+-- address's bound and its readers' repeats): 'w' the window's start and the readers
+-- admitted in it ("ms:readers"); per reader (fields prefixed with 8 bytes of its id) 'v' its counted
+-- view and the engaged seconds granted since ("ms:seconds"), when each other
+-- de-duplicated metric last counted, and 'i<id><part>' its counted event ids. A reader
+-- that counted in the window was admitted in it. Read once per event, written once.
+local function read_state(state, event)
+  local me = string.sub(event.reader, 1, 8)
+  local names = {'w', me .. 'v'}
+  for _, unit in ipairs(event.units) do
+    if unit.dedup ~= '' then
+      names[#names + 1] = me .. unit.dedup
+    end
+    if event.id ~= '' then
+      names[#names + 1] = me .. 'i' .. event.id .. unit.part
+    end
+  end
+  local values = redis.call('HMGET', state, unpack(names))
+  local found = {me = me}
+  for j, name in ipairs(names) do
+    found[name] = values[j]
+  end
+  local view = found[me .. 'v']
+  if view then
+    local at, granted = string.match(view, '^(%d+):(%d+)$')
+    found.view, found.granted = tonumber(at), tonumber(granted)
+  end
+  if found.w then
+    local start, readers = string.match(found.w, '^(%d+):(%d+)$')
+    found.start, found.readers = tonumber(start), tonumber(readers)
+  end
+  return found
+end
+
+-- Whether the reader may count from its address: admitted once per window (it counted
+-- in it: its view, or the metric asked about), while fewer than per_address readers were.
+local function admitted(found, changes, last)
+  if per_address <= 0 then
+    return true
+  end
+  if not found.start or now_s - found.start >= window then
+    found.start, found.readers = now_s, 0
+  end
+  if math.max(found.view or -1, last or -1) >= found.start then
+    return true
+  end
+  if found.readers >= per_address then
+    return false
+  end
+  found.readers = found.readers + 1
+  changes.w = found.start .. ':' .. found.readers
+  return true
+end
+
+-- What one unit adds (its amount; engaged seconds cut to what the reader's counted view
+-- allows), or nil and why not; what it changes of the state goes into `changes`.
+local function outcome(found, changes, unit, id_field)
+  if id_field and found[id_field] then
+    return nil, 'retried'
+  end
+  local kind, amount, me = unit.kind, unit.amount, found.me
+  local last = nil
+  if kind == 'v' then
+    last = found.view
+  elseif unit.dedup ~= '' then
+    last = tonumber(found[me .. unit.dedup] or '-1')
+  end
+  if last and last >= 0 and window > 0 and unit.dedup ~= '' and now_s - last < window then
+    return nil, 'repeat'
+  end
+  if kind == 'v' or kind == 'p' then
+    if not admitted(found, changes, last) then
+      return nil, 'address'
+    end
+    if kind == 'v' then
+      found.view, found.granted = now_s, 0
+      changes[me .. 'v'] = now_s .. ':0'
+    elseif unit.dedup ~= '' then
+      changes[me .. unit.dedup] = now_s
+    end
+  elseif not found.view then
+    return nil, 'no_view'
+  else
+    if kind == 's' then
+      local since_view = math.max(0, now_s - found.view)
+      amount = math.min(amount, math.min(since_view, max_engaged) - found.granted)
+      if amount <= 0 then
+        return nil, 'engaged'
+      end
+      found.granted = found.granted + amount
+      changes[me .. 'v'] = found.view .. ':' .. found.granted
+    end
+    if unit.dedup ~= '' then
+      found[me .. unit.dedup] = now_s
+      changes[me .. unit.dedup] = now_s
+    end
+  end
+  -- A retry of a unit that repeats count no more is caught as a repeat: its id is kept
+  -- only where nothing else would catch it (engaged seconds, or no window).
+  if id_field and (unit.dedup == '' or window <= 0) then
+    found[id_field] = 1
+    changes[id_field] = 1
+  end
+  return amount
+end
+
+local told = {counted = 0, ['repeat'] = 0, address = 0, retried = 0, no_view = 0, engaged = 0}
 local waits = {}
-local minute = math.floor(now / 60000)
--- What counted events add is summed first, then written once per field, set and
--- article, sketch: a story read by many at once costs a few writes per call, not a few
--- per reader.
+local new_counters = 0
+-- What counted events add is summed first, then written once per field, set, article
+-- and sketch: a story read by many at once costs a few writes per call, not per reader.
 local trending = {}
 local increments = {}
+local activity = {}
 local sketch_readers = {}
-for r, request in ipairs(requests) do
-  local rate_key, n_events, at, base = request[1], request[2], request[3], request[4]
-  local wait = 0
-  if rate_key > 0 and rate_interval > 0 then
-    wait = retry_after(KEYS[rate_key])
+local metas = {}
+local decoded = {}
+-- What a counted unit of an event adds to the call's sums.
+local function add(event, unit, amount, first)
+  if first and event.trend ~= '-' then
+    local key = base .. ':tr:' .. event.trend .. ':' .. bucket
+    local articles = trending[key]
+    if not articles then
+      articles = {}
+      trending[key] = articles
+    end
+    articles[event.article] = (articles[event.article] or 0) + 1
   end
-  waits[r] = wait
-  for _ = 1, n_events do
-    local id_key, dedup, address, sketch = parsed[base + 1], parsed[base + 2], parsed[base + 3], parsed[base + 4]
-    local amount, weight, n_fields = parsed[base + 5], parsed[base + 6], parsed[base + 7]
-    base = base + EVENT_NUMBERS
-    if wait == 0 then
-      local fresh = true
-      if id_key > 0 and not redis.call('SET', KEYS[id_key], '1', 'NX', 'EX', EVENT_ID_TTL_S) then
-        fresh = false
-        retried = retried + weight
-      end
-      if fresh and dedup > 0 and not redis.call('SET', KEYS[dedup], '1', 'NX', 'EX', window) then
-        fresh = false
-        repeats = repeats + weight
-      end
-      if fresh and address > 0 and per_address > 0 then
-        local readers = redis.call('INCR', KEYS[address])
-        if readers == 1 then
-          redis.call('EXPIRE', KEYS[address], window)
-        end
-        if readers > per_address then
-          fresh = false
-          address_limited = address_limited + weight
-        end
-      end
-      if fresh then
-        counted = counted + weight
-        local trend = ARGV[at + 4]
-        if trend ~= '-' then
-          local key = ARGV[7] .. ':tr:' .. trend .. ':' .. minute
-          local articles = trending[key]
-          if not articles then
-            articles = {}
-            trending[key] = articles
-          end
-          local article = ARGV[at + 5]
-          articles[article] = (articles[article] or 0) + 1
-        end
-        for j = at + 10, at + 9 + n_fields do
-          local name = ARGV[j]
-          increments[name] = (increments[name] or 0) + amount
-        end
-        if sketch > 0 then
-          local readers = sketch_readers[sketch]
-          if not readers then
-            readers = {}
-            sketch_readers[sketch] = readers
-          end
-          readers[#readers + 1] = ARGV[at + 6]
-        end
+  for _, name in ipairs(unit.fields) do
+    increments[name] = (increments[name] or 0) + amount
+    if string.byte(name) == 116 then -- 't <metric> <article>': a metric's total
+      activity[event.article] = (activity[event.article] or 0) + amount
+    end
+  end
+  if first and event.meta > 0 then
+    local given = decoded[event.meta]
+    if not given then
+      given = cjson.decode(ARGV[metas_at + event.meta])
+      decoded[event.meta] = given
+    end
+    local meta = metas[event.article]
+    if not meta then
+      meta = {}
+      metas[event.article] = meta
+    end
+    for name, value in pairs(given) do
+      if not (first_claim and meta[name]) then
+        meta[name] = value
       end
     end
-    at = at + 10 + n_fields
+  end
+  if event.sketch > 0 and unit.kind == 'v' then
+    local readers = sketch_readers[event.sketch]
+    if not readers then
+      readers = {}
+      sketch_readers[event.sketch] = readers
+    end
+    readers[#readers + 1] = event.reader
   end
 end
+
+local function record(event)
+  local state = event.state > 0 and KEYS[event.state]
+  local found = state and read_state(state, event) or {}
+  local changes = {}
+  for u, unit in ipairs(event.units) do
+    local id_field = state and event.id ~= '' and (found.me .. 'i' .. event.id .. unit.part) or nil
+    local amount, why
+    if state then
+      amount, why = outcome(found, changes, unit, id_field)
+    elseif unit.kind == 'v' or unit.kind == 'p' then
+      amount = unit.amount -- nothing kept of this reader: no window, no id
+    else
+      why = 'no_view'
+    end
+    if u == 1 then
+      local as = amount and 'counted' or why
+      told[as] = told[as] + 1
+    end
+    if amount then
+      add(event, unit, amount, u == 1)
+    end
+  end
+  local flat = {}
+  for name, value in pairs(changes) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  if #flat > 0 then
+    redis.call('HSET', state, unpack(flat))
+    redis.call('EXPIRE', state, state_ttl)
+  end
+end
+
+for r, request in ipairs(requests) do
+  local wait = 0
+  if request.rate > 0 and event_cost > 0 then
+    wait = retry_after(KEYS[request.rate], math.max(1, #request.events))
+  end
+  waits[r] = wait
+  if wait == 0 then
+    for _, event in ipairs(request.events) do
+      record(event)
+    end
+  end
+end
+
+local live = KEYS[1]
 for name, amount in pairs(increments) do
   -- 98 is 'b': a new hourly bucket field is one more counter to flush.
   if redis.call('HINCRBY', live, name, amount) == amount and string.byte(name) == 98 then
     new_counters = new_counters + 1
   end
+end
+for article, amount in pairs(activity) do
+  redis.call('ZINCRBY', KEYS[5], amount, article)
 end
 for sketch, readers in pairs(sketch_readers) do
   local changed = 0
@@ -184,14 +356,27 @@ for key, articles in pairs(trending) do
     redis.call('ZINCRBY', key, count, article)
   end
   redis.call('EXPIRE', key, TRENDING_TTL_S)
+  -- A bucket's long tail is cut: what trending ranks is its head, and one address
+  -- naming new articles endlessly must not grow it without bound.
+  if redis.call('ZCARD', key) > trending_keep * 1.5 then
+    redis.call('ZREMRANGEBYRANK', key, 0, -trending_keep - 1)
+  end
 end
-
-for j = metadata_from, #ARGV, CHUNK do
-  redis.call('HSET', live, unpack(ARGV, j, math.min(j + CHUNK - 1, #ARGV)))
+-- Each field of an article's metadata apart ('m<field> <article>'): a claim keeps the
+-- piece's first value of each, trusted senders' latest wins.
+for article, meta in pairs(metas) do
+  for name, value in pairs(meta) do
+    local field = 'm' .. name .. ' ' .. article
+    if first_claim then
+      redis.call('HSETNX', live, field, value)
+    else
+      redis.call('HSET', live, field, value)
+    end
+  end
 end
-if counted > 0 then
+if told.counted > 0 then
   redis.call('HSETNX', live, '_first_ms', ARGV[1])
-  redis.call('HINCRBY', live, '_events', counted)
+  redis.call('HINCRBY', live, '_events', told.counted)
 end
 if new_counters > 0 then
   redis.call('HINCRBY', live, '_counters', new_counters)
@@ -200,11 +385,11 @@ end
 -- A live hash past the bound is sealed as a piece with its own id, applied later in
 -- order: no batch is larger than the bound, however long PostgreSQL was away.
 if seal_at > 0 and redis.call('HLEN', live) >= seal_at then
-  redis.call('SET', KEYS[4], ARGV[6], 'NX')
+  redis.call('SET', KEYS[4], ARGV[10], 'NX')
   local gen = redis.call('INCR', KEYS[3])
   redis.call('HSET', live, '_id', redis.call('GET', KEYS[4]) .. ':' .. gen)
-  redis.call('RENAME', live, ARGV[7] .. ':sealed:' .. gen)
+  redis.call('RENAME', live, base .. ':sealed:' .. gen)
   redis.call('RPUSH', KEYS[2], gen)
 end
 
-return {counted, repeats, address_limited, retried, waits}
+return {told.counted, told['repeat'], told.address, told.retried, told.no_view, told.engaged, waits}

@@ -1,21 +1,22 @@
--- The top articles of one shard over the last `window` minutes, with their count in the
--- window before. KEYS: a scratch key of the shard. ARGV: the shard's key base, the kind
--- ('v' or 's'), the current minute, the window in minutes, how many.
+-- The top articles of one shard over the last `window` buckets (the current one, as far
+-- as it has gone, and those before it), with their count in the window before.
+-- KEYS: a scratch key of the shard. ARGV: the shard's key base, the kind ('v' or 's'),
+-- the current bucket, the window in buckets, how many.
 -- Returns {article, count, count before, ...}, best first.
 local base, kind = ARGV[1], ARGV[2]
-local minute, window, top = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local bucket, window, top = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
 local function union(first, last)
   local keys = {}
-  for m = first, last do
-    keys[#keys + 1] = base .. ':tr:' .. kind .. ':' .. m
+  for b = first, last do
+    keys[#keys + 1] = base .. ':tr:' .. kind .. ':' .. b
   end
   redis.call('ZUNIONSTORE', KEYS[1], #keys, unpack(keys))
 end
 
-union(minute - window + 1, minute)
+union(bucket - window + 1, bucket)
 local current = redis.call('ZREVRANGE', KEYS[1], 0, top - 1, 'WITHSCORES')
-union(minute - 2 * window + 1, minute - window)
+union(bucket - 2 * window + 1, bucket - window)
 local out = {}
 for i = 1, #current, 2 do
   out[#out + 1] = current[i]

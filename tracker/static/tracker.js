@@ -8,7 +8,8 @@
   var nav = navigator, now = Date.now, loc = location;
   var dnt = "__RESPECT_DNT__" == "1" &&
     (nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl);
-  var META = ["title", "category", "lang", "author", "group"];
+  /* The article's metadata fields (tracker/metadata.py's, but the URL: the page's own). */
+  var META = ["title", "category", "lang", "author", "group", "published"];
   var VIEWS = "tracker-views", STACKED = "tracker-article";
   function noop() {}
   function on(target, type, f, options) { target.addEventListener(type, f, options); }

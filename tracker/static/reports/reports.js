@@ -271,9 +271,19 @@
     say(byId("popular-status"), report.rows.length + (grouped ? " stories" : " articles") + ", " + range + ".");
   }
 
+  /* The title, linked to the article; an unverified claim (an event's, not yet checked
+     against the article's page) is marked so and not linked. */
+  function titleParts(row) {
+    var name = row.title || row.article_id;
+    if (row.verified === false) {
+      return [name, h("span", { class: "unverified", title: "Claimed by an event, not yet read from the article's page" }, ["unverified"])];
+    }
+    var url = safeUrl(row.url);
+    return [url ? h("a", { href: url }, [name]) : name];
+  }
+
   function titleCell(row, grouped) {
-    var name = row.title || row.article_id, url = safeUrl(row.url);
-    var cell = h("td", { class: "title" }, [url ? h("a", { href: url }, [name]) : name]);
+    var cell = h("td", { class: "title" }, titleParts(row));
     var note = grouped && row.articles ? row.group || row.article_id : row.article_id;
     if (grouped && row.articles) note += " · " + row.articles.length + (row.articles.length === 1 ? " article" : " articles");
     cell.append(h("span", { class: "id" }, [note]));
@@ -343,10 +353,9 @@
       minutes + " minutes, against the " + minutes + " before.";
     var rows = report.rows.map(function (row) {
       remember(row);
-      var name = row.title || row.article_id, url = safeUrl(row.url);
       return h("tr", { tabindex: "0", "data-key": row.article_id }, [
         h("td", { class: "num" }, [String(row.rank)]),
-        h("td", { class: "title" }, [url ? h("a", { href: url }, [name]) : name]),
+        h("td", { class: "title" }, titleParts(row)),
         h("td", { class: "num ranked" }, [report.metric === "read_through" ? percent(row.value) : number(row.value)]),
         h("td", { class: "num" }, [number(row.previous)]),
         h("td", { class: "num" }, [row.rise === null ? "new" : "×" + row.rise.toLocaleString()])
