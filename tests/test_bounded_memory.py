@@ -54,6 +54,7 @@ async def test_unknown_ids_share_an_empty_entry_and_answer_zeros(
         "engaged_avg_s": 0.0,
         "read_through": 0.0,
         "read_depth": {"25": 0, "50": 0, "75": 0, "100": 0},
+        "imported": {"views": 0, "shares_total": 0},
     }
     assert body["articles"][1]["views"] == 1
     # The unknown id costs its name and bookkeeping, not a 700-byte answer.
@@ -75,6 +76,7 @@ async def test_expired_entries_go_without_waiting_for_the_bound() -> None:
                 engaged_avg_s=0.0,
                 read_through=0.0,
                 read_depth={},
+                imported={},
             )
             for a in ids
         ]

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, flush, post_events, process_env, stats, view
+from tracker import importer
 from tracker.auth import Tokens
 from tracker.resources import POOL
 from tracker.settings import Settings
@@ -115,7 +116,12 @@ async def test_a_corrected_file_replaces_what_the_first_one_set(
         ("bad id,1,,,,,,,,,", "line 4: article_id: expected 1 to 128 characters"),
         ("imp/1,1,,,,,,,,,", "line 4: article_id: imp/1 is listed twice"),
         ("imp/3,1,,,,,,,,yesterday,", "line 4: published: expected ISO 8601"),
-        ("imp/3,-5,,,,,,,,,", "line 4: views: expected a whole number, got '-5'"),
+        ("imp/3,-5,,,,,,,,,", "line 4: views: must be ≥ 0, got -5"),
+        ("imp/3,1,,,,,,,,,,extra", "line 4: 12 fields, the header names 11"),
+        ("imp/3,1,,,T,javascript:alert(1),,,,,", "line 4: url: expected an absolute http(s) URL"),
+        ('imp/3,1,,,T,"=HYPERLINK(""x"")",,,,,', "line 4: url: expected an absolute http(s) URL"),
+        ("imp/3,1,,," + "x" * (200 * 1024) + ",,,,,,", "line 4: field larger than field limit"),
+        ("imp/3,1,,,a\x00b,,,,,,", "line 4:"),
     ],
 )
 async def test_a_bad_line_is_named_and_nothing_is_imported(
@@ -131,6 +137,74 @@ async def test_a_bad_line_is_named_and_nothing_is_imported(
     assert "nothing imported" in result.stderr
     assert await table(settings, "SELECT count(*) FROM article_imported") == [(0,)]
     assert (await stats(client, "imp/1"))["views"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            ("article_id,views,title\nimp/1,5,ok\nimp/2,3,Caf\xe9\n").encode("latin-1"),
+            "line 3: not UTF-8",
+        ),
+        (b"article_id,views,views\nimp/1,5,3\n", "line 1: column 'views' is named twice"),
+        (b"", "line 1: the file is empty"),
+    ],
+)
+async def test_a_file_tracker_cannot_read_is_named_not_a_traceback(
+    settings: Settings, tmp_path: Path, client: Client, content: bytes, message: str
+) -> None:
+    path = tmp_path / "counts.csv"
+    path.write_bytes(content)
+    result = await imported(settings, path)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_imports_at_once_change_the_totals_once(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """Before: two imports of one file at once left every total at twice its count."""
+    path = tmp_path / "counts.csv"
+    path.write_text(GOOD)
+    parsed = importer.parse(path)
+    pools = [
+        await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1) for _ in range(4)
+    ]
+    try:
+        await asyncio.gather(*(importer.write(pool, parsed) for pool in pools))
+    finally:
+        for pool in pools:
+            await pool.close()
+
+    assert (await stats(client, "imp/1"))["views"] == 554
+    assert (await stats(client, "imp/2"))["views"] == 90
+    totals = "SELECT article_id, metric, count FROM article_totals ORDER BY 1, 2"
+    assert await table(settings, totals) == [
+        ("imp/1", "share:facebook", 3),
+        ("imp/1", "share:telegram", 12),
+        ("imp/1", "view", 554),
+        ("imp/2", "share:facebook", 1),
+        ("imp/2", "view", 90),
+    ]
+
+
+async def test_imported_metadata_is_the_editors_and_imported_counts_are_marked(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "counts.csv"
+    path.write_text(GOOD)
+    await imported(settings, path)
+    # An event's claim changes nothing of what the file said.
+    await post_events(client, view("imp/1", title="FORGED", url="https://evil.example/x"))
+    await flush(client)
+
+    described = await table(
+        settings, "SELECT title, url, verified FROM articles WHERE article_id = 'imp/1'"
+    )
+    assert described == [("Budget vote", "https://news.example/imp/1", True)]
+    body = await stats(client, "imp/1")
+    assert (body["views"], body["imported"]) == (555, {"views": 554, "shares_total": 15})
 
 
 async def test_an_unknown_column_is_named(

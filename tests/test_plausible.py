@@ -61,7 +61,14 @@ def ignored(client: Client, reason: str) -> float | None:
 # --- What counts --------------------------------------------------------------------
 
 
-async def test_script_pageview_counts_a_view_with_its_referral_and_metadata(news: Client) -> None:
+async def test_script_pageview_counts_a_view_with_its_referral_and_metadata(
+    settings: Settings, make_client: MakeClient
+) -> None:
+    # A trusted sender's props are the article's metadata (otherwise a claim, which the
+    # public list does not show).
+    news = await make_client(
+        settings.with_overrides(allowed_origins=(NEWS,), trust_event_metadata=True)
+    )
     await accepted(news, SCRIPT_PAGEVIEW, Origin=NEWS)
 
     counts = await stats(news, ARTICLE)
@@ -242,7 +249,7 @@ async def test_domain_not_allowed_is_refused_like_an_origin(news: Client, domain
         ((NEWS,), "WWW.News.Example"),
         (("http://news.example:8443", "https://other.example"), "other.example,news.example"),
         (("https://www.news.example",), "news.example"),
-        (("*",), "anything.example"),
+        (("*",), "news.example,anything.example"),
     ],
 )
 async def test_domains_of_the_allowed_origins_are_accepted(
@@ -252,6 +259,26 @@ async def test_domains_of_the_allowed_origins_are_accepted(
     await accepted(client, pageview(d=domain))
 
     assert (await stats(client, ARTICLE))["views"] == 1
+
+
+@pytest.mark.parametrize(
+    ("domain", "url", "field"),
+    [
+        # The Host header names no domain: only configuration does (before, `Host: evil`
+        # with `"d": "evil"` passed).
+        ("evil.example", "https://evil.example/" + ARTICLE, "domain"),
+        # An allowed domain does not vouch for a page elsewhere.
+        ("news.example", "https://evil.example/" + ARTICLE, "url"),
+    ],
+)
+async def test_domains_come_from_configuration_and_the_page_must_be_on_one(
+    news: Client, domain: str, url: str, field: str
+) -> None:
+    response = await send(news, pageview(url, d=domain), Host=domain)
+
+    assert response.status == 403, await response.text()
+    assert (await response.json())["detail"]["field"] == field
+    assert (await stats(news, ARTICLE))["views"] == 0
 
 
 async def test_without_a_domain_the_pages_host_is_checked(news: Client) -> None:

@@ -126,10 +126,9 @@ async def send_events(
         tally.requests += 1
         for number, event in enumerate(events):
             event["id"] = f"{tally.requests}.{number}"
-        reader = {
-            **HEADERS,
-            "X-Forwarded-For": f"2001:db8::{tally.requests:x}:{rng.getrandbits(16):x}",
-        }
+        # A /64 of its own: tracker takes an IPv6 /64 as one address (one household).
+        network = f"2001:db8:{tally.requests >> 16 & 0xFFFF:x}:{tally.requests & 0xFFFF:x}"
+        reader = {**HEADERS, "X-Forwarded-For": f"{network}::{rng.getrandbits(16):x}"}
         text_plain = rng.random() < 0.05
         for _ in range(attempts):
             if text_plain:

@@ -36,7 +36,8 @@ async def fix_salts(redis: Redis, prefix: str) -> None:
 
 
 async def visit(client: Client, reader: int, semaphore: asyncio.Semaphore) -> None:
-    address = str(ipaddress.IPv6Address("2001:db8::") + reader)
+    # A /64 per reader: tracker takes an IPv6 /64 as one address.
+    address = str(ipaddress.IPv6Address("2001:db8::") + (reader << 64))
     async with semaphore:
         response = await client.post(
             "/api/v1/events",

@@ -62,7 +62,7 @@ async def test_two_workers_count_everything_once_and_sum_their_metrics(
                 async with session.post(
                     base + "/api/v1/events",
                     json={"type": "view", "article_id": "workers"},
-                    headers={"X-Forwarded-For": f"2001:db8::{n + 1:x}"},
+                    headers={"X-Forwarded-For": f"2001:db8:0:{n + 1:x}::1"},  # a /64 each
                 ) as response:
                     assert response.status == 202
             await asyncio.sleep(1.0)  # a flush or more

@@ -1,26 +1,56 @@
-"""Editors' access tokens: created once and shown once, kept only as a hash, revocable;
-checked in constant time; failed attempts limited per address."""
+"""Editors' access: tokens (created once and shown once, kept only as a hash,
+revocable) and the sessions the login form opens with one (the cookie carries a random
+session id, never the token; logging out or revoking the token ends it).
+
+Each process checks credentials against a snapshot of the valid ones, read again every
+SNAPSHOT_S (and, when one it does not know is presented, at most every ON_DEMAND_S): a
+check costs no query, a revocation takes effect everywhere within SNAPSHOT_S, and
+nothing about checking depends on who else failed."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Final
+from typing import Final, TypeVar
 
 from .db import Pool, database_unavailable_on_error
-from .redis_client import RedisClient
-from .scripts import redis_unavailable_on_error
+
+T = TypeVar("T")
 
 TOKEN_PREFIX: Final = "trk_"  # noqa: S105 - a prefix that marks tokens, not a secret
-# A verified token is trusted this long per process (a revocation takes effect within).
-CACHE_S: Final = 30.0
-# Failed attempts an address may make in a minute before it is refused (429).
-MAX_FAILURES_PER_MINUTE: Final = 10
+SNAPSHOT_S: Final = 5.0
+ON_DEMAND_S: Final = 1.0
+SESSION_S: Final = 30 * 86_400
+
+_TOKENS: Final = "SELECT id, token_hash, revoked_at IS NOT NULL AS revoked FROM api_tokens"
+_SESSIONS: Final = """
+SELECT s.session_hash, s.token_id FROM editor_sessions s JOIN api_tokens t ON t.id = s.token_id
+WHERE s.revoked_at IS NULL AND t.revoked_at IS NULL AND s.expires_at > now()
+"""
+_USED: Final = "UPDATE api_tokens SET last_used_at = now() WHERE id = ANY($1::bigint[])"
+_OPEN: Final = """
+INSERT INTO editor_sessions (session_hash, token_id, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3))
+"""
+_CLOSE: Final = "UPDATE editor_sessions SET revoked_at = now() WHERE session_hash = $1"
+# Revoking a token ends its sessions in the same statement.
+_REVOKE: Final = """
+WITH revoked AS (
+    UPDATE api_tokens SET revoked_at = now()
+    WHERE revoked_at IS NULL AND (name = $1 OR id::text = $1)
+    RETURNING id
+), ended AS (
+    UPDATE editor_sessions SET revoked_at = now()
+    WHERE revoked_at IS NULL AND token_id IN (SELECT id FROM revoked)
+)
+SELECT count(*) FROM revoked
+"""
 
 
 class TokenState(Enum):
@@ -38,6 +68,15 @@ class TokenInfo:
     revoked_at: datetime | None
 
 
+@dataclass(slots=True)
+class _Snapshot:
+    # token hash -> (token id, revoked)
+    tokens: dict[bytes, tuple[int, bool]] = field(default_factory=dict)
+    # session hash -> token id (sessions that are open, of tokens not revoked)
+    sessions: dict[bytes, int] = field(default_factory=dict)
+    read_at: float = float("-inf")
+
+
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
@@ -47,12 +86,11 @@ def token_hash(token: str) -> bytes:
 
 
 class Tokens:
-    def __init__(self, pool: Pool, redis: RedisClient | None = None, prefix: str = "trk") -> None:
-        """`redis` counts failed attempts (the web side); the command line needs none."""
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self.redis = redis
-        self.prefix = prefix
-        self._verified: dict[bytes, tuple[TokenState, float]] = {}
+        self._snapshot = _Snapshot()
+        self._reading: asyncio.Future[None] | None = None
+        self._used: set[int] = set()
 
     async def create(self, name: str) -> str:
         """A new token; only its hash is stored, so this is the one time it is seen."""
@@ -71,57 +109,88 @@ class Tokens:
         return [TokenInfo(**dict(row)) for row in rows]
 
     async def revoke(self, which: str) -> int:
-        """Revoke tokens by id or by name; returns how many."""
+        """Revoke tokens by id or by name, and end their sessions; returns how many."""
         with database_unavailable_on_error():
-            result = await self.pool.execute(
-                "UPDATE api_tokens SET revoked_at = now() "
-                "WHERE revoked_at IS NULL AND (name = $1 OR id::text = $1)",
-                which,
-            )
-        self._verified.clear()
-        return int(result.split()[-1])
+            revoked = await self.pool.fetchval(_REVOKE, which)
+        await self._read()  # this process at once; the others within SNAPSHOT_S
+        return int(revoked)
 
     async def check(self, token: str) -> TokenState:
-        """The state of a presented token. The hash is looked up by value and compared in
-        constant time; valid answers are cached for CACHE_S."""
+        """The state of a presented token."""
         presented = token_hash(token)
-        now = time.monotonic()
-        cached = self._verified.get(presented)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        with database_unavailable_on_error():
-            row = await self.pool.fetchrow(
-                "UPDATE api_tokens SET last_used_at = now() WHERE token_hash = $1 "
-                "RETURNING token_hash, revoked_at",
-                presented,
-            )
-        if row is None or not hmac.compare_digest(bytes(row["token_hash"]), presented):
+        found = await self._find(lambda: self._snapshot.tokens.get(presented))
+        if found is None:
             return TokenState.UNKNOWN
-        state = TokenState.REVOKED if row["revoked_at"] is not None else TokenState.VALID
-        if len(self._verified) > 10_000:
-            self._verified.clear()
-        self._verified[presented] = (state, now + CACHE_S)
-        return state
+        token_id, revoked = found
+        if revoked:
+            return TokenState.REVOKED
+        self._used.add(token_id)
+        return TokenState.VALID
 
-    def _redis(self) -> RedisClient:
-        if self.redis is None:
-            raise RuntimeError("failed attempts are counted in Redis: give Tokens a client")
-        return self.redis
+    async def check_session(self, session: str) -> TokenState:
+        """The state of a presented session id (an unknown, ended or expired one, or one
+        whose token was revoked, is unknown)."""
+        presented = token_hash(session)
+        token_id = await self._find(lambda: self._snapshot.sessions.get(presented))
+        if token_id is None:
+            return TokenState.UNKNOWN
+        self._used.add(token_id)
+        return TokenState.VALID
 
-    def _failures_key(self, address: str) -> str:
-        digest = hashlib.blake2b(address.encode(), digest_size=12, person=b"auth").hexdigest()
-        return f"{self.prefix}:authfail:{digest}"
+    async def open_session(self, token: str) -> str:
+        """A new session of a valid token: its id, for the cookie (only its hash kept)."""
+        found = self._snapshot.tokens.get(token_hash(token))
+        if found is None or found[1]:
+            raise ValueError("open_session needs a valid token: check it first")
+        session = secrets.token_urlsafe(32)
+        with database_unavailable_on_error():
+            await self.pool.execute(_OPEN, token_hash(session), found[0], float(SESSION_S))
+        self._snapshot.sessions[token_hash(session)] = found[0]
+        return session
 
-    async def failed(self, address: str) -> int:
-        """Count a failed attempt from an address; returns its failures this minute."""
-        key = self._failures_key(address)
-        with redis_unavailable_on_error():
-            failures = int(await self._redis().incr(key))
-            if failures == 1:
-                await self._redis().expire(key, 60)
-        return failures
+    async def close_session(self, session: str) -> None:
+        """Ends a session: at once here, in other processes within SNAPSHOT_S."""
+        presented = token_hash(session)
+        with database_unavailable_on_error():
+            await self.pool.execute(_CLOSE, presented)
+        self._snapshot.sessions.pop(presented, None)
 
-    async def blocked(self, address: str) -> bool:
-        with redis_unavailable_on_error():
-            failures = await self._redis().get(self._failures_key(address))
-        return int(failures or 0) >= MAX_FAILURES_PER_MINUTE
+    async def _find(self, look: Callable[[], T | None]) -> T | None:
+        """`look` in a snapshot fresh enough: read again when stale, or when what was
+        presented is unknown and the snapshot older than ON_DEMAND_S."""
+        age = time.monotonic() - self._snapshot.read_at
+        if age > SNAPSHOT_S:
+            await self._read()
+        found = look()
+        if found is None and time.monotonic() - self._snapshot.read_at > ON_DEMAND_S:
+            await self._read()
+            found = look()
+        return found
+
+    async def _read(self) -> None:
+        """One read at a time; the others wait for it. Writes the tokens used since."""
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
+            return
+        reading = self._reading = asyncio.get_running_loop().create_future()
+        try:
+            used, self._used = self._used, set()
+            with database_unavailable_on_error():
+                async with self.pool.acquire() as conn:
+                    tokens = await conn.fetch(_TOKENS)
+                    sessions = await conn.fetch(_SESSIONS)
+                    if used:
+                        await conn.execute(_USED, sorted(used))
+            self._snapshot = _Snapshot(
+                tokens={bytes(r["token_hash"]): (r["id"], r["revoked"]) for r in tokens},
+                sessions={bytes(r["session_hash"]): r["token_id"] for r in sessions},
+                read_at=time.monotonic(),
+            )
+            reading.set_result(None)
+        except BaseException as exc:
+            self._used |= used  # written with the next read
+            reading.set_exception(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+            reading.exception()
+            raise
+        finally:
+            self._reading = None

@@ -9,27 +9,20 @@ from typing import Any
 import click
 import msgspec
 
-from .cli_support import fail, load_settings, run_guarded, setup
+from .cli_support import fail, run_on_database
+from .db import Pool
 from .errors import InvalidInput
 from .metadata import FIELDS, Source, from_dict
 from .metadata_store import MetadataStore as Store
 from .metadata_store import checked
 from .models import validate_article_id
-from .resources import database_server, postgres_pool
 
 
 def _run(work: Callable[[Store], Awaitable[None]]) -> None:
-    settings = load_settings()
-    setup(settings)
+    async def on(pool: Pool) -> None:
+        await work(Store(pool))
 
-    async def main_() -> None:
-        async with (
-            database_server(settings) as database_url,
-            postgres_pool(settings, database_url, migrate=True) as pool,
-        ):
-            await work(Store(pool))
-
-    run_guarded(main_)
+    run_on_database(on)
 
 
 @click.group()

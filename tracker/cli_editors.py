@@ -14,7 +14,8 @@ import msgspec
 
 from . import importer
 from .auth import Tokens
-from .cli_support import fail, load_settings, run_guarded, setup
+from .cli_support import fail, load_settings, run_guarded, run_on_database, setup
+from .db import Pool
 from .keys import Keys
 from .pending import PendingReader
 from .periods import PERIODS, period_of
@@ -69,6 +70,7 @@ def _show(report: Report | TrendingReport, as_csv: bool, as_json: bool) -> None:
     else:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=_title(report))
         for column in TABLE_COLUMNS:
@@ -78,8 +80,9 @@ def _show(report: Report | TrendingReport, as_csv: bool, as_json: bool) -> None:
             )
         for row in report.rows:
             values = msgspec.structs.asdict(row)
+            # Text cells: what the data holds is never read as Rich markup.
             table.add_row(
-                *("" if values.get(c) is None else str(values.get(c)) for c in TABLE_COLUMNS)
+                *(Text("" if values.get(c) is None else str(values.get(c))) for c in TABLE_COLUMNS)
             )
         Console().print(table)
 
@@ -226,7 +229,8 @@ def import_file(file: Path) -> None:
     from rich.progress import Progress
 
     with Progress(transient=True) as progress:
-        lines = sum(1 for _ in file.open(encoding="utf-8-sig")) - 1
+        with file.open("rb") as handle:  # counted as bytes: the check reads the text
+            lines = sum(1 for _ in handle) - 1
         checking = progress.add_task("checking", total=max(lines, 1))
         try:
             parsed = importer.parse(file, lambda n: progress.advance(checking, n))
@@ -254,17 +258,10 @@ def token() -> None:
 
 
 def _run_tokens(work: Any) -> None:
-    settings = load_settings()
-    setup(settings)
+    async def on(pool: Pool) -> None:
+        await work(Tokens(pool))
 
-    async def main_() -> None:
-        async with (
-            database_server(settings) as database_url,
-            postgres_pool(settings, database_url, migrate=True) as pool,
-        ):
-            await work(Tokens(pool))
-
-    run_guarded(main_)
+    run_on_database(on)
 
 
 @token.command()

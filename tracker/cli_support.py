@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from .db import Pool
 from .embedded import EmbeddedError, EmbeddedNotInstalled, require_packages
 from .errors import DatabaseUnavailable, RedisUnavailable
 from .preflight import StartupRefused
@@ -52,6 +53,24 @@ def setup(settings: Settings) -> None:
 def fail(message: str) -> NoReturn:
     click.echo(f"tracker: {message}", err=True)
     sys.exit(1)
+
+
+def run_on_database(work: Callable[[Pool], Awaitable[None]]) -> None:
+    """A command's work on a pool of the configured (or embedded) PostgreSQL, the schema
+    brought up to date first."""
+    from .resources import database_server, postgres_pool
+
+    settings = load_settings()
+    setup(settings)
+
+    async def main_() -> None:
+        async with (
+            database_server(settings) as database_url,
+            postgres_pool(settings, database_url, migrate=True) as pool,
+        ):
+            await work(pool)
+
+    run_guarded(main_)
 
 
 def run_guarded(main_: Callable[[], Awaitable[None]]) -> None:

@@ -205,6 +205,8 @@ class Stored:
     readers: dict[str, dict[int, int]]
     # article_id -> readers summed over every stored day
     readers_total: dict[str, int]
+    # article_id -> metric -> what of its total came from a previous counter
+    imported: dict[str, dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)

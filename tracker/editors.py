@@ -3,6 +3,7 @@ cookie the login form sets), the login form, and the /reports page with its asse
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -10,16 +11,18 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.multipart import BadContentDispositionHeader
 
-from .auth import Tokens, TokenState
-from .errors import Forbidden, OriginNotAllowed, RateLimited, Unauthorized
+from .attempts import WINDOW_S
+from .auth import SESSION_S, Tokens, TokenState
+from .errors import Forbidden, OriginNotAllowed, RateLimited, ReadTimeout, Unauthorized
 from .readers import client_address
-from .resources import PROXIES, TOKENS
+from .resources import FAILED_ATTEMPTS, PROXIES, SETTINGS, TOKENS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-COOKIE: Final = "tracker_token"
-COOKIE_MAX_AGE_S: Final = 30 * 86_400
+# The session's id (a token cookie of an earlier release is not read).
+COOKIE: Final = "tracker_session"
 # Everything the page needs is served by tracker itself: no inline code, no CDN.
 CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -40,39 +43,48 @@ def _address(request: web.Request) -> str:
     return client_address(request.remote, forwarded_for, request.app[PROXIES])
 
 
-def _presented(request: web.Request) -> str | None:
+def _bearer(request: web.Request) -> str | None:
     authorization = request.headers.get("Authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.cookies.get(COOKIE)
+    return None
 
 
-async def check_token(request: web.Request, token: str | None) -> None:
-    """Raises Unauthorized, Forbidden or RateLimited unless `token` is a valid one."""
-    tokens: Tokens = request.app[TOKENS]
-    address = _address(request)
+async def check_token(request: web.Request, token: str | None, *, session: bool = False) -> None:
+    """Raises Unauthorized, Forbidden or RateLimited unless `token` (a session id, with
+    `session`) is a valid one. Only a credential that fails is counted against its
+    address and in all; a valid one is never refused for what others did."""
     if token is None:
         raise Unauthorized(
             "Authorization", "send `Authorization: Bearer TOKEN` (tracker token create)"
         )
-    if await tokens.blocked(address):
-        raise RateLimited(60)
-    state = await tokens.check(token)
+    tokens: Tokens = request.app[TOKENS]
+    state = await (tokens.check_session(token) if session else tokens.check(token))
     if state is TokenState.VALID:
         return
-    await tokens.failed(address)
+    if await request.app[FAILED_ATTEMPTS].counted(_address(request)):
+        raise RateLimited(WINDOW_S)
     if state is TokenState.REVOKED:
         raise Forbidden("Authorization", "this token was revoked")
     raise Unauthorized("Authorization", "unknown token")
 
 
+async def _check_request(request: web.Request) -> None:
+    """A Bearer token, or the session the login form opened."""
+    bearer = _bearer(request)
+    if bearer is not None:
+        await check_token(request, bearer)
+    else:
+        await check_token(request, request.cookies.get(COOKIE), session=True)
+
+
 def editors_only(handler: Handler) -> Handler:
-    """A handler that answers only with a valid token."""
+    """A handler that answers only with a valid token or session."""
 
     @functools.wraps(handler)
     async def checked(request: web.Request) -> web.StreamResponse:
-        await check_token(request, _presented(request))
+        await _check_request(request)
         return await handler(request)
 
     return checked
@@ -85,7 +97,7 @@ def _page(name: str) -> web.Response:
 
 async def reports_page(request: web.Request) -> web.StreamResponse:
     try:
-        await check_token(request, _presented(request))
+        await _check_request(request)
     except (Unauthorized, Forbidden, RateLimited):
         raise web.HTTPSeeOther("/reports/login") from None
     return _page("reports.html")
@@ -103,30 +115,63 @@ def _same_origin(request: web.Request) -> None:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    """A valid token opens a session: the cookie carries its id, never the token."""
     _same_origin(request)
-    form = await request.post()
-    token = form.get("token")
-    token = token.strip() if isinstance(token, str) else ""
+    token = await _form_token(request)
+    if token is None:
+        raise web.HTTPSeeOther("/reports/login?failed=form")
     try:
         await check_token(request, token or None)
-    except (Unauthorized, Forbidden, RateLimited):
+    except RateLimited:
+        raise web.HTTPSeeOther("/reports/login?failed=limit") from None
+    except (Unauthorized, Forbidden):
         raise web.HTTPSeeOther("/reports/login?failed=1") from None
+    session = await request.app[TOKENS].open_session(token)
     response = web.HTTPSeeOther("/reports")
-    secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
     response.set_cookie(
         COOKIE,
-        token,
-        max_age=COOKIE_MAX_AGE_S,
+        session,
+        max_age=SESSION_S,
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=secure,
+        secure=_over_tls(request),
     )
     raise response
 
 
+async def _form_token(request: web.Request) -> str | None:
+    """The form's token ("" when none was typed); None for a body that is no form a
+    browser sends (no boundary, an unknown charset, bytes that are no text, cut short).
+    A body slower than TRACKER_READ_TIMEOUT is answered 408."""
+    timeout_s = request.app[SETTINGS].read_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            form = await request.post()
+    except TimeoutError:
+        raise ReadTimeout("body", f"not received within {timeout_s:g} s") from None
+    # UnicodeDecodeError is a ValueError; aiohttp warns of a cut part's header (an error
+    # where warnings are errors).
+    except (ValueError, LookupError, BadContentDispositionHeader):
+        return None
+    token = form.get("token")
+    return token.strip() if isinstance(token, str) else ""
+
+
+def _over_tls(request: web.Request) -> bool:
+    """The browser reached tracker over TLS: this connection is, or a trusted proxy in
+    front says so (`X-Forwarded-Proto` from anyone else is a claim)."""
+    if request.secure:
+        return True
+    trusted = request.remote is not None and request.app[PROXIES].holds(request.remote)
+    return trusted and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
 async def logout(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
+    session = request.cookies.get(COOKIE)
+    if session:
+        await request.app[TOKENS].close_session(session)
     response = web.HTTPSeeOther("/reports/login")
     response.del_cookie(COOKIE, path="/")
     raise response

@@ -3,20 +3,16 @@ Events API."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .bodies import read_body, too_large
 from .bots import BOT, HUMAN
 from .errors import (
-    ClientClosed,
     Ignored,
-    InvalidInput,
     OriginNotAllowed,
-    ReadTimeout,
-    TooLarge,
     TrackerError,
     UnsupportedMediaType,
 )
@@ -68,9 +64,7 @@ async def plausible_event(request: web.Request) -> web.Response:
     request[EVENTS_IN_REQUEST] = 1
     _admit(request, settings)
     body = await _body(request, settings)
-    # The Host header, not request.host: without one, that would ask DNS for our name.
-    own_host = request.headers.get("Host", "")
-    event = parse_plausible(body, rules_of(settings), own_host=own_host)
+    event = parse_plausible(body, rules_of(settings))
     if event is None:
         app[METRICS].events_ignored.labels(Ignored.NOT_COUNTED).inc()
     else:
@@ -85,7 +79,7 @@ def _admit(request: web.Request, settings: Settings) -> None:
             "Content-Type", "send application/json, or text/plain (navigator.sendBeacon)"
         )
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        raise _too_large(settings.max_body_bytes)
+        raise too_large(settings.max_body_bytes)
 
 
 async def _record_one(request: web.Request, event: Event) -> None:
@@ -109,24 +103,9 @@ async def _record(request: web.Request, events: list[Event], visitor: Visitor) -
 
 
 async def _body(request: web.Request, settings: Settings) -> bytes:
-    """The whole body, within TRACKER_READ_TIMEOUT of the headers."""
-    try:
-        if request.content.is_eof():  # all here already (a beacon): no timer needed
-            return await request.read()
-        async with asyncio.timeout(settings.read_timeout_s):
-            return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(settings.max_body_bytes) from None
-    except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims
-        raise InvalidInput("body", f"cannot read the body: {exc}") from None
-    except TimeoutError:
-        raise ReadTimeout("body", f"not received within {settings.read_timeout_s:g} s") from None
-    except ConnectionError:
-        raise ClientClosed("body", "the client closed the connection mid-body") from None
-
-
-def _too_large(max_body_bytes: int) -> TooLarge:
-    return TooLarge("body", f"at most {max_body_bytes} bytes")
+    return await read_body(
+        request, max_bytes=settings.max_body_bytes, timeout_s=settings.read_timeout_s
+    )
 
 
 async def visitor_of(request: web.Request, events: int) -> Visitor | None:
@@ -163,8 +142,10 @@ async def pixel(request: web.Request) -> web.Response:
     for name, key in PIXEL_NUMBER_PARAMS:
         if key in query:
             value = query[key]
-            # A number, or left as text for validation to name the field.
-            event[name] = int(value) if value.isdigit() and len(value) < 10 else value
+            # A number (ASCII digits: str.isdigit takes ² and ٣ too), or left as text for
+            # validation to name the field.
+            number = value.isascii() and value.isdigit() and len(value) < 10
+            event[name] = int(value) if number else value
     if "depth" in event and "prev_depth" not in event and isinstance(event["depth"], int):
         # AMP's scroll trigger sends each quarter as it is reached: that quarter alone.
         event["prev_depth"] = max(0, event["depth"] - 25)

@@ -318,6 +318,7 @@ def build_openapi() -> dict[str, Any]:
                         "engaged_avg_s",
                         "read_through",
                         "read_depth",
+                        "imported",
                     ],
                     "properties": {
                         "article_id": {"type": "string"},
@@ -357,6 +358,15 @@ def build_openapi() -> dict[str, Any]:
                             "properties": {
                                 q: {"type": "integer", "minimum": 0}
                                 for q in ("25", "50", "75", "100")
+                            },
+                        },
+                        "imported": {
+                            "type": "object",
+                            "description": "What of views and shares_total came from a "
+                            "previous counter (tracker import)",
+                            "properties": {
+                                "views": {"type": "integer", "minimum": 0},
+                                "shares_total": {"type": "integer", "minimum": 0},
                             },
                         },
                     },

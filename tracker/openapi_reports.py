@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 
 from . import most_read
+from .metadata import PUBLISHED_PATTERN, ArticleMeta
 from .models import ARTICLE_ID_PATTERN, CHANNELS
 from .periods import PERIODS
-from .metadata import PUBLISHED_PATTERN, ArticleMeta
 from .report_data import MAX_LIMIT, Report, TrendingReport
 from .report_views import FORMATS, GROUP_BY, MAX_LABEL, MAX_OFFSET, TAKEOFF_WINDOWS
 from .timeseries import GRANULARITIES, Series

@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 
 from .env_values import MAX_EVENT_NAME_LENGTH
 from .errors import InvalidInput, OriginNotAllowed
+from .metadata import PAGE_FIELDS
 from .models import ARTICLE_ID_RE, ARTICLE_ID_RULE, NO_NUL, Event, Url, parse_event_dict
 from .settings import Settings
 
@@ -28,8 +29,9 @@ PAGEVIEW: Final = "pageview"
 MAX_PROPS: Final = 30
 MAX_PROPS_JSON: Final = 64 * 1024
 MAX_DOMAINS_LENGTH: Final = 1024
-# Props that become the article's metadata, under the same names as in tracker's events.
-METADATA_PROPS: Final = ("title", "category", "lang", "author", "group")
+# Props that become the article's metadata, under the same names as in tracker's events
+# (metadata.py; the page's URL is the event's own).
+METADATA_PROPS: Final = PAGE_FIELDS
 # The share's channel; `method` is what some sites already send with their Share goal.
 CHANNEL_PROPS: Final = ("channel", "method")
 # Short names (Plausible's script) to the Events API's long ones, for error messages;
@@ -50,7 +52,14 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EVENT_NAME_LENGT
 # characters in Python's regular expressions than in the schema's (ECMA-262).
 ASCII_BLANK: Final = "".join(map(chr, range(0x21)))
 Domains = Annotated[str, msgspec.Meta(max_length=MAX_DOMAINS_LENGTH, pattern=r"[^\x00-\x20,]")]
-PageUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048, pattern=NO_NUL)]
+# The page's absolute http(s) URL with a host (what the domain check needs), in the same
+# regular expression for msgspec (Python's re) and the schema (ECMA-262): the decoder
+# refuses what the schema does, so the two cannot disagree.
+PAGE_URL_PATTERN: Final = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\x00]*@)?[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]*)?"
+    r"([/?#][^\x00]*)?$"
+)
+PageUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048, pattern=PAGE_URL_PATTERN)]
 Props = (
     Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_PROPS)]
     # Older scripts send props (and `m`, meta) as a JSON-encoded string of the object.
@@ -110,14 +119,14 @@ _PATH_RE: Final = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _FIELD_END: Final = re.compile(r"[.\[]")
 
 
-def parse_plausible(body: bytes, rules: Rules, *, own_host: str) -> Event | None:
+def parse_plausible(body: bytes, rules: Rules) -> Event | None:
     """The event to count, or None for one tracker does not count. InvalidInput names
-    the field at fault; OriginNotAllowed a domain that is not one of the allowed sites
-    (nor tracker's own host, `own_host` as the Host header gives it)."""
+    the field at fault; OriginNotAllowed a domain that is not one of the allowed sites,
+    or a page whose host is not one of the event's domains."""
     payload = _decode(body)
     name = _first(payload.n, payload.name, "name")
     url = _first(payload.u, payload.url, "url")
-    _check_domains(payload.domain if payload.d is UNSET else payload.d, url, rules, own_host)
+    _check_domains(payload.domain if payload.d is UNSET else payload.d, url, rules)
     path = _page_path(url)
     kind = _kind(name, rules)
     return None if kind is None else _translated(payload, kind, url, path, rules)
@@ -198,21 +207,23 @@ def _site(host: str) -> str:
     return host.strip(ASCII_BLANK).lower().rstrip(".").removeprefix("www.")
 
 
-def _check_domains(domains: str | UnsetType, url: str, rules: Rules, own_host: str) -> None:
-    """Each domain the event is for must be an allowed site, or tracker's own."""
+def _check_domains(domains: str | UnsetType, url: str, rules: Rules) -> None:
+    """Each domain the event is for must be an allowed site (configuration alone says
+    which: no header a client sends), and the page must be on one of them."""
+    host = _host_of(url)
+    if not host:
+        raise InvalidInput("url", "expected an absolute http(s) URL")
+    page = _site(host)
     if domains is UNSET:  # as Plausible does: the page's own host
-        host = _host_of(url)
-        if not host:
-            raise InvalidInput("url", "expected an absolute http(s) URL")
-        sites = [_site(host)]
+        sites = [page]
     else:
         sites = [_site(part) for part in domains.split(",") if part.strip(ASCII_BLANK)]
-    if rules.allowed_sites is None:
-        return
-    own_site = _site(_host_of("//" + own_host))
-    for site in sites:
-        if site not in rules.allowed_sites and site != own_site:
-            raise OriginNotAllowed("domain", f"{site} is not an allowed site")
+    if rules.allowed_sites is not None:
+        for site in sites:
+            if site not in rules.allowed_sites:
+                raise OriginNotAllowed("domain", f"{site} is not an allowed site")
+    if page not in sites:
+        raise OriginNotAllowed("url", f"the page is on {page}, not on the event's domain")
 
 
 def _page_path(url: str) -> str:

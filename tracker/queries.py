@@ -82,9 +82,10 @@ SET sketch = EXCLUDED.sketch, readers = EXCLUDED.readers
 WHERE EXCLUDED.readers >= u.readers
 """
 
-# Totals, which pending batch ids are applied, and the readers stored for the days whose
-# sketches Redis may still hold, in one statement: one snapshot, so a flush committing
-# in between cannot make a batch both missing and dropped.
+# Totals, which pending batch ids are applied, the readers stored for the days whose
+# sketches Redis may still hold, and what of the totals was imported, in one statement:
+# one snapshot, so a flush committing in between cannot make a batch both missing and
+# dropped.
 TOTALS_WITH_APPLIED: Final = """
 WITH applied AS (
     SELECT coalesce(array_agg(batch_id), '{}') AS ids,
@@ -105,8 +106,14 @@ SELECT NULL, NULL, NULL, u.article_id, 'readers_total', sum(u.readers)::bigint, 
 FROM article_daily_uniques u
 WHERE u.article_id = ANY($1::text[])
 GROUP BY u.article_id
+UNION ALL
+SELECT NULL, NULL, NULL, i.article_id, 'imported ' || i.metric, i.count, NULL
+FROM article_imported i
+WHERE i.article_id = ANY($1::text[]) AND i.count > 0
 """
 READERS_TOTAL: Final = "readers_total"
+# The metric of an imported count in TOTALS_WITH_APPLIED's rows: "imported <metric>".
+IMPORTED: Final = "imported "
 
 # Never the record of a batch still in Redis ($2): its parts that did commit must stay
 # known, or resuming it would add them again.
@@ -141,55 +148,4 @@ PING: Final = "SELECT 1"
 RECENT_SKETCHES: Final = """
 SELECT (day - date '1970-01-01') AS day, article_id FROM article_daily_uniques
 WHERE day >= date '1970-01-01' + $1::int
-"""
-
-# `tracker import`: the file's counts are COPYed here, then they replace what an earlier
-# import set (the totals change by the difference): importing twice changes nothing.
-IMPORTING_TABLE: Final = "importing_counts"
-CREATE_IMPORTING: Final = """
-CREATE TEMPORARY TABLE importing_counts (
-    article_id text NOT NULL,
-    metric     text NOT NULL,
-    count      bigint NOT NULL
-) ON COMMIT DROP
-"""
-APPLY_IMPORT: Final = """
-WITH changes AS (
-    SELECT i.article_id, i.metric, i.count - coalesce(p.count, 0) AS delta
-    FROM importing_counts i LEFT JOIN article_imported p USING (article_id, metric)
-), totals AS (
-    INSERT INTO article_totals AS t (article_id, metric, count)
-    SELECT article_id, metric, delta FROM changes WHERE delta <> 0
-    ORDER BY 1, 2
-    ON CONFLICT (article_id, metric) DO UPDATE SET count = t.count + EXCLUDED.count
-), kept AS (
-    INSERT INTO article_imported AS p (article_id, metric, count)
-    SELECT article_id, metric, count FROM importing_counts
-    ORDER BY 1, 2
-    ON CONFLICT (article_id, metric) DO UPDATE SET count = EXCLUDED.count
-)
-SELECT count(*) FROM changes WHERE delta <> 0
-"""
-IMPORT_ARTICLES: Final = """
-INSERT INTO articles (article_id) SELECT * FROM unnest($1::text[])
-ON CONFLICT (article_id) DO NOTHING
-"""
-# What the file says about an article replaces what tracker had; empty cells keep it.
-IMPORT_METADATA: Final = """
-INSERT INTO articles AS a (article_id, title, url, category, lang, author, group_id)
-SELECT * FROM unnest(
-    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]
-)
-ON CONFLICT (article_id) DO UPDATE SET
-    title = coalesce(EXCLUDED.title, a.title),
-    url = coalesce(EXCLUDED.url, a.url),
-    category = coalesce(EXCLUDED.category, a.category),
-    lang = coalesce(EXCLUDED.lang, a.lang),
-    author = coalesce(EXCLUDED.author, a.author),
-    group_id = coalesce(EXCLUDED.group_id, a.group_id)
-"""
-IMPORT_PUBLISHED: Final = """
-UPDATE articles a SET published = x.published
-FROM unnest($1::text[], $2::timestamptz[]) AS x (article_id, published)
-WHERE a.article_id = x.article_id AND x.published IS NOT NULL
 """

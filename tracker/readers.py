@@ -126,10 +126,20 @@ def reader_id(salt: bytes, address: str, user_agent: str) -> bytes:
 
 
 def address_id(salt: bytes, address: str) -> bytes:
-    """12 bytes that identify an address for one day (not its readers: no User-Agent)."""
+    """12 bytes that identify an address for one day (not its readers: no User-Agent),
+    for the limits per address. An IPv6 address counts by its /64: one subscriber has a
+    whole /64 to rotate through."""
     digest = hashlib.blake2b(digest_size=12, key=salt[:64], person=b"address")
-    digest.update(address.encode())
+    digest.update(_limited(address).encode())
     return digest.digest()
+
+
+def _limited(address: str) -> str:
+    """What the limits per address see of one: an IPv4 address, or an IPv6 /64."""
+    parsed = _parse_ip(address)
+    if parsed is None or parsed[0] == 4:
+        return address if parsed is None else _text(parsed)
+    return socket.inet_ntop(socket.AF_INET6, parsed[2][:8] + bytes(8)) + "/64"
 
 
 class SaltStore:

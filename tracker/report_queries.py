@@ -135,28 +135,30 @@ SELECT (day - date '1970-01-01') AS day, readers FROM article_daily_uniques
 WHERE article_id = $1 AND day >= date '1970-01-01' + $2::int AND day < date '1970-01-01' + $3::int
 """
 
-# The views of the articles $1 in their first $2 hours.
-TAKEOFF_OF: Final = """
+
+def _early_views(hours: str) -> str:
+    """Articles' views in their first `hours` (a parameter's name) hours after
+    publication, from the hourly buckets: the query's head, conditions to follow."""
+    return f"""
 SELECT a.article_id AS key, coalesce(sum(h.count), 0)::bigint AS value
 FROM articles a
 LEFT JOIN article_hourly h
   ON h.article_id = a.article_id AND h.metric = 'view'
  AND h.hour >= date_trunc('hour', a.published)
- AND h.hour < date_trunc('hour', a.published) + make_interval(hours => $2)
-WHERE a.article_id = ANY($1::text[])
-GROUP BY a.article_id
-"""
+ AND h.hour < date_trunc('hour', a.published) + make_interval(hours => {hours})
+"""  # noqa: S608 - a constant of this module
+
+
+# The views of the articles $1 in their first $2 hours.
+TAKEOFF_OF: Final = (
+    _early_views("$2") + "WHERE a.article_id = ANY($1::text[])\nGROUP BY a.article_id\n"
+)
 
 # Articles published in [$1, $2) ranked by views in their first $3 hours (hourly
 # buckets from the hour of publication); $4 category, $5 lang, $6 author; top $7.
-TAKEOFF: Final = """
-SELECT a.article_id AS key, coalesce(sum(h.count), 0)::bigint AS value
-FROM articles a
-LEFT JOIN article_hourly h
-  ON h.article_id = a.article_id AND h.metric = 'view'
- AND h.hour >= date_trunc('hour', a.published)
- AND h.hour < date_trunc('hour', a.published) + make_interval(hours => $3)
-WHERE a.published >= $1 AND a.published < $2
+TAKEOFF: Final = (
+    _early_views("$3")
+    + """WHERE a.published >= $1 AND a.published < $2
   AND ($4::text IS NULL OR a.category = $4)
   AND ($5::text IS NULL OR a.lang = $5)
   AND ($6::text IS NULL OR a.author = $6)
@@ -164,6 +166,7 @@ GROUP BY a.article_id
 ORDER BY value DESC, key
 LIMIT $7
 """
+)
 
 
 def _distinct(column: str) -> str:

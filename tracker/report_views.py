@@ -27,12 +27,19 @@ MAX_OFFSET: Final = 10_000
 MAX_LABEL: Final = 256
 # How long after publication take-off is measured: views in the first hour, day, week.
 TAKEOFF_WINDOWS: Final = {"24h": 24, "1h": 1, "7d": 168}
-CSV_FIELDS: Final = (
+# A row's own columns, then its shares and referrals per channel.
+ROW_COLUMNS: Final = (
     "rank", "article_id", "title", "url", "category", "lang", "author", "published",
-    "group", "value", "views", "uniques", "shares_total",
+    "group", "verified", "value", "views", "uniques", "shares_total", "imported",
+)  # fmt: skip
+CSV_FIELDS: Final = (
+    *ROW_COLUMNS,
     *(f"shares_{c}" for c in CHANNELS),
     *(f"referrals_{c}" for c in CHANNELS),
-)  # fmt: skip
+)
+# A cell a spreadsheet would read as a formula (OWASP's list): what a row's text begins
+# with is the data's, so such a cell is kept as text by a leading apostrophe.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
@@ -82,13 +89,23 @@ def popular_query(request: web.Request, *, max_limit: int = MAX_LIMIT) -> Popula
     )
 
 
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell that opens as text: numbers as they are, text that would
+    start a formula with an apostrophe before it."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_rows(rows: Sequence[Row]) -> list[list[Any]]:
     lines: list[list[Any]] = []
     for row in rows:
         values = msgspec.structs.asdict(row)
-        line = [values.get(name) for name in CSV_FIELDS[:13]]
+        line = [values.get(name) for name in ROW_COLUMNS]
         line += [row.shares[c] for c in CHANNELS] + [row.referrals[c] for c in CHANNELS]
-        lines.append(["" if value is None else value for value in line])
+        lines.append([csv_cell(value) for value in line])
     return lines
 
 

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 from aiohttp import web
 
 from . import db, migrations
+from .attempts import FailedAttempts
 from .auth import Tokens
 from .background import flushing, make_flusher, page_reading
 from .batcher import Batcher
@@ -75,6 +76,7 @@ REPORTS: Final = web.AppKey("reports", Reports)
 TIMESERIES: Final = web.AppKey("timeseries", Timeseries)
 TRENDING: Final = web.AppKey("trending", Trending)
 TOKENS: Final = web.AppKey("tokens", Tokens)
+FAILED_ATTEMPTS: Final = web.AppKey("failed_attempts", FailedAttempts)
 FLUSHER: Final = web.AppKey("flusher", Flusher)
 ARTICLE_METADATA: Final = web.AppKey("article_metadata", MetadataStore)
 # The public most-read list's cache (most_read.MostRead; that module imports this one).
@@ -236,7 +238,8 @@ async def reads_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TIMESERIES] = Timeseries(pending, app[READ_POOL], app[CLOCK])
     app[TRENDING] = Trending(app[REDIS], app[KEYS], app[CLOCK])
     app[ARTICLE_METADATA] = MetadataStore(app[POOL])
-    app[TOKENS] = Tokens(app[POOL], app[REDIS], settings.redis_prefix)
+    app[TOKENS] = Tokens(app[POOL])
+    app[FAILED_ATTEMPTS] = FailedAttempts(app[REDIS], settings.redis_prefix)
     yield
 
 

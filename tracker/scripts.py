@@ -63,6 +63,7 @@ RENEW_LEASE: Final = Script("renew_lease")
 DROP_LEASE: Final = Script("drop_lease")
 SKETCHES: Final = Script("sketches")
 EXPIRE_SKETCHES: Final = Script("expire_sketches")
+FAILURES: Final = Script("failures")
 
 
 async def run_one(redis: RedisClient, call: Call) -> Any:

@@ -27,13 +27,17 @@ class ArticleStats(msgspec.Struct, frozen=True):
     engaged_avg_s: float
     read_through: float
     read_depth: dict[str, int]
+    # What of the counts above came from a previous counter (`tracker import`).
+    imported: dict[str, int]
 
 
 def _per_channel(metrics: dict[str, int], kind: str) -> dict[str, int]:
     return {channel: metrics.get(f"{kind}:{channel}", 0) for channel in CHANNELS}
 
 
-def _article_stats(article_id: str, metrics: dict[str, int], readers: int) -> ArticleStats:
+def _article_stats(
+    article_id: str, metrics: dict[str, int], readers: int, imported: dict[str, int]
+) -> ArticleStats:
     shares = _per_channel(metrics, SHARE)
     engaged_readers, engaged_avg_s, read_through = engagement(metrics)
     return ArticleStats(
@@ -48,6 +52,10 @@ def _article_stats(article_id: str, metrics: dict[str, int], readers: int) -> Ar
         engaged_avg_s=engaged_avg_s,
         read_through=read_through,
         read_depth={str(q): metrics.get(f"{READ}:{q}", 0) for q in QUARTERS},
+        imported={
+            "views": imported.get(VIEW, 0),
+            "shares_total": sum(n for m, n in imported.items() if m.startswith(f"{SHARE}:")),
+        },
     )
 
 
@@ -89,5 +97,6 @@ class StatsReader:
             stored_days = stored.readers.get(article_id, {})
             for day, in_redis in pending.readers.get(article_id, {}).items():
                 readers += max(0, in_redis - stored_days.get(day, 0))
-            results.append(_article_stats(article_id, combined[article_id], readers))
+            imported = stored.imported.get(article_id, {})
+            results.append(_article_stats(article_id, combined[article_id], readers, imported))
         return results

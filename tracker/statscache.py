@@ -43,6 +43,7 @@ def _is_zero(stats: ArticleStats) -> bool:
         or any(stats.previews.values())
         or stats.engaged_readers
         or any(stats.read_depth.values())
+        or any(stats.imported.values())
     )
 
 
@@ -60,6 +61,7 @@ def _zero(article_id: str, expires: float) -> Cached:
             engaged_avg_s=0.0,
             read_through=0.0,
             read_depth={str(q): 0 for q in QUARTERS},
+            imported={"views": 0, "shares_total": 0},
         ),
         expires,
     )

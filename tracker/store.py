@@ -109,7 +109,7 @@ class Store:
                 q.TOTALS_WITH_APPLIED, list(article_ids), list(batch_ids), since_day
             )
         applied: dict[str, tuple[set[int], int]] = {}
-        stored = Stored(totals={}, applied={}, readers={}, readers_total={})
+        stored = Stored(totals={}, applied={}, readers={}, readers_total={}, imported={})
         for row in rows:
             if row["ids"] is not None:
                 for batch_id, number, parts in zip(
@@ -121,6 +121,9 @@ class Store:
                 continue
             if row["metric"] == q.READERS_TOTAL:
                 stored.readers_total[article_id] = row["count"]
+            elif row["metric"].startswith(q.IMPORTED):
+                metric = row["metric"].removeprefix(q.IMPORTED)
+                stored.imported.setdefault(article_id, {})[metric] = row["count"]
             elif row["day"] is not None:
                 stored.readers.setdefault(article_id, {})[row["day"]] = row["count"]
             else:
