@@ -30,8 +30,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/tracker/bin:$PATH
 
-# A fixed numeric uid: Kubernetes' runAsNonRoot can verify it (deploy/k8s runs as 10001).
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/tracker \
+# A fixed numeric uid and gid: Kubernetes' runAsNonRoot can verify them (deploy/k8s runs
+# as 10001:10001), and a volume's owner is the same in every build (`--user-group` would
+# take the next free system gid instead).
+RUN groupadd --system --gid 10001 tracker \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/tracker \
        --create-home --shell /usr/sbin/nologin tracker
 
 # The same path as in the build stage: a venv's scripts name their interpreter absolutely.

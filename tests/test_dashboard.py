@@ -491,3 +491,57 @@ def test_compose_mounts_the_grafana_files() -> None:
     ):
         assert target in mounts, f"grafana does not mount {target}"
         assert (COMPOSE.parent / mounts[target]).resolve() == directory, target
+
+
+def test_shards_without_a_flusher_counts_shards_not_processes(
+    dashboard: dict[str, Any], tmp_path: Path
+) -> None:
+    """The lease panel: 0 (green) when flushers hold every shard between them, however many
+    flushers and shards; the shards of a dead flusher show as a red figure. (Before: it
+    summed shards held, so a healthy 12-shard cluster showed 12 in orange.)"""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is not installed (apt install prometheus)")
+        pytest.skip("promtool is not installed (apt install prometheus); CI runs this")
+    (panel,) = [p for p in dashboard["panels"] if p.get("title") == "Shards without a flusher"]
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps == [{"color": "green", "value": None}, {"color": "red", "value": 1}]
+    expr = for_promtool(panel["targets"][0]["expr"])
+
+    def case(name: str, held: dict[str, str], expected: int) -> dict[str, Any]:
+        series = [
+            {"series": f'tracker_redis_shards{{instance="{i}"}}', "values": "12x5"}
+            for i in ("api-1", "api-2", *held)
+        ] + [
+            {"series": f'tracker_flush_lease_held{{instance="{i}"}}', "values": values}
+            for i, values in held.items()
+        ]
+        return {
+            "name": name,
+            "interval": "1m",
+            "input_series": series,
+            "promql_expr_test": [
+                {"expr": expr, "eval_time": "4m", "exp_samples": [{"value": expected}]}
+            ],
+        }
+
+    tests = {
+        "evaluation_interval": "1m",
+        "tests": [
+            case("one flusher holds all 12", {"flusher-1": "12x5"}, 0),
+            case("two flushers share them", {"flusher-1": "6x5", "flusher-2": "6x5"}, 0),
+            case("one of two is gone", {"flusher-1": "6x5", "flusher-2": "6 6 6 0 0 0"}, 6),
+            case("no flusher at all", {}, 12),
+        ],
+    }
+    path = tmp_path / "lease-panel-test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=PROMTOOL_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

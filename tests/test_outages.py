@@ -36,6 +36,7 @@ async def test_redis_down_gives_503_with_retry_after_then_recovers_without_resta
         assert body["detail"]["dependency"] == "redis"
     ready = await client.get("/readyz")
     ready_body = await ready.json()
+    serving = await client.get("/readyz/serving")
 
     await asyncio.to_thread(own_redis.start, port=port)
     recovered = await client.post("/api/v1/events", json=view("r1"))
@@ -44,6 +45,9 @@ async def test_redis_down_gives_503_with_retry_after_then_recovers_without_resta
     assert ready.status == 503
     assert ready_body["detail"]["redis"].startswith("unavailable")
     assert ready_body["detail"]["postgres"] == "ok"
+    # Load balancers keep the instance: Redis' outage is every instance's, and reads of
+    # what PostgreSQL holds go on.
+    assert serving.status == 200
     assert recovered.status == 202
     # Only the two acknowledged views exist: the AOF kept the first one over the restart.
     assert (await stats(client, "r1"))["views"] == 2
@@ -95,6 +99,7 @@ async def test_postgres_down_ingest_still_accepted_flush_backs_off_and_catches_u
     statuses = [await post_events(client, view("p1"), view("p2")) for _ in range(20)]
     ready = await client.get("/readyz")
     ready_body = await ready.json()
+    serving = await client.get("/readyz/serving")
 
     async def failed_twice() -> bool:
         failures = sample(registry, "tracker_flush_failures_total", reason="postgres")
@@ -123,6 +128,10 @@ async def test_postgres_down_ingest_still_accepted_flush_backs_off_and_catches_u
     assert ready.status == 503
     assert ready_body["detail"]["postgres"].startswith("unavailable")
     assert ready_body["detail"]["redis"] == "ok"
+    # Before, Kubernetes' readinessProbe asked /readyz: every API pod left the Service
+    # while ingest into Redis went on working.
+    assert serving.status == 200
+    assert (await serving.json())["status"] == "serving"
     assert read_while_down.status == 503
     assert read_while_down.headers["Retry-After"]
     assert [tuple(r) for r in rows] == [("p1", 20), ("p2", 20)]

@@ -469,3 +469,48 @@ def test_serve_port_option_out_of_range_exits_2_naming_the_option(port: str) -> 
     assert result.exit_code == 2, result.output
     assert "--port" in result.stderr, result.stderr
     assert "TRACKER_" not in result.stderr, result.stderr
+
+
+def test_unknown_tracker_names_are_named_with_the_closest_setting() -> None:
+    """A typo'd setting is ignored, as before, but never silently (before: not a word)."""
+    from tracker.settings import unknown_names
+
+    environ = {
+        "TRACKER_TRUSTED_PROXY": "10.0.0.0/8",
+        "TRACKER_FLUSH_INTERVALS": "2",
+        "TRACKER_QWERTY": "1",
+        "TRACKER_PORT": "8080",
+        "TRACKER_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "HOME": "/root",
+    }
+
+    assert unknown_names(environ) == [
+        "TRACKER_FLUSH_INTERVALS is not a tracker setting and is ignored; "
+        "did you mean TRACKER_FLUSH_INTERVAL?",
+        "TRACKER_QWERTY is not a tracker setting and is ignored",
+        "TRACKER_TRUSTED_PROXY is not a tracker setting and is ignored; "
+        "did you mean TRACKER_TRUSTED_PROXIES?",
+    ]
+
+
+def test_commands_log_the_unknown_names_in_the_logs_format(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import logging
+
+    from tracker.cli_support import setup
+
+    monkeypatch.setenv("TRACKER_TRUSTED_PROXY", "10.0.0.0/8")
+    logger = logging.getLogger("tracker")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        setup(Settings(log_format="json"))
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+    (line,) = [line for line in lines if line.get("event") == "unknown_setting"]
+    assert line["level"] == "WARNING"
+    assert "did you mean TRACKER_TRUSTED_PROXIES?" in line["message"]

@@ -44,3 +44,18 @@ async def test_a_url_that_is_not_http_is_not_stored(client: Client, settings: Se
     finally:
         await conn.close()
     assert stored is None
+
+
+async def test_serving_readiness_fails_only_when_the_startup_check_refused(
+    client: Client,
+) -> None:
+    from tracker.resources import PREFLIGHT
+
+    assert (await client.get("/readyz/serving")).status == 200
+    client.app[PREFLIGHT].refused = "TRACKER_REDIS_SHARDS=2, but Redis holds 4"
+
+    response = await client.get("/readyz/serving")
+
+    assert response.status == 503
+    assert response.headers["Retry-After"]
+    assert (await response.json())["detail"]["redis"].startswith("refused: ")

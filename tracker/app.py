@@ -21,6 +21,7 @@ from .resources import (
     METRICS,
     OPENAPI,
     PROXIES,
+    RUNBOOK,
     SETTINGS,
     SNIPPET,
     flusher_ctx,
@@ -30,6 +31,7 @@ from .resources import (
     redis_ctx,
     servers_ctx,
 )
+from .runbook import runbook_page
 from .settings import Settings
 from .snippet import Snippet
 from .views import add_routes
@@ -53,6 +55,8 @@ def create_app(
     app[METRICS] = Metrics(multiprocess_dir=metrics_dir)
     app[KEYS] = Keys(settings.redis_prefix, settings.redis_shards)
     app[OPENAPI] = openapi_bytes()
+    app[RUNBOOK] = runbook_page()
+    app[METRICS].redis_shards.set(settings.redis_shards)
     app[BOTS] = BotClassifier(settings.ua_cache_bytes)
     app[PROXIES] = TrustedProxies(settings.trusted_proxies)
     app[SNIPPET] = Snippet.build(settings)

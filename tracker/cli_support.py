@@ -3,6 +3,8 @@ default without its packages, exits 2 naming it), logging, and one way to run an
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -14,7 +16,7 @@ from .embedded import EmbeddedError, EmbeddedNotInstalled, require_packages
 from .errors import DatabaseUnavailable, RedisUnavailable
 from .preflight import StartupRefused
 from .server import run
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, unknown_names
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -45,9 +47,13 @@ def not_installed(exc: EmbeddedNotInstalled) -> NoReturn:
 
 
 def setup(settings: Settings) -> None:
+    """Logging as the settings say, then a warning for each TRACKER_* variable that is no
+    setting (in the log's own format, JSON included)."""
     from .logs import configure_logging
 
     configure_logging(settings)
+    for message in unknown_names(os.environ):
+        logging.getLogger("tracker").warning(message, extra={"event": "unknown_setting"})
 
 
 def fail(message: str) -> NoReturn:

@@ -83,6 +83,13 @@ class Metrics:
             registry=r,
         )
         self.flush_runs = Counter("tracker_flush_runs", "Flush runs started.", registry=r)
+        self.redis_shards = Gauge(
+            "tracker_redis_shards",
+            "Shards the counters are split into (TRACKER_REDIS_SHARDS): the sum of "
+            "tracker_flush_lease_held over the flushers when every shard has one.",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.flush_lease_held = Gauge(
             "tracker_flush_lease_held",
             "Shards whose flush lease this process's last flush run held (0: other "

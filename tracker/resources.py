@@ -55,6 +55,7 @@ KEYS: Final = web.AppKey("keys", Keys)
 # The wall clock, replaceable in tests that simulate several days.
 CLOCK: Final = web.AppKey[Callable[[], float]]("clock")
 OPENAPI: Final = web.AppKey("openapi", bytes)
+RUNBOOK: Final = web.AppKey("runbook", bytes)
 BOTS: Final = web.AppKey("bots", BotClassifier)
 PROXIES: Final = web.AppKey("proxies", TrustedProxies)
 SNIPPET: Final = web.AppKey("snippet", Snippet)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .env_values import PARSERS, IPNetwork, env_value
 from .metadata import origin_of
@@ -202,3 +203,21 @@ class Settings:
 ENV_NAMES: dict[str, str] = {
     f.name: ENV_PREFIX + f.name.upper().removesuffix("_S") for f in fields(Settings)
 }
+
+# TRACKER_* names that are not settings of tracker but are read by its tests.
+OTHER_NAMES: Final = frozenset({"TRACKER_TEST_DATABASE_URL", "TRACKER_TEST_REDIS_URL"})
+
+
+def unknown_names(environ: Mapping[str, str]) -> list[str]:
+    """A sentence per TRACKER_* variable that tracker does not read, naming the setting it
+    is closest to: a typo (TRACKER_TRUSTED_PROXY) would otherwise go unnoticed."""
+    # Compared without the prefix they all share, which would make any two names close.
+    known = sorted(name.removeprefix(ENV_PREFIX) for name in ENV_NAMES.values())
+    messages = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NAMES.values() or name in OTHER_NAMES:
+            continue
+        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.7)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        messages.append(f"{name} is not a tracker setting and is ignored{hint}")
+    return messages

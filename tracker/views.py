@@ -32,6 +32,7 @@ from .resources import (
     STATS_CACHE,
 )
 from .responses import error_response, json_response
+from .runbook import runbook
 
 MAX_IDS: Final = 100
 
@@ -99,6 +100,23 @@ async def readyz(request: web.Request) -> web.Response:
     return error_response(
         503, "not_ready", checks, headers={"Retry-After": str(app[SETTINGS].retry_after_s)}
     )
+
+
+async def serving(request: web.Request) -> web.Response:
+    """Readiness of this process alone, for load balancers (Kubernetes' readinessProbe,
+    compose): 503 only when it cannot serve whatever its dependencies do (its startup
+    check refused Redis' layout). Redis and PostgreSQL are not asked: an outage of either
+    is everyone's (every pod would leave the Service at once, and ingest goes on into Redis
+    while PostgreSQL is away); tracker_dependency_up and the alerts tell of it."""
+    refused = request.app[PREFLIGHT].refused
+    if refused is not None:
+        return error_response(
+            503,
+            "not_ready",
+            {"redis": f"refused: {refused}"},
+            headers={"Retry-After": str(request.app[SETTINGS].retry_after_s)},
+        )
+    return json_response({"status": "serving"})
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -189,6 +207,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/reports/assets/{name}", editors.asset)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/readyz/serving", serving)
+    app.router.add_get("/runbook", runbook)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/tracker.js", tracker_js)
