@@ -251,6 +251,25 @@ def build_openapi() -> dict[str, Any]:
                     },
                 }
             },
+            "/readyz/serving": {
+                "get": {
+                    "operationId": "serving",
+                    "summary": "This process can serve (for load balancers; no dependency asked)",
+                    "responses": {
+                        "200": {"description": "Serving"},
+                        "503": _error("Its startup check refused Redis' layout"),
+                    },
+                }
+            },
+            "/runbook": {
+                "get": {
+                    "operationId": "runbook",
+                    "summary": "The operators' runbook: what each alert means, what to do",
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {}}}
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
