@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
@@ -89,3 +92,17 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of a Debian package's command (.ci/run installs it): where it is missing a
+    test fails in CI and is skipped elsewhere."""
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if found is not None:
+        return found
+    reason = f"{name} is missing: apt-get install {package}"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)

@@ -177,9 +177,15 @@ async def test_counted_events_naming_the_page_get_it_read_and_a_corrected_headli
         row = await pool.fetchrow("SELECT title FROM articles WHERE article_id = $1", ARTICLE)
         return row is not None and row["title"] == title
 
-    await wait_until(lambda: titled("Budget vote passes"), timeout_s=10)
+    async def verified_fetches() -> float:
+        return sample(client, "tracker_metadata_fetches_total", outcome="verified") or 0.0
+
+    async def counted() -> bool:
+        # The metric follows the row's write: wait for both.
+        return await titled("Budget vote passes") and await verified_fetches() == 1
+
+    await wait_until(counted, timeout_s=10)
     assert pages.fetched == [ARTICLE]  # query parameters are not passed on
-    assert sample(client, "tracker_metadata_fetches_total", outcome="verified") == 1
 
     # Read again only once older than the refresh interval, while still read.
     pages.headline = "Budget vote passes narrowly"

@@ -21,7 +21,9 @@ from tracker.recorder import Recorder
 from tracker.resources import BATCHES
 from tracker.settings import Settings
 
-COUNTERS = 2_000_000
+# Forty batches' worth (two fields a counter): enough to show every batch bounded and the service
+# answering throughout, in half the time of the two million this test once used.
+COUNTERS = 1_000_000
 BATCH_FIELDS = 50_000
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -48,7 +50,7 @@ async def record_backlog(redis: Redis, settings: Settings, counters: int) -> Non
         await recorder.record([request], now)
 
 
-async def test_a_two_million_counter_backlog_drains_while_serving(
+async def test_a_million_counter_backlog_drains_in_bounded_batches_while_serving(
     settings: Settings, make_client: MakeClient, redis: Redis
 ) -> None:
     backlog = settings.with_overrides(

@@ -8,9 +8,7 @@ the datasource and the file provider that loads the dashboard.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import yaml
 from aiohttp import web
 from prometheus_client.metrics import MetricWrapperBase
 
+from tests.helpers import require_tool
 from tracker import views
 from tracker.errors import Ignored, Rejected
 from tracker.metrics import EVENT_TYPES, PIXEL_ERRORS, Metrics
@@ -317,12 +316,18 @@ def test_expressions_filter_by_instance(dashboard: dict[str, Any]) -> None:
             assert ("instance", "=~", "$instance") in matchers, f"{where}: {name}"
 
 
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """promtool's answer (Debian's prometheus package; .ci/run installs it)."""
+    return subprocess.run(
+        [require_tool("promtool", "prometheus"), *args],
+        capture_output=True,
+        text=True,
+        timeout=PROMTOOL_TIMEOUT_S,
+        check=False,
+    )
+
+
 def test_expressions_parse_with_promtool(dashboard: dict[str, Any], tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is not installed (apt install prometheus)")
-        pytest.skip("promtool is not installed (apt install prometheus); CI runs this")
     # A group per panel: promtool names the group of an expression it cannot parse.
     groups = [
         {
@@ -339,13 +344,7 @@ def test_expressions_parse_with_promtool(dashboard: dict[str, Any], tmp_path: Pa
     ]
     rules = tmp_path / "dashboard-rules.yml"
     rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    result = subprocess.run(
-        [promtool, "check", "rules", str(rules)],
-        capture_output=True,
-        text=True,
-        timeout=PROMTOOL_TIMEOUT_S,
-        check=False,
-    )
+    result = promtool("check", "rules", str(rules))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     # Every expression was read: a rules file promtool took for empty would pass too.
@@ -499,11 +498,6 @@ def test_shards_without_a_flusher_counts_shards_not_processes(
     """The lease panel: 0 (green) when flushers hold every shard between them, however many
     flushers and shards; the shards of a dead flusher show as a red figure. (Before: it
     summed shards held, so a healthy 12-shard cluster showed 12 in orange.)"""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is not installed (apt install prometheus)")
-        pytest.skip("promtool is not installed (apt install prometheus); CI runs this")
     (panel,) = [p for p in dashboard["panels"] if p.get("title") == "Shards without a flusher"]
     steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps == [{"color": "green", "value": None}, {"color": "red", "value": 1}]
@@ -537,11 +531,5 @@ def test_shards_without_a_flusher_counts_shards_not_processes(
     }
     path = tmp_path / "lease-panel-test.yml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = subprocess.run(
-        [promtool, "test", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=PROMTOOL_TIMEOUT_S,
-        check=False,
-    )
+    result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr

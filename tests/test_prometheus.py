@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,30 +17,18 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import BROWSER_UA, Client, MakeClient, post_events, share, view
+from tests.helpers import BROWSER_UA, Client, MakeClient, post_events, require_tool, share, view
 from tracker.embedded import free_port
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SCRAPE_TIMEOUT_S = 30.0
 
 
-def require(binary: str) -> None:
-    if Path(binary).exists():
-        return
-    reason = f"{binary} is missing: apt-get install prometheus"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    require(PROMTOOL)
     return subprocess.run(
-        [PROMTOOL, *args],
+        [require_tool("promtool", "prometheus"), *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -181,7 +168,7 @@ def value_of(base: str, promql: str) -> float | None:
 async def test_a_real_prometheus_scrapes_tracker_and_answers_promql(
     settings: Settings, make_client: MakeClient, tmp_path: Path
 ) -> None:
-    require(PROMETHEUS)
+    prometheus = require_tool("prometheus", "prometheus")
     client = await make_client(settings, run_flusher=True)
     target = f"127.0.0.1:{client.port}"
     port = free_port()
@@ -196,7 +183,7 @@ async def test_a_real_prometheus_scrapes_tracker_and_answers_promql(
     log = (tmp_path / "prometheus.log").open("wb")
     prometheus = subprocess.Popen(
         [
-            PROMETHEUS,
+            prometheus,
             f"--config.file={config}",
             f"--storage.tsdb.path={tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import re
 import shutil
 import subprocess
@@ -24,24 +23,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import BROWSER_UA, Client, MakeClient, flush, stats, view
+from tests.helpers import BROWSER_UA, Client, MakeClient, flush, require_tool, stats, view
 from tracker.embedded import free_port
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 READERS = 30
 START_TIMEOUT_S = 10.0
-
-
-def require_nginx() -> None:
-    if Path(NGINX).exists():
-        return
-    reason = f"{NGINX} is missing: apt-get install nginx-light"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def replaced(text: str, old: str, new: str) -> str:
@@ -97,7 +86,7 @@ def nginx_config(directory: Path, *, listen_port: int, tracker_port: int) -> Pat
 
 def nginx(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [NGINX, "-p", str(config.parent), "-c", str(config), *args],
+        [require_tool("nginx", "nginx-light"), "-p", str(config.parent), "-c", str(config), *args],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
 
@@ -105,7 +94,8 @@ def nginx(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @asynccontextmanager
 async def running_nginx(config: Path, port: int) -> AsyncIterator[None]:
     process = await asyncio.create_subprocess_exec(
-        NGINX, "-p", str(config.parent), "-c", str(config), "-g", "daemon off;",
+        require_tool("nginx", "nginx-light"), "-p", str(config.parent), "-c", str(config),
+        "-g", "daemon off;",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -140,7 +130,7 @@ async def read_through(port: int, reader_address: str, article_id: str) -> int:
 
 
 def test_debians_nginx_accepts_the_example(tmp_path: Path) -> None:
-    require_nginx()
+    require_tool("nginx", "nginx-light")
     config = nginx_config(tmp_path, listen_port=free_port(), tracker_port=free_port())
 
     result = nginx(config, "-t")
@@ -154,7 +144,7 @@ def test_debians_nginx_accepts_the_example(tmp_path: Path) -> None:
 async def test_readers_behind_the_proxy_keep_their_addresses(
     tmp_path: Path, settings: Settings, make_client: MakeClient, trusted: bool, counted: int
 ) -> None:
-    require_nginx()
+    require_tool("nginx", "nginx-light")
     proxy = (ipaddress.ip_network("127.0.0.1/32"),) if trusted else ()
     # The defaults that bound what one address counts (rate limit, readers per address,
     # the reload window), as the compose stack runs them.

@@ -265,9 +265,7 @@ def build_openapi() -> dict[str, Any]:
                 "get": {
                     "operationId": "runbook",
                     "summary": "The operators' runbook: what each alert means, what to do",
-                    "responses": {
-                        "200": {"description": "HTML", "content": {"text/html": {}}}
-                    },
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
                 }
             },
             "/metrics": {
