@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tracker.app_keys import FLUSHER, METRICS
 from tracker.flusher import FlushResult
-from tracker.resources import FLUSHER, METRICS
 from tracker.settings import Settings
 
 Client = TestClient[web.Request, web.Application]

@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import wait_until
 from tests.helpers import MakeClient, flush, post_events, sample, view
+from tracker.app_keys import POOL
 from tracker.article_pages import QUEUE_LIMIT, PageFetcher, PageReader
 from tracker.metadata import PageOutcome
 from tracker.metrics import Metrics
 from tracker.page_metadata import read_page
-from tracker.resources import POOL
 from tracker.settings import Settings
 
 ARTICLE = "2026/11/budget-vote"

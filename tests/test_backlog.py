@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 
 from tests.conftest import wait_until
 from tests.helpers import MakeClient, post_events, share, stats
+from tracker.app_keys import BATCHES
 from tracker.bots import READER
 from tracker.keys import Keys
 from tracker.models import CHANNELS, Event
 from tracker.readers import Visitor
 from tracker.recorder import Recorder
-from tracker.resources import BATCHES
 from tracker.settings import Settings
 
 # Forty batches' worth (two fields a counter): enough to show every batch bounded and the service
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 async def record_backlog(redis: Redis, settings: Settings, counters: int) -> None:
     """`counters` distinct hourly counters (shares over every channel of many articles),
     recorded the way ingest records them, with nothing flushing: an outage's backlog."""
-    recorder = Recorder(redis, Keys(settings.redis_prefix, settings.redis_shards), settings)
+    recorder = Recorder(redis, Keys.of(settings), settings)
     visitor = Visitor(reader=b"r" * 16, agent=READER)
     now = time.time()
     step = 5_000

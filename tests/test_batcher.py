@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, MakeClient, flush, post_events, stats, view
+from tracker.app_keys import BATCHER, BATCHES, POOL
 from tracker.counts import Batch, part_of
 from tracker.errors import DatabaseUnavailable, RedisUnavailable
 from tracker.recorder import Recorded, Recorder, Request
-from tracker.resources import BATCHER, BATCHES, POOL
 from tracker.settings import Settings
 from tracker.store import Store
 

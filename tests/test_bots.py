@@ -7,8 +7,8 @@ import aiohttp
 import pytest
 
 from tests.helpers import Client, sample, share, stats, view
-from tracker.bots import BOT, HUMAN, PREVIEW, Agent, BotClassifier
-from tracker.resources import BOTS
+from tracker.app_keys import BOTS
+from tracker.bots import BOT, HUMAN, PREVIEWER, Agent, BotClassifier
 
 READER = Agent(HUMAN)
 
@@ -18,7 +18,7 @@ def crawler() -> Agent:
 
 
 def preview(channel: str) -> Agent:
-    return Agent(PREVIEW, channel=channel)
+    return Agent(PREVIEWER, channel=channel)
 
 
 # (name, User-Agent as sent by the real client, what it is)
@@ -285,7 +285,7 @@ def test_the_table_is_large_and_covers_every_kind() -> None:
         (BOT, "crawler"),
         (BOT, "empty"),
         (BOT, "headless"),
-        (PREVIEW, None),
+        (PREVIEWER, None),
     }
 
 

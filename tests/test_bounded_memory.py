@@ -8,7 +8,7 @@ import asyncio
 import secrets
 
 from tests.helpers import MakeClient, post_events, view
-from tracker.resources import STATS_CACHE
+from tracker.app_keys import STATS_CACHE
 from tracker.settings import Settings
 from tracker.stats import ArticleStats
 from tracker.statscache import StatsCache

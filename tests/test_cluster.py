@@ -16,9 +16,9 @@ from redis.asyncio.cluster import RedisCluster
 from tests.cluster import Cluster, Node, cli, start_cluster
 from tests.helpers import MakeClient, flush, post_events, share, view
 from tests.test_reconciliation import SHARDS, Setup, Tally, lost_and_doubled, report_and_check
+from tracker.app_keys import TRENDING
 from tracker.keys import Keys
 from tracker.redis_client import open_redis
-from tracker.resources import TRENDING
 from tracker.settings import Settings
 from tracker.trending import kind_of
 

@@ -21,10 +21,10 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from tests.helpers import require_tool
 from tracker import views
+from tracker.app_keys import SETTINGS
 from tracker.errors import Ignored, Rejected
 from tracker.metrics import EVENT_TYPES, PIXEL_ERRORS, Metrics
 from tracker.models import CHANNELS
-from tracker.resources import SETTINGS
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

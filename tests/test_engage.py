@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, sample, stats, view
 from tests.test_report_endpoints import Editor, editor_on, next_midnight
-from tracker.resources import CLOCK
+from tracker.app_keys import CLOCK
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

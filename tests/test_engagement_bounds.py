@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from tests.helpers import BROWSER_UA, Client, Clock, MakeClient, sample, stats, view
-from tracker.resources import CLOCK
+from tracker.app_keys import CLOCK
 from tracker.settings import Settings
 
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)

@@ -13,12 +13,12 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, flush, post_events, sample, share, stats, view
+from tracker.app_keys import BATCHES, FLUSHER, KEYS, METRICS, POOL, REDIS
 from tracker.background import make_flusher
 from tracker.batches import RedisBatches
 from tracker.counts import Batch
 from tracker.errors import DatabaseUnavailable, RedisUnavailable
 from tracker.flusher import Flusher
-from tracker.resources import BATCHES, FLUSHER, KEYS, METRICS, POOL, REDIS
 from tracker.settings import Settings
 from tracker.store import Store
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import MakeClient, flush, post_events, sample, stats, view
+from tracker.app_keys import FLUSHER
 from tracker.errors import DatabaseUnavailable
 from tracker.keys import shard_of
-from tracker.resources import FLUSHER
 from tracker.settings import Settings
 
 SHARDS = 4

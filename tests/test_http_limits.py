@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 
 from tests.helpers import BROWSER_UA, sample
 from tracker.app import create_app
+from tracker.app_keys import METRICS
 from tracker.embedded import free_port
-from tracker.resources import METRICS
 from tracker.server import started
 from tracker.settings import Settings
 

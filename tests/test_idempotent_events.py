@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from tests.helpers import Client, Clock, MakeClient, post_events, sample, stats, view
-from tracker.resources import SNIPPET
+from tracker.app_keys import SNIPPET
 from tracker.settings import Settings
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from tests.helpers import Client, flush, post_events, process_env, stats, view
 from tracker import importer
+from tracker.app_keys import POOL
 from tracker.auth import Tokens
-from tracker.resources import POOL
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

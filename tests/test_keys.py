@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import zlib
+
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
@@ -37,12 +42,22 @@ def test_a_multi_article_request_sends_one_single_slot_call_per_shard() -> None:
 
 
 def test_shard_of_is_stable_across_processes() -> None:
-    # crc32, not hash(): the same article lands in the same shard in every process.
-    assert [shard_of(a, 4) for a in ("a", "news/2026/x", "b")] == [
-        shard_of(a, 4) for a in ("a", "news/2026/x", "b")
-    ]
+    """crc32, not hash(): another process, with another hash seed, puts each article in
+    the same shard (before, this compared shard_of with itself in one process)."""
+    ids = ("a", "news/2026/x", "b", "art:14.v2")
+    here = [shard_of(a, 4) for a in ids]
+    code = f"from tracker.keys import shard_of; print([shard_of(a, 4) for a in {ids!r}])"
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert other.stdout.strip() == str(here)
+    assert here == [zlib.crc32(a.encode()) % 4 for a in ids]
     assert shard_of("anything", 1) == 0
-    assert shard_of("a", 4) == 3  # zlib.crc32(b"a") % 4
 
 
 async def test_lua_names_a_sketch_as_python_does(redis: Redis) -> None:

@@ -4,6 +4,7 @@ Lua and SQL live in files, and no module imports one that imports it."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -47,11 +48,23 @@ def test_no_module_imports_a_module_that_imports_it() -> None:
     assert cycles == []
 
 
+SQL_STATEMENT = re.compile(
+    r"""["'](\s*)(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|WITH\s+\w+\s+AS\s)"""
+)
+
+
 def test_scripts_and_queries_live_in_files() -> None:
+    """Lua in tracker/lua, SQL in the *queries.py modules (and tracker/sql's migrations):
+    a module that does the work names its statements, never spells them (before, this
+    test checked the Lua alone; auth.py, replica.py and timeseries.py spelled SQL)."""
     for path in PACKAGE.glob("*.py"):
         text = path.read_text()
         assert "redis.call(" not in text, f"Lua inside {path.name}: it belongs in tracker/lua"
+        if not path.stem.endswith("queries"):
+            found = SQL_STATEMENT.search(text)
+            assert found is None, f"SQL inside {path.name}: {found and found.group()!r}"
     assert sorted(p.stem for p in (PACKAGE / "lua").glob("*.lua"))
+    assert sorted(p.stem for p in (PACKAGE / "sql").glob("*.sql"))
 
 
 def test_no_module_is_past_three_hundred_lines_of_logic() -> None:

@@ -21,8 +21,8 @@ from tests.helpers import (
     share,
     view,
 )
+from tracker.app_keys import METRICS
 from tracker.metrics import Metrics
-from tracker.resources import METRICS
 from tracker.settings import Settings
 
 # Distinctive ids, so finding one in the exposition text cannot be a coincidence.

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tracker.app_keys import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, REPORTS, SETTINGS
 from tracker.errors import DatabaseUnavailable
 from tracker.metrics import Metrics
 from tracker.middleware import errors_middleware
@@ -23,7 +24,6 @@ from tracker.overload import Deadlines, LoopLag
 from tracker.readers import TrustedProxies
 from tracker.report_data import PopularQuery, Report, Row
 from tracker.reports import Reports
-from tracker.resources import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, REPORTS, SETTINGS
 from tracker.settings import Settings
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]

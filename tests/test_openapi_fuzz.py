@@ -28,9 +28,9 @@ from aiohttp.test_utils import TestServer
 
 from tests.helpers import Client, sample
 from tracker.app import create_app
+from tracker.app_keys import BATCHES, FLUSHER, METRICS, POOL
 from tracker.auth import Tokens
 from tracker.metrics import Metrics
-from tracker.resources import BATCHES, FLUSHER, METRICS, POOL
 from tracker.settings import Settings
 
 MIN_REQUESTS = 1000

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, post_events, sample, stats, view
+from tracker.app_keys import FLUSHER, METRICS
 from tracker.embedded import EmbeddedPostgres, EmbeddedRedis
-from tracker.resources import FLUSHER, METRICS
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

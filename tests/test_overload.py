@@ -31,9 +31,9 @@ from tests.helpers import (
     scraped,
     view,
 )
+from tracker.app_keys import FLUSHER, LOOP_LAG, POOL
 from tracker.embedded import free_port
 from tracker.overload import Deadlines
-from tracker.resources import FLUSHER, LOOP_LAG, POOL
 from tracker.settings import Settings
 
 

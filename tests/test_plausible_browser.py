@@ -32,7 +32,7 @@ from tests.chromium import launched
 from tests.conftest import wait_until
 from tests.helpers import BROWSER_UA, sample
 from tracker.app import create_app
-from tracker.resources import METRICS
+from tracker.app_keys import METRICS
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]

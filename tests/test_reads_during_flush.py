@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from tests.helpers import MakeClient, post_events, sample, share, stats, view
-from tracker.resources import FLUSHER
+from tracker.app_keys import FLUSHER
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.timeout(90)

@@ -4,6 +4,7 @@ thousands of events with metadata stays inside Lua's limits (before, metadata fo
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -11,12 +12,13 @@ from redis.asyncio import Redis
 
 from tracker.bots import READER
 from tracker.errors import RedisUnavailable
-from tracker.keys import Keys
+from tracker.keys import TRENDING_BUCKET_S, Keys
 from tracker.models import Event
 from tracker.readers import Visitor
 from tracker.recorder import Recorder
 from tracker.scripts import RECORD, Call, run_one
 from tracker.settings import Settings
+from tracker.utc import day_of
 
 
 async def test_metadata_of_thousands_of_articles_in_one_call(
@@ -50,7 +52,7 @@ WELL_FORMED = ["1", '{"title":"T"}', "1", "0", "1", *EVENT]
 def shard_call(redis_prefix: str, layout: list[str]) -> tuple[Call, list[str]]:
     shard = Keys(redis_prefix, 1).shard(0)
     head = [int(time.time() * 1000), 60, 10, 100, 50_000, 3600, 1800, 300, 300_000, "epoch"]
-    head += [shard.base, 1]  # a first claim
+    head += [shard.sealed_prefix, shard.trending_prefix, 1]  # a first claim
     keys = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity, f"{shard.base}:s:x"]
     return Call(RECORD, keys, [*head, *layout]), keys
 
@@ -87,3 +89,45 @@ async def test_the_well_formed_call_those_break_is_recorded(
     assert await redis.hget(keys[0], "mtitle x") == b"T"
     assert await redis.zscore(keys[4], "x") == 1
     assert await redis.hexists(keys[5], "r" * 8 + "v")
+
+
+def test_no_script_spells_the_name_of_a_key() -> None:
+    """Key names are made in keys.py and handed to the scripts (before, `:sealed:` was
+    spelled in five scripts and `:tr:` in two)."""
+    from importlib.resources import files
+
+    for script in files("tracker").joinpath("lua").iterdir():
+        text = script.read_text()
+        spelled = re.findall(r"'(:[a-z_]+:?)'", text)
+        assert spelled == [], f"{script.name} spells {spelled}"
+
+
+async def test_the_keys_the_record_script_makes_are_those_python_names(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """The contract, end to end: what Python hands the script (prefixes, the per-event
+    layout) is read back as Python names it: a sealed piece, a trending bucket, a sketch."""
+    keys = Keys(redis_prefix, 1)
+    shard = keys.shard(0)
+    settings = Settings(redis_prefix=redis_prefix, dedup_window_s=0, flush_max_batch_fields=8)
+    recorder = Recorder(redis, keys, settings)
+    now = time.time()
+    readers = [Visitor(reader=bytes([n]) * 16, agent=READER) for n in range(1, 4)]
+
+    await recorder.record(
+        [
+            [(Event(type="view", article_id=f"contract/{n}"), reader)]
+            for n, reader in enumerate(readers)
+        ],
+        now,
+    )
+
+    generations = [g.decode() for g in await redis.lrange(shard.sealed, 0, -1)]
+    assert generations, "the live hash past 8 fields is sealed"
+    for generation in generations:
+        assert await redis.exists(shard.sealed_prefix + generation)
+    bucket = int(now * 1000) // (TRENDING_BUCKET_S * 1000)
+    trending = await redis.zrange(f"{shard.trending_prefix}v:{bucket}", 0, -1)
+    assert sorted(trending) == [f"contract/{n}".encode() for n in range(3)]
+    for n in range(3):
+        assert await redis.pfcount(shard.uniques(day_of(now), f"contract/{n}")) == 1

@@ -9,9 +9,9 @@ from redis.asyncio import Redis
 
 from tests.helpers import MakeClient, flush, post_events, stats, view
 from tracker.app import create_app
+from tracker.app_keys import CLOCK, KEYS, REDIS
 from tracker.embedded import EmbeddedRedis
 from tracker.preflight import StartupRefused
-from tracker.resources import CLOCK, KEYS, REDIS
 from tracker.server import started
 from tracker.settings import Settings
 from tracker.utc import day_of

@@ -18,10 +18,10 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, post_events, sample, stats, view
+from tracker.app_keys import FLUSHER
 from tracker.embedded import EmbeddedRedis, free_port, redis_answers, redis_server_binary
 from tracker.errors import RedisUnavailable
 from tracker.flusher import FlushResult
-from tracker.resources import FLUSHER
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

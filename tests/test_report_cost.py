@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from tests.helpers import BROWSER_UA, Clock, MakeClient, flush, post_events, view
 from tests.test_report_endpoints import HOUR, editor_on, next_midnight
 from tracker import reports
+from tracker.app_keys import MOST_READ, REDIS
 from tracker.bots import READER
 from tracker.keys import Keys
 from tracker.models import Event
@@ -25,7 +26,6 @@ from tracker.most_read import PUBLIC_RATE_PER_MIN
 from tracker.pending import PendingReader
 from tracker.readers import Visitor
 from tracker.recorder import Recorder
-from tracker.resources import MOST_READ, REDIS
 from tracker.settings import Settings
 
 PENDING = 40_000
@@ -34,7 +34,7 @@ PENDING = 40_000
 async def record_pending(redis: Redis, settings: Settings, events: int, articles: int) -> None:
     """`events` views over `articles` articles (with their categories), straight into
     Redis as ingest records them, nothing flushed."""
-    recorder = Recorder(redis, Keys(settings.redis_prefix, settings.redis_shards), settings)
+    recorder = Recorder(redis, Keys.of(settings), settings)
     now = time.time()
     for start in range(0, events, 5_000):
         request = [

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, process_env, share, view
+from tracker.app_keys import POOL
 from tracker.auth import Tokens
-from tracker.resources import POOL
 from tracker.settings import Settings
 
 HOUR = 3_600

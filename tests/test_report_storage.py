@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, post_events, view
 from tracker import migrations
-from tracker.resources import FLUSHER
+from tracker.app_keys import FLUSHER
 from tracker.settings import Settings
 from tracker.store import Store
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush
+from tracker.app_keys import POOL
 from tracker.auth import Tokens
-from tracker.resources import POOL
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.timeout(180)]

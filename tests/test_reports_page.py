@@ -32,9 +32,9 @@ from tests.helpers import BROWSER_UA, Client
 from tests.test_browser import LOOPBACK, TIMEOUT_MS, screenshot_path
 from tracker import metadata_store
 from tracker.app import create_app
+from tracker.app_keys import FLUSHER, POOL
 from tracker.auth import Tokens
 from tracker.metadata import ArticleMeta, Source
-from tracker.resources import FLUSHER, POOL
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

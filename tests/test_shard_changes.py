@@ -13,8 +13,8 @@ import pytest
 
 from tests.helpers import MakeClient, post_events, process_env, stats, view
 from tracker.app import create_app
+from tracker.app_keys import REDIS
 from tracker.preflight import StartupRefused
-from tracker.resources import REDIS
 from tracker.server import started
 from tracker.settings import Settings
 

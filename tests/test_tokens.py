@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, MakeClient, process_env
+from tracker.app_keys import POOL, TOKENS
 from tracker.attempts import FAILURES_PER_ADDRESS
 from tracker.auth import Tokens, token_hash
-from tracker.resources import POOL, TOKENS
 from tracker.settings import Settings
 
 REPORT = "/api/v1/reports/popular"

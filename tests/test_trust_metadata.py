@@ -25,8 +25,8 @@ from tests.helpers import BROWSER_UA, Client, Clock, MakeClient, flush, process_
 from tests.test_report_endpoints import HOUR, Editor, editor_on, next_midnight
 from tracker import importer, migrations, plausible
 from tracker import queries as q
+from tracker.app_keys import POOL
 from tracker.metadata import FIELDS, PAGE_FIELDS
-from tracker.resources import POOL
 from tracker.settings import Settings
 
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)

@@ -12,8 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import Client, Clock, MakeClient, stats
+from tracker.app_keys import FLUSHER, KEYS, POOL
 from tracker.keys import sketch_expires_at
-from tracker.resources import FLUSHER, KEYS, POOL
 from tracker.settings import Settings
 from tracker.utc import DAY_S
 

@@ -8,29 +8,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .app_keys import BOTS, CLOCK, KEYS, METRICS, OPENAPI, PROXIES, RUNBOOK, SETTINGS, SNIPPET
 from .bots import BotClassifier
 from .keys import Keys
 from .metrics import Metrics
 from .middleware import tracker_middleware
 from .openapi import openapi_bytes
 from .readers import TrustedProxies
-from .resources import (
-    BOTS,
-    CLOCK,
-    KEYS,
-    METRICS,
-    OPENAPI,
-    PROXIES,
-    RUNBOOK,
-    SETTINGS,
-    SNIPPET,
-    flusher_ctx,
-    loop_lag_ctx,
-    postgres_ctx,
-    reads_ctx,
-    redis_ctx,
-    servers_ctx,
-)
+from .resources import flusher_ctx, loop_lag_ctx, postgres_ctx, reads_ctx, redis_ctx, servers_ctx
 from .runbook import runbook_page
 from .settings import Settings
 from .snippet import Snippet
@@ -53,7 +38,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics(multiprocess_dir=metrics_dir)
-    app[KEYS] = Keys(settings.redis_prefix, settings.redis_shards)
+    app[KEYS] = Keys.of(settings)
     app[OPENAPI] = openapi_bytes()
     app[RUNBOOK] = runbook_page()
     app[METRICS].redis_shards.set(settings.redis_shards)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from .app_keys import ARTICLE_METADATA, SETTINGS
 from .bodies import read_body
 from .errors import InvalidInput, UnsupportedMediaType
 from .metadata import ArticleMeta, Source
 from .metadata_store import checked
 from .models import field_of_error, validate_article_id
-from .resources import ARTICLE_METADATA, SETTINGS
 from .responses import json_response
 
 # Strict: a publication time is text (RFC 3339), never a number taken for one.

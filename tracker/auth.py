@@ -19,6 +19,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Final, TypeVar
 
+from . import auth_queries
 from .db import Pool, database_unavailable_on_error
 
 T = TypeVar("T")
@@ -27,30 +28,6 @@ TOKEN_PREFIX: Final = "trk_"  # noqa: S105 - a prefix that marks tokens, not a s
 SNAPSHOT_S: Final = 5.0
 ON_DEMAND_S: Final = 1.0
 SESSION_S: Final = 30 * 86_400
-
-_TOKENS: Final = "SELECT id, token_hash, revoked_at IS NOT NULL AS revoked FROM api_tokens"
-_SESSIONS: Final = """
-SELECT s.session_hash, s.token_id FROM editor_sessions s JOIN api_tokens t ON t.id = s.token_id
-WHERE s.revoked_at IS NULL AND t.revoked_at IS NULL AND s.expires_at > now()
-"""
-_USED: Final = "UPDATE api_tokens SET last_used_at = now() WHERE id = ANY($1::bigint[])"
-_OPEN: Final = """
-INSERT INTO editor_sessions (session_hash, token_id, expires_at)
-VALUES ($1, $2, now() + make_interval(secs => $3))
-"""
-_CLOSE: Final = "UPDATE editor_sessions SET revoked_at = now() WHERE session_hash = $1"
-# Revoking a token ends its sessions in the same statement.
-_REVOKE: Final = """
-WITH revoked AS (
-    UPDATE api_tokens SET revoked_at = now()
-    WHERE revoked_at IS NULL AND (name = $1 OR id::text = $1)
-    RETURNING id
-), ended AS (
-    UPDATE editor_sessions SET revoked_at = now()
-    WHERE revoked_at IS NULL AND token_id IN (SELECT id FROM revoked)
-)
-SELECT count(*) FROM revoked
-"""
 
 
 class TokenState(Enum):
@@ -96,22 +73,18 @@ class Tokens:
         """A new token; only its hash is stored, so this is the one time it is seen."""
         token = new_token()
         with database_unavailable_on_error():
-            await self.pool.execute(
-                "INSERT INTO api_tokens (name, token_hash) VALUES ($1, $2)", name, token_hash(token)
-            )
+            await self.pool.execute(auth_queries.ADD, name, token_hash(token))
         return token
 
     async def list(self) -> list[TokenInfo]:
         with database_unavailable_on_error():
-            rows = await self.pool.fetch(
-                "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id"
-            )
+            rows = await self.pool.fetch(auth_queries.LIST)
         return [TokenInfo(**dict(row)) for row in rows]
 
     async def revoke(self, which: str) -> int:
         """Revoke tokens by id or by name, and end their sessions; returns how many."""
         with database_unavailable_on_error():
-            revoked = await self.pool.fetchval(_REVOKE, which)
+            revoked = await self.pool.fetchval(auth_queries.REVOKE, which)
         await self._read()  # this process at once; the others within SNAPSHOT_S
         return int(revoked)
 
@@ -144,7 +117,9 @@ class Tokens:
             raise ValueError("open_session needs a valid token: check it first")
         session = secrets.token_urlsafe(32)
         with database_unavailable_on_error():
-            await self.pool.execute(_OPEN, token_hash(session), found[0], float(SESSION_S))
+            await self.pool.execute(
+                auth_queries.OPEN, token_hash(session), found[0], float(SESSION_S)
+            )
         self._snapshot.sessions[token_hash(session)] = found[0]
         return session
 
@@ -152,7 +127,7 @@ class Tokens:
         """Ends a session: at once here, in other processes within SNAPSHOT_S."""
         presented = token_hash(session)
         with database_unavailable_on_error():
-            await self.pool.execute(_CLOSE, presented)
+            await self.pool.execute(auth_queries.CLOSE, presented)
         self._snapshot.sessions.pop(presented, None)
 
     async def _find(self, look: Callable[[], T | None]) -> T | None:
@@ -177,10 +152,10 @@ class Tokens:
             used, self._used = self._used, set()
             with database_unavailable_on_error():
                 async with self.pool.acquire() as conn:
-                    tokens = await conn.fetch(_TOKENS)
-                    sessions = await conn.fetch(_SESSIONS)
+                    tokens = await conn.fetch(auth_queries.TOKENS)
+                    sessions = await conn.fetch(auth_queries.SESSIONS)
                     if used:
-                        await conn.execute(_USED, sorted(used))
+                        await conn.execute(auth_queries.USED, sorted(used))
             self._snapshot = _Snapshot(
                 tokens={bytes(r["token_hash"]): (r["id"], r["revoked"]) for r in tokens},
                 sessions={bytes(r["session_hash"]): r["token_id"] for r in sessions},

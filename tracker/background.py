@@ -68,7 +68,7 @@ def make_flusher(
 ) -> Flusher:
     """The flusher of TRACKER_FLUSH_SHARDS (all by default); with a read replica
     (`read_pool`), batches leave Redis only once the replica has them."""
-    keys = Keys(settings.redis_prefix, settings.redis_shards)
+    keys = Keys.of(settings)
     owner = owner_name()
     shards = settings.flush_shards or range(settings.redis_shards)
     leases = {

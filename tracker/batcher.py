@@ -18,16 +18,18 @@ from typing import Final
 from .errors import Ignored, Overloaded, RateLimited, RedisUnavailable
 from .metrics import Metrics
 from .recorder import Recorder, Request
+from .redis_client import REDIS_MAX_CONNECTIONS
 
 log = logging.getLogger(__name__)
 
 # A batch past this many events is sent at once rather than at the end of the tick, so
 # one script call never holds Redis for long.
-MAX_BATCH_EVENTS: Final = 1_000
+MAX_ROUND_TRIP_EVENTS: Final = 1_000
 # Round trips waiting for Redis at once; past this Redis is behind, and a new request
-# would only wait for its deadline: it is shed at once instead. (Below the client's 64
-# connections, which would otherwise fail the round trips beyond them.)
-MAX_ROUND_TRIPS_IN_FLIGHT: Final = 48
+# would only wait for its deadline: it is shed at once instead. Three quarters of the
+# client's connections: the rest stay free for reads, and no round trip fails for want of
+# a connection.
+MAX_ROUND_TRIPS_IN_FLIGHT: Final = REDIS_MAX_CONNECTIONS * 3 // 4
 
 
 class Batcher:
@@ -51,7 +53,7 @@ class Batcher:
         self._requests.append(request)
         self._events += len(request)
         self._waiters.append(waiter)
-        if self._events >= MAX_BATCH_EVENTS:
+        if self._events >= MAX_ROUND_TRIP_EVENTS:
             self._send_now()
         elif not self._scheduled:
             self._scheduled = True

@@ -100,7 +100,7 @@ class RedisBatches:
                 shard_keys.epoch,
                 shard_keys.sealed,
             ),
-            (epoch_candidate(), parts, shard_keys.base, *floor_args),
+            (epoch_candidate(), parts, shard_keys.sealed_prefix, *floor_args),
         )
         # Before PostgreSQL applies a claim, the claim itself must survive a Redis crash
         # or failover where Redis can promise that: WAITAOF (Redis 7.2+ with an append-
@@ -223,7 +223,8 @@ class RedisBatches:
     async def pending_stats(self) -> PendingStats:
         """How much waits in Redis, over all shards, and since when."""
         calls = [
-            Call(PENDING, (s.live, s.batch, s.sealed), (s.base,)) for s in self.keys.all_shards()
+            Call(PENDING, (s.live, s.batch, s.sealed), (s.sealed_prefix,))
+            for s in self.keys.all_shards()
         ]
         events = counters = 0
         oldest: int | None = None

@@ -50,14 +50,14 @@ HEADLESS: Final = (
 
 HUMAN: Final = "human"
 BOT: Final = "bot"
-PREVIEW: Final = "preview"
+PREVIEWER: Final = "preview"
 
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    kind: str  # HUMAN, BOT or PREVIEW
+    kind: str  # HUMAN, BOT or PREVIEWER
     reason: Ignored | None = None  # for BOT: crawler, empty, headless or ua_too_long
-    channel: str | None = None  # for PREVIEW: the share channel
+    channel: str | None = None  # for PREVIEWER: the share channel
 
 
 READER: Final = Agent(HUMAN)
@@ -186,7 +186,7 @@ class BotClassifier:
         preview = _search(self._previews, agent)
         if preview[0][0] >= 0:
             group = next(n for n, span in enumerate(preview[1:]) if span[0] >= 0)
-            return Agent(PREVIEW, channel=self._preview_channels[group])
+            return Agent(PREVIEWER, channel=self._preview_channels[group])
         if _search(self._headless, agent)[0][0] >= 0:
             return Agent(BOT, reason=Ignored.HEADLESS)
         if self._crawlers.is_crawler(agent):

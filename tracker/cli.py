@@ -24,13 +24,7 @@ from .metrics import Metrics
 from .pending import sketch_days
 from .preflight import Preflight
 from .redis_client import RedisClient, RedisNodes
-from .resources import (
-    database_server,
-    postgres_pool,
-    read_pool,
-    redis_client,
-    servers,
-)
+from .resources import database_server, postgres_pool, read_pool, redis_client, servers
 from .server import serve as serve_forever
 from .server import wait_for_signal
 from .settings import Settings, SettingsError
@@ -128,7 +122,7 @@ def flush(loop_: bool, drain: bool, shards: str | None) -> None:
                 if drain:
                     await _drain(settings, redis, pool, nodes)
                     return
-                keys = Keys(settings.redis_prefix, settings.redis_shards)
+                keys = Keys.of(settings)
                 preflight = Preflight(redis, keys, settings)
                 await (_when_redis_answers(preflight, settings) if loop_ else preflight.check())
                 metrics = Metrics()
@@ -182,7 +176,7 @@ async def _flush(flusher: Flusher, settings: Settings, loop_: bool) -> None:
 
 
 async def _drain(settings: Settings, redis: RedisClient, pool: Pool, nodes: RedisNodes) -> None:
-    keys = Keys(settings.redis_prefix, settings.redis_shards)
+    keys = Keys.of(settings)
     recorded = await reshard.recorded_shards(redis, keys) or settings.redis_shards
     # What waits was written with the recorded count: drain it with that count, every shard.
     flusher = make_flusher(

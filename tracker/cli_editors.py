@@ -99,7 +99,7 @@ async def _reports(settings: Settings, ask: Any) -> Report | TrendingReport:
         redis_client(settings, redis_url) as redis,
         postgres_pool(settings, database_url, migrate=True) as pool,
     ):
-        keys = Keys(settings.redis_prefix, settings.redis_shards)
+        keys = Keys.of(settings)
         reports = Reports(
             PendingReader(redis, keys),
             pool,

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.multipart import BadContentDispositionHeader
 
+from .app_keys import FAILED_ATTEMPTS, PROXIES, SETTINGS, TOKENS
 from .attempts import WINDOW_S
 from .auth import SESSION_S, Tokens, TokenState
 from .errors import Forbidden, OriginNotAllowed, RateLimited, ReadTimeout, Unauthorized
 from .readers import client_address
-from .resources import FAILED_ATTEMPTS, PROXIES, SETTINGS, TOKENS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .app_keys import BATCHER, BOTS, CLOCK, METRICS, PROXIES, SALTS, SETTINGS
 from .bodies import read_body, too_large
 from .bots import BOT, HUMAN
 from .errors import (
@@ -20,7 +21,6 @@ from .middleware import EVENTS_IN_REQUEST, origin_allowed
 from .models import Event, parse_event_dict, parse_events
 from .plausible import parse_plausible, rules_of
 from .readers import Visitor, address_id, client_address, reader_id
-from .resources import BATCHER, BOTS, CLOCK, METRICS, PROXIES, SALTS, SETTINGS
 from .responses import accepted_response
 from .settings import Settings
 from .snippet import PIXEL_GIF

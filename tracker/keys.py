@@ -50,10 +50,13 @@ import hashlib
 import secrets
 import zlib
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .counts import ALL_METRICS
 from .utc import DAY_S
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 BUCKET: Final = "b"
 TOTAL: Final = "t"
@@ -123,6 +126,11 @@ class ShardKeys:
     sealed: str
     lease: str
     activity: str
+    # What the scripts put a piece's generation, a trending bucket or a day's sketch
+    # after: the names of keys they make are spelled here, never in Lua.
+    sealed_prefix: str
+    trending_prefix: str
+    sketch_prefix: str
 
     base: str
 
@@ -142,7 +150,7 @@ class ShardKeys:
         return f"{self.base}:r:{address.hex()}"
 
     def uniques(self, day: int, article_id: str) -> str:
-        return f"{self.base}:u:{day}:{sketch_name(article_id)}"
+        return f"{self.sketch_prefix}{day}:{sketch_name(article_id)}"
 
 
 def _digest(first: bytes, *rest: str) -> str:
@@ -157,6 +165,11 @@ def _digest(first: bytes, *rest: str) -> str:
 
 
 class Keys:
+    @classmethod
+    def of(cls, settings: Settings) -> Keys:
+        """The keys of the configured prefix and shard count: every process builds them so."""
+        return cls(settings.redis_prefix, settings.redis_shards)
+
     def __init__(self, prefix: str, shards: int) -> None:
         self.prefix = prefix
         self.shards = shards
@@ -176,6 +189,9 @@ class Keys:
             sealed=f"{base}:sealed",
             lease=f"{base}:lease",
             activity=f"{base}:activity",
+            sealed_prefix=f"{base}:sealed:",
+            trending_prefix=f"{base}:tr:",
+            sketch_prefix=f"{base}:u:",
         )
 
     def shard(self, shard: int) -> ShardKeys:

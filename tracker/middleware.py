@@ -13,9 +13,9 @@ from typing import Final
 
 from aiohttp import web
 
+from .app_keys import DEADLINES, LOOP_LAG, METRICS, PROXIES, SETTINGS
 from .errors import ClientClosed, OriginNotAllowed, Overloaded, TrackerError
 from .protocol import arrived_at
-from .resources import DEADLINES, LOOP_LAG, METRICS, PROXIES, SETTINGS
 from .responses import error_response, refusal
 
 log = logging.getLogger(__name__)

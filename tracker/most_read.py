@@ -23,13 +23,13 @@ from typing import Final
 import msgspec
 from aiohttp import web
 
+from .app_keys import CLOCK, PROXIES, REPORTS
 from .errors import Overloaded, RateLimited
 from .periods import period_of
 from .readers import client_address
 from .report_data import PopularQuery
 from .report_metrics import metric_of
 from .report_views import choice_param, int_param, label_param
-from .resources import CLOCK, PROXIES, REPORTS
 
 FRESH_S: Final = 30.0
 # How long a list may be served past FRESH_S while one request refreshes it (longer when

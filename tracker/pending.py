@@ -60,7 +60,7 @@ class PendingReader:
                         shard_keys.sealed,
                         *sketches,
                     ),
-                    (epoch_candidate(), shard_keys.base, *fields),
+                    (epoch_candidate(), shard_keys.sealed_prefix, *fields),
                 )
             )
         results = await run_calls(self.redis, calls)
@@ -120,7 +120,8 @@ class PendingReader:
         for shard, ids in by_shard.items():
             s = self.keys.shard(shard)
             keys = (s.live, s.batch, s.gen, s.epoch, s.sealed, s.activity)
-            calls.append(Call(SLICE, keys, (epoch_candidate(), s.base, *head, *ids)))
+            prefixes = (s.sealed_prefix, s.sketch_prefix)
+            calls.append(Call(SLICE, keys, (epoch_candidate(), *prefixes, *head, *ids)))
         pieces: list[PendingPiece] = []
         candidates: list[tuple[str, int]] = []
         readers: dict[str, dict[int, int]] = {}

@@ -14,7 +14,6 @@ import logging
 from collections import deque
 from typing import Any, Final
 
-import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
@@ -22,6 +21,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
 from .metrics import Metrics
+from .responses import error_body, error_response
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,7 @@ LINGERING_S: Final = 1.0
 
 
 def _json_error(status: int, error: str, field: str, message: str) -> web.Response:
-    body = msgspec.json.encode({"error": error, "detail": {"field": field, "message": message}})
-    response = web.Response(status=status, body=body, content_type="application/json")
+    response = error_response(status, error, {"field": field, "message": message})
     response.force_close()
     return response
 
@@ -99,11 +98,8 @@ class TrackerRequestHandler(RequestHandler):
         if self._messages or self._request_in_progress or self.transport is None:
             return
         timeout = self._tracker.read_timeout_s
-        body = msgspec.json.encode(
-            {
-                "error": "timeout",
-                "detail": {"field": "headers", "message": f"not received within {timeout:g} s"},
-            }
+        body = error_body(
+            "timeout", {"field": "headers", "message": f"not received within {timeout:g} s"}
         )
         self.transport.write(
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"

@@ -149,3 +149,10 @@ RECENT_SKETCHES: Final = """
 SELECT (day - date '1970-01-01') AS day, article_id FROM article_daily_uniques
 WHERE day >= date '1970-01-01' + $1::int
 """
+
+# The primary's WAL position now (after a commit, at or past the commit's record).
+PRIMARY_POSITION: Final = "SELECT pg_current_wal_lsn()::text"
+# True once the replica replayed up to $1; NULL (not a replica: the primary itself) counts.
+REPLAYED: Final = (
+    "SELECT pg_last_wal_replay_lsn() IS NULL OR pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
+)

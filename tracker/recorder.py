@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from . import keys as k
-from .bots import HUMAN
-from .bots import PREVIEW as PREVIEW_AGENT
+from .bots import HUMAN, PREVIEWER
 from .counts import ENGAGED, ENGAGED_S, PREVIEW, READ, REFERRAL, SHARE, VIEW
 from .errors import RedisUnavailable
 from .keys import Keys, ShardKeys, epoch_candidate
@@ -113,7 +112,7 @@ def _plain_units(metrics: tuple[str, ...], kind: str) -> tuple[Unit, ...]:
 
 def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
     """The counters one event adds to, before de-duplication."""
-    if visitor.agent.kind == PREVIEW_AGENT:
+    if visitor.agent.kind == PREVIEWER:
         return (f"{PREVIEW}:{visitor.agent.channel}",)
     if event.type == "view":
         channel = referral_channel(event.referrer, event.url)
@@ -184,7 +183,9 @@ class _ShardCall:
         return part
 
     def call(self) -> Call:
-        args = [*self._head, epoch_candidate(), self.shard.base, self._first_claim]
+        shard = self.shard
+        args = [*self._head, epoch_candidate(), shard.sealed_prefix, shard.trending_prefix]
+        args.append(self._first_claim)
         args += (len(self._metas), *self._metas)
         args.append(len(self.parts))
         for part in self.parts.values():

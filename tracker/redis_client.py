@@ -57,6 +57,9 @@ class _PackedUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
+# Connections of a client (per node in a cluster).
+REDIS_MAX_CONNECTIONS: Final = 64
+
 _PACKED: Final[dict[type[AbstractConnection], type[AbstractConnection]]] = {
     Connection: _PackedConnection,
     SSLConnection: _PackedSSLConnection,
@@ -86,7 +89,11 @@ def _options(timeout_s: float) -> dict[str, Any]:
 
 
 def open_redis(
-    url: str, *, timeout_s: float, max_connections: int = 64, cluster: bool = False
+    url: str,
+    *,
+    timeout_s: float,
+    max_connections: int = REDIS_MAX_CONNECTIONS,
+    cluster: bool = False,
 ) -> RedisClient:
     """`url`: one server; with `cluster`, one or more nodes of the cluster (comma-separated),
     any of which tells the client the rest."""

@@ -12,16 +12,11 @@ import asyncio
 import time
 from typing import Final
 
+from . import queries
 from .db import Pool, database_unavailable_on_error
 from .errors import DatabaseUnavailable
 
 POLL_EVERY_S: Final = 0.05
-# The primary's WAL position now (after a commit, at or past the commit's record).
-PRIMARY_POSITION: Final = "SELECT pg_current_wal_lsn()::text"
-# True once the replica replayed up to $1; NULL (not a replica: the primary itself) counts.
-REPLAYED: Final = (
-    "SELECT pg_last_wal_replay_lsn() IS NULL OR pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
-)
 
 
 class Replica:
@@ -35,9 +30,9 @@ class Replica:
         DatabaseUnavailable if it does not within max_lag_s (the batch stays in Redis and
         is released by a later run)."""
         with database_unavailable_on_error():
-            position = await self.primary.fetchval(PRIMARY_POSITION)
+            position = await self.primary.fetchval(queries.PRIMARY_POSITION)
             deadline = time.monotonic() + self.max_lag_s
-            while not await self.replica.fetchval(REPLAYED, position):
+            while not await self.replica.fetchval(queries.REPLAYED, position):
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailable(
                         f"the read replica has not replayed {position} within {self.max_lag_s:g} s"

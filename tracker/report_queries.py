@@ -185,3 +185,6 @@ SELECT value FROM v WHERE value IS NOT NULL
 
 CATEGORIES: Final = _distinct("category")
 LANGS: Final = _distinct("lang")
+
+# An article's publication time (the start of a series since publication).
+PUBLISHED_OF: Final = "SELECT published FROM articles WHERE article_id = $1"

@@ -11,12 +11,12 @@ import msgspec
 from aiohttp import web
 from multidict import MultiMapping
 
+from .app_keys import CLOCK, REPORTS, TIMESERIES, TRENDING
 from .errors import InvalidInput
 from .models import CHANNELS, validate_article_id
 from .periods import SPANS_H, Period, period_of
 from .report_data import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery
 from .report_metrics import metric_of
-from .resources import CLOCK, REPORTS, TIMESERIES, TRENDING
 from .responses import json_response
 from .timeseries import SeriesQuery, granularity_of
 from .trending import kind_of, window_of

@@ -36,10 +36,21 @@ def json_response(
     )
 
 
+def error_body(error: str, detail: Any) -> bytes:
+    """Every error's body, `{"error", "detail"}`: the handlers', and what the connection
+    answers before a handler runs (protocol.py)."""
+    return _encoder.encode({"error": error, "detail": detail})
+
+
 def error_response(
     status: int, error: str, detail: Any, *, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return json_response({"error": error, "detail": detail}, status=status, headers=headers)
+    return web.Response(
+        body=error_body(error, detail),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 def refusal(exc: TrackerError, *, retry_after_s: int) -> web.Response:

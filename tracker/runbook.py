@@ -12,7 +12,7 @@ from importlib.resources import files
 from aiohttp import web
 from markdown_it import MarkdownIt
 
-from .resources import RUNBOOK
+from .app_keys import RUNBOOK
 
 HEADERS = {
     # Nothing on the page runs or loads: no scripts, no styles, no frames.

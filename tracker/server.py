@@ -15,8 +15,8 @@ from aiohttp import web
 
 from . import __version__
 from .app import create_app
+from .app_keys import METRICS, SETTINGS
 from .protocol import TrackerRunner
-from .resources import METRICS, SETTINGS
 from .settings import Settings
 
 log = logging.getLogger("tracker")

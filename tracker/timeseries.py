@@ -68,9 +68,7 @@ class Timeseries:
     async def series(self, query: SeriesQuery) -> Series:
         step_s = GRANULARITIES[query.granularity]
         with database_unavailable_on_error():
-            published = await self.pool.fetchval(
-                "SELECT published FROM articles WHERE article_id = $1", query.article_id
-            )
+            published = await self.pool.fetchval(rq.PUBLISHED_OF, query.article_id)
         period = query.period
         if query.since_publish:
             if published is None:

@@ -60,7 +60,7 @@ class Trending:
             Call(
                 TRENDING,
                 (f"{shard.base}:tmp:{token}",),
-                (shard.base, kind, bucket, buckets, limit),
+                (shard.trending_prefix, kind, bucket, buckets, limit),
             )
             for shard in self.keys.all_shards()
         ]

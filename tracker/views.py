@@ -12,13 +12,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from . import article_views, db, editors, report_views
-from .editors import editors_only
-from .errors import Unavailable
-from .ingest import ingest, pixel, plausible_event
-from .models import parse_article_ids, validate_article_id
-from .most_read import MostRead
-from .redis_client import RedisClient
-from .resources import (
+from .app_keys import (
     BATCHES,
     LOOP_LAG,
     METRICS,
@@ -31,6 +25,12 @@ from .resources import (
     SNIPPET,
     STATS_CACHE,
 )
+from .editors import editors_only
+from .errors import Unavailable
+from .ingest import ingest, pixel, plausible_event
+from .models import parse_article_ids, validate_article_id
+from .most_read import MostRead
+from .redis_client import RedisClient
 from .responses import error_response, json_response
 from .runbook import runbook
 

@@ -2,7 +2,7 @@
 -- behind (resumed), else the oldest sealed piece, else the live hash cut now.
 --
 -- KEYS: live, batch, gen, epoch, sealed list. ARGV: an epoch candidate, parts, the
--- shard's key base, then (epoch, highest generation PostgreSQL applied) pairs.
+-- sealed pieces' key prefix (keys.py), then (epoch, highest generation PostgreSQL applied) pairs.
 --
 -- Ids never repeat against PostgreSQL: if Redis comes back older than it was (a crash
 -- with AOF everysec, a failover to a lagging replica), its generation counter is moved
@@ -10,7 +10,7 @@
 -- claimed, so never applied). Returns {state ('resumed', 'sealed' or 'live'), batch id,
 -- rolled back (1/0)}, {'none', '', 1} when only a rollback was found, or nil.
 local live, batch, gen_key, epoch_key, sealed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local base = ARGV[3]
+local sealed_prefix = ARGV[3]
 
 redis.call('SET', epoch_key, ARGV[1], 'NX')
 local epoch = redis.call('GET', epoch_key)
@@ -37,9 +37,9 @@ if #pieces > 0 and tonumber(pieces[1]) <= floor then
   -- New ids for all of them, in order: pieces are applied in the order of their ids.
   for i, old_gen in ipairs(pieces) do
     local gen = redis.call('INCR', gen_key)
-    local old_key = base .. ':sealed:' .. old_gen
+    local old_key = sealed_prefix .. old_gen
     redis.call('HSET', old_key, '_id', epoch .. ':' .. gen)
-    redis.call('RENAME', old_key, base .. ':sealed:' .. gen)
+    redis.call('RENAME', old_key, sealed_prefix .. gen)
     redis.call('LSET', sealed, i - 1, gen)
   end
   rolled_back = 1
@@ -51,7 +51,7 @@ if batch_id then
 end
 local oldest = redis.call('LPOP', sealed)
 if oldest then
-  redis.call('RENAME', base .. ':sealed:' .. oldest, batch)
+  redis.call('RENAME', sealed_prefix .. oldest, batch)
   redis.call('HSETNX', batch, '_parts', ARGV[2])
   return {'sealed', redis.call('HGET', batch, '_id'), rolled_back}
 end

@@ -1,7 +1,7 @@
 -- What is pending for some articles of one shard, each piece with the id it will be
 -- applied as, read atomically; and the reader counts of the sketches still in Redis.
 -- KEYS: live, batch, gen, epoch, sealed list, then sketch keys. ARGV: an epoch
--- candidate, the shard's key base, then the hash fields.
+-- candidate, the sealed pieces' key prefix, then the hash fields.
 -- Returns {live id, live values, batch id or nil, batch values, readers,
 -- {{sealed id, values}, ...}}.
 local CHUNK = 100 -- values per unpack(): Lua's stack holds some thousands at most
@@ -28,7 +28,7 @@ if batch_id then
 end
 local sealed = {}
 for i, sealed_gen in ipairs(redis.call('LRANGE', KEYS[5], 0, -1)) do
-  local key = ARGV[2] .. ':sealed:' .. sealed_gen
+  local key = ARGV[2] .. sealed_gen
   sealed[i] = {redis.call('HGET', key, '_id'), values_of(key)}
 end
 local readers = {}

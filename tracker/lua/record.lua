@@ -9,9 +9,10 @@
 -- limit (0: no limit), [5] seal the live hash at this many fields (0: never), [6] seconds
 -- a reader's state on an article is kept, [7] most engaged seconds per counted view,
 -- [8] articles a trending bucket keeps (half again as many before it is cut back),
--- [9] ms of a trending bucket, [10] an epoch candidate, [11] the shard's key base,
--- [12] 1 when events' metadata is a first claim (a field keeps the first value a piece
--- was given), 0 when trusted (the latest wins), [13] M, the number of metadata texts
+-- [9] ms of a trending bucket, [10] an epoch candidate, [11] the sealed pieces' key
+-- prefix, [12] the trending buckets' key prefix (keys.py names both),
+-- [13] 1 when events' metadata is a first claim (a field keeps the first value a piece
+-- was given), 0 when trusted (the latest wins), [14] M, the number of metadata texts
 -- (JSON objects of text fields), then the M texts; then the number of requests, and per request: its rate key, and its
 -- number of events; per event: its state key (the address's readers on the article),
 -- its sketch key, trending kind ('v', 's' or '-'), article, reader, metadata (index of
@@ -63,11 +64,12 @@ local state_ttl = number_at(6)
 local max_engaged = number_at(7)
 local trending_keep = number_at(8)
 local bucket = math.floor(now / number_at(9))
-local base = text_at(11)
-local first_claim = number_at(12) == 1
-local n_metas = number_at(13)
-local metas_at = 13
-local i = 14 + n_metas
+local sealed_prefix = text_at(11)
+local trending_prefix = text_at(12)
+local first_claim = number_at(13) == 1
+local n_metas = number_at(14)
+local metas_at = 14
+local i = 15 + n_metas
 
 -- Checks: walk the whole layout once, into plain tables, so the writes below read
 -- each value once and never meet a bad one.
@@ -243,7 +245,7 @@ local decoded = {}
 -- What a counted unit of an event adds to the call's sums.
 local function add(event, unit, amount, first)
   if first and event.trend ~= '-' then
-    local key = base .. ':tr:' .. event.trend .. ':' .. bucket
+    local key = trending_prefix .. event.trend .. ':' .. bucket
     local articles = trending[key]
     if not articles then
       articles = {}
@@ -388,7 +390,7 @@ if seal_at > 0 and redis.call('HLEN', live) >= seal_at then
   redis.call('SET', KEYS[4], ARGV[10], 'NX')
   local gen = redis.call('INCR', KEYS[3])
   redis.call('HSET', live, '_id', redis.call('GET', KEYS[4]) .. ':' .. gen)
-  redis.call('RENAME', live, base .. ':sealed:' .. gen)
+  redis.call('RENAME', live, sealed_prefix .. gen)
   redis.call('RPUSH', KEYS[2], gen)
 end
 

@@ -5,19 +5,19 @@
 -- and the asked articles their pending counters of the given metrics in [first, end).
 --
 -- KEYS: live, batch, gen, epoch, sealed list, activity. ARGV: an epoch candidate, the
--- shard's key base, first hour, end hour, the current hour, top, by hour (1: per hour;
+-- sealed pieces' key prefix, the sketches' key prefix (keys.py), first hour, end hour, the current hour, top, by hour (1: per hour;
 -- 0: a piece all of whose hours are in the range gives its totals), number of metrics,
 -- the metrics, number of days, the days whose reader sketches to count, number of
 -- metadata fields, the fields, then the asked articles.
 -- Returns {pieces {{id, first ms}, ...}, {article, activity, ...}, bound, articles
 -- with activity, {per piece {article, metric, hour (-1: the piece's total), count, ...}},
 -- {article, day, readers, ...}, {article, field, the newest piece's value, ...}}.
-local base = ARGV[2]
-local first, last, now_hour = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local top, by_hour, n_metrics = tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])
+local sealed_prefix, sketch_prefix = ARGV[2], ARGV[3]
+local first, last, now_hour = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local top, by_hour, n_metrics = tonumber(ARGV[7]), ARGV[8] == '1', tonumber(ARGV[9])
 local metrics = {}
 for i = 1, n_metrics do
-  metrics[i] = ARGV[8 + i]
+  metrics[i] = ARGV[9 + i]
 end
 
 local ranked = {}
@@ -36,12 +36,12 @@ for i = 1, #candidates, 2 do
     end
   end
 end
-local n_days = tonumber(ARGV[9 + n_metrics])
+local n_days = tonumber(ARGV[10 + n_metrics])
 local days = {}
 for i = 1, n_days do
-  days[i] = ARGV[9 + n_metrics + i]
+  days[i] = ARGV[10 + n_metrics + i]
 end
-local at = 10 + n_metrics + n_days
+local at = 11 + n_metrics + n_days
 local n_fields = tonumber(ARGV[at])
 local meta_fields = {}
 for i = 1, n_fields do
@@ -61,7 +61,7 @@ if batch_id then
   pieces[#pieces + 1] = {KEYS[2], batch_id}
 end
 for _, sealed_gen in ipairs(redis.call('LRANGE', KEYS[5], 0, -1)) do
-  local key = base .. ':sealed:' .. sealed_gen
+  local key = sealed_prefix .. sealed_gen
   pieces[#pieces + 1] = {key, redis.call('HGET', key, '_id')}
 end
 redis.call('SET', KEYS[4], ARGV[1], 'NX')
@@ -131,7 +131,7 @@ local readers = {}
 for _, article in ipairs(articles) do
   for _, day in ipairs(days) do
     local name = string.sub(redis.sha1hex(article), 1, 16) -- keys.sketch_name
-    local count = redis.call('PFCOUNT', base .. ':u:' .. day .. ':' .. name)
+    local count = redis.call('PFCOUNT', sketch_prefix .. day .. ':' .. name)
     if count > 0 then
       readers[#readers + 1] = article
       readers[#readers + 1] = day

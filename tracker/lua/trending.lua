@@ -1,15 +1,15 @@
 -- The top articles of one shard over the last `window` buckets (the current one, as far
 -- as it has gone, and those before it), with their count in the window before.
--- KEYS: a scratch key of the shard. ARGV: the shard's key base, the kind ('v' or 's'),
+-- KEYS: a scratch key of the shard. ARGV: the trending buckets' key prefix, the kind ('v' or 's'),
 -- the current bucket, the window in buckets, how many.
 -- Returns {article, count, count before, ...}, best first.
-local base, kind = ARGV[1], ARGV[2]
+local prefix, kind = ARGV[1], ARGV[2]
 local bucket, window, top = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
 local function union(first, last)
   local keys = {}
   for b = first, last do
-    keys[#keys + 1] = base .. ':tr:' .. kind .. ':' .. b
+    keys[#keys + 1] = prefix .. kind .. ':' .. b
   end
   redis.call('ZUNIONSTORE', KEYS[1], #keys, unpack(keys))
 end
