@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from . import __version__
-from .models import ARTICLE_ID_PATTERN, CHANNELS, event_schema
+from .models import ARTICLE_ID_PATTERN, CHANNELS, QUARTERS, event_schema
 from .openapi_reports import report_paths, report_schemas
 from .plausible import plausible_schema
+from .stats import ArticleStats
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _PLAUSIBLE = {"$ref": "#/components/schemas/PlausibleEvent"}
@@ -42,13 +43,41 @@ def _stats_ok(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _per_channel(description: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {c: {"type": "integer", "minimum": 0} for c in CHANNELS},
-        "additionalProperties": False,
-    }
+# What no type of stats.ArticleStats says: what each field means, and the keys of its
+# objects (a channel, a quarter, a counted metric).
+STATS_DESCRIPTIONS: Final = {
+    "uniques": "Distinct readers, counted once per day (all time)",
+    "shares": "Share clicks per channel",
+    "referrals": "Views that came from a share channel (referrer or utm_source)",
+    "previews": "Fetches by a channel's link-preview bot: the link is being shared",
+    "engaged_readers": "Readers who sent an engage event",
+    "engaged_avg_s": "Seconds visible and active, per engaged reader",
+    "read_through": "Share of engaged readers who reached the end",
+    "read_depth": "Readers who reached 25, 50, 75 and 100 % of the body",
+    "imported": "What of views and shares_total came from a previous counter (tracker import)",
+}
+STATS_KEYS: Final = {
+    "shares": CHANNELS,
+    "referrals": CHANNELS,
+    "previews": CHANNELS,
+    "read_depth": tuple(str(q) for q in QUARTERS),
+    "imported": ("views", "shares_total"),
+}
+
+
+def article_stats_schema() -> dict[str, Any]:
+    """stats.ArticleStats' JSON Schema, with descriptions and the objects' keys."""
+    _, components = msgspec.json.schema_components([ArticleStats])
+    schema: dict[str, Any] = components["ArticleStats"]
+    schema["description"] = "An article's counts, including what is not flushed yet"
+    properties = schema["properties"]
+    for name, description in STATS_DESCRIPTIONS.items():
+        properties[name]["description"] = description
+    for name, keys in STATS_KEYS.items():
+        count = properties[name].pop("additionalProperties")
+        properties[name]["properties"] = {key: count for key in keys}
+        properties[name]["additionalProperties"] = False
+    return schema
 
 
 def build_openapi() -> dict[str, Any]:
@@ -321,73 +350,7 @@ def build_openapi() -> dict[str, Any]:
                         }
                     },
                 },
-                "ArticleStats": {
-                    "type": "object",
-                    "required": [
-                        "article_id",
-                        "views",
-                        "uniques",
-                        "shares",
-                        "shares_total",
-                        "referrals",
-                        "previews",
-                        "engaged_readers",
-                        "engaged_avg_s",
-                        "read_through",
-                        "read_depth",
-                        "imported",
-                    ],
-                    "properties": {
-                        "article_id": {"type": "string"},
-                        "views": {"type": "integer", "minimum": 0},
-                        "uniques": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "description": "Distinct readers, counted once per day (all time)",
-                        },
-                        "shares": _per_channel("Share clicks per channel"),
-                        "shares_total": {"type": "integer", "minimum": 0},
-                        "referrals": _per_channel(
-                            "Views that came from a share channel (referrer or utm_source)"
-                        ),
-                        "previews": _per_channel(
-                            "Fetches by a channel's link-preview bot: the link is being shared"
-                        ),
-                        "engaged_readers": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "description": "Readers who sent an engage event",
-                        },
-                        "engaged_avg_s": {
-                            "type": "number",
-                            "minimum": 0,
-                            "description": "Seconds visible and active, per engaged reader",
-                        },
-                        "read_through": {
-                            "type": "number",
-                            "minimum": 0,
-                            "maximum": 1,
-                            "description": "Share of engaged readers who reached the end",
-                        },
-                        "read_depth": {
-                            "type": "object",
-                            "description": "Readers who reached 25, 50, 75 and 100 % of the body",
-                            "properties": {
-                                q: {"type": "integer", "minimum": 0}
-                                for q in ("25", "50", "75", "100")
-                            },
-                        },
-                        "imported": {
-                            "type": "object",
-                            "description": "What of views and shares_total came from a "
-                            "previous counter (tracker import)",
-                            "properties": {
-                                "views": {"type": "integer", "minimum": 0},
-                                "shares_total": {"type": "integer", "minimum": 0},
-                            },
-                        },
-                    },
-                },
+                "ArticleStats": article_stats_schema(),
                 "Error": {
                     "type": "object",
                     "required": ["error", "detail"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import msgspec
 
@@ -11,24 +12,30 @@ from .models import CHANNELS, QUARTERS
 from .pending import PendingReader, sketch_days
 from .store import Store
 
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Counts = dict[str, Count]
+
 
 class ArticleStats(msgspec.Struct, frozen=True):
+    """What `GET /api/v1/articles/{id}/stats` answers; the OpenAPI document's schema is
+    made from it (openapi.py adds descriptions and the keys of the per-channel objects)."""
+
     article_id: str
-    views: int
-    uniques: int
-    shares: dict[str, int]
-    shares_total: int
-    referrals: dict[str, int]
-    previews: dict[str, int]
+    views: Count
+    uniques: Count
+    shares: Counts
+    shares_total: Count
+    referrals: Counts
+    previews: Counts
     # How far readers got (engage events): readers who sent one, their engaged seconds
     # on average, the share of them who reached the end of the body, and readers per
     # quarter reached.
-    engaged_readers: int
-    engaged_avg_s: float
-    read_through: float
-    read_depth: dict[str, int]
+    engaged_readers: Count
+    engaged_avg_s: Annotated[float, msgspec.Meta(ge=0)]
+    read_through: Annotated[float, msgspec.Meta(ge=0, le=1)]
+    read_depth: Counts
     # What of the counts above came from a previous counter (`tracker import`).
-    imported: dict[str, int]
+    imported: Counts
 
 
 def _per_channel(metrics: dict[str, int], kind: str) -> dict[str, int]:
