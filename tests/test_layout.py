@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,20 @@ def test_the_stats_schema_is_made_from_the_struct() -> None:
     assert set(schema["required"]) == set(schema["properties"]) == fields
     assert set(STATS_DESCRIPTIONS) | set(STATS_KEYS) <= fields
     assert schema["properties"]["read_through"]["maximum"] == 1
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts: the Redis and PostgreSQL sides
+    apart, the domain free of aiohttp (import-linter, as `lint-imports` runs them)."""
+    # The venv's own command (pip installs it beside this Python); no cache between runs.
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "0 broken" in result.stdout
