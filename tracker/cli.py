@@ -13,7 +13,7 @@ import click
 
 from . import __version__, cli_articles, cli_editors, migrations, reshard
 from .background import flushing, make_flusher, page_reading
-from .cli_support import fail, load_settings, not_installed, run_guarded, setup
+from .cli_support import fail, load_settings, not_installed, run_guarded, run_on_database, setup
 from .db import Pool
 from .embedded import EmbeddedError, EmbeddedNotInstalled
 from .env_values import parse_shards
@@ -24,7 +24,7 @@ from .metrics import Metrics
 from .pending import sketch_days
 from .preflight import Preflight
 from .redis_client import RedisClient, RedisNodes
-from .resources import database_server, postgres_pool, read_pool, redis_client, servers
+from .resources import postgres_pool, read_pool, redis_client, servers
 from .server import serve as serve_forever
 from .server import wait_for_signal
 from .settings import Settings, SettingsError
@@ -208,22 +208,16 @@ async def _drain(settings: Settings, redis: RedisClient, pool: Pool, nodes: Redi
 @main.command()
 def migrate() -> None:
     """Bring the Postgres schema up to date (safe to run twice, or from two processes)."""
-    settings = load_settings()
-    setup(settings)
 
-    async def main_() -> None:
-        async with (
-            database_server(settings) as database_url,
-            postgres_pool(settings, database_url, migrate=False) as pool,
-            pool.acquire() as conn,
-        ):
-            await migrations.migrate(conn)
+    async def show(pool: Pool) -> None:
+        # run_on_database migrated first (under the advisory lock): say where it stands.
+        async with pool.acquire() as conn:
             versions = await migrations.schema_versions(conn)
-            for version, name in versions:
-                click.echo(f"{version:04d}_{name}")
-            click.echo(f"schema up to date ({len(versions)} migration(s))")
+        for version, name in versions:
+            click.echo(f"{version:04d}_{name}")
+        click.echo(f"schema up to date ({len(versions)} migration(s))")
 
-    run_guarded(main_)
+    run_on_database(show)
 
 
 main.add_command(cli_editors.report)
