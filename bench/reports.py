@@ -22,8 +22,8 @@ from tracker.embedded import free_port
 from tracker.keys import Keys
 from tracker.pending import PendingReader
 from tracker.periods import period_of
-from tracker.report_data import PopularQuery
 from tracker.report_metrics import metric_of
+from tracker.report_rows import PopularQuery
 from tracker.reports import Reports
 
 ARTICLES = 5_000

@@ -22,7 +22,7 @@ from tracker.middleware import errors_middleware
 from tracker.most_read import FRESH_S, STALE_S, MostRead
 from tracker.overload import Deadlines, LoopLag
 from tracker.readers import TrustedProxies
-from tracker.report_data import PopularQuery, Report, Row
+from tracker.report_rows import PopularQuery, Report, Row
 from tracker.reports import Reports
 from tracker.settings import Settings
 

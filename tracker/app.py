@@ -10,12 +10,12 @@ from aiohttp import web
 
 from .app_keys import BOTS, CLOCK, KEYS, METRICS, OPENAPI, PROXIES, RUNBOOK, SETTINGS, SNIPPET
 from .bots import BotClassifier
+from .contexts import flusher_ctx, loop_lag_ctx, postgres_ctx, reads_ctx, redis_ctx, servers_ctx
 from .keys import Keys
 from .metrics import Metrics
 from .middleware import tracker_middleware
 from .openapi import openapi_bytes
 from .readers import TrustedProxies
-from .resources import flusher_ctx, loop_lag_ctx, postgres_ctx, reads_ctx, redis_ctx, servers_ctx
 from .runbook import runbook_page
 from .settings import Settings
 from .snippet import Snippet

@@ -1,5 +1,5 @@
 """What the app holds: a typed AppKey per service, set by app.py and the cleanup contexts
-of resources.py (which open and close them), read by the handlers."""
+of contexts.py (which open and close them), read by the handlers."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ RUNBOOK: Final = web.AppKey("runbook", bytes)
 BOTS: Final = web.AppKey("bots", BotClassifier)
 PROXIES: Final = web.AppKey("proxies", TrustedProxies)
 SNIPPET: Final = web.AppKey("snippet", Snippet)
-# Set by resources.py's cleanup contexts once Redis and PostgreSQL are reachable.
+# Set by the cleanup contexts (contexts.py) once Redis and PostgreSQL are reachable.
 URLS: Final = web.AppKey("urls", tuple[str, str])  # (redis_url, database_url)
 REDIS: Final[web.AppKey[RedisClient]] = web.AppKey("redis")
 NODES: Final = web.AppKey("redis_nodes", RedisNodes)

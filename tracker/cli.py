@@ -15,16 +15,16 @@ from . import __version__, cli_articles, cli_editors, migrations, reshard
 from .background import flushing, make_flusher, page_reading
 from .cli_support import fail, load_settings, not_installed, run_guarded, run_on_database, setup
 from .db import Pool
-from .embedded import EmbeddedError, EmbeddedNotInstalled
+from .embedded import EmbeddedError, EmbeddedNotInstalled, servers
 from .env_values import parse_shards
 from .errors import RedisUnavailable
 from .flusher import Flusher
 from .keys import Keys
 from .metrics import Metrics
 from .pending import sketch_days
+from .pools import postgres_pool, read_pool
 from .preflight import Preflight
-from .redis_client import RedisClient, RedisNodes
-from .resources import postgres_pool, read_pool, redis_client, servers
+from .redis_client import RedisClient, RedisNodes, opened_redis
 from .server import serve as serve_forever
 from .server import wait_for_signal
 from .settings import Settings, SettingsError
@@ -113,7 +113,7 @@ def flush(loop_: bool, drain: bool, shards: str | None) -> None:
     async def main_() -> None:
         async with (
             servers(settings) as (redis_url, database_url),
-            redis_client(settings, redis_url) as redis,
+            opened_redis(settings, redis_url) as redis,
             postgres_pool(settings, database_url, migrate=True) as pool,
             read_pool(settings, pool) as reads,
         ):

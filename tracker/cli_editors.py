@@ -16,14 +16,16 @@ from . import importer
 from .auth import Tokens
 from .cli_support import fail, load_settings, run_guarded, run_on_database, setup
 from .db import Pool
+from .embedded import database_server, servers
 from .keys import Keys
 from .pending import PendingReader
 from .periods import PERIODS, period_of
-from .report_data import PopularQuery, Report, TakeoffQuery, TrendingReport
+from .pools import postgres_pool
+from .redis_client import opened_redis
 from .report_metrics import metric_of
+from .report_rows import PopularQuery, Report, TakeoffQuery, TrendingReport
 from .report_views import CSV_FIELDS, TAKEOFF_WINDOWS, csv_rows
 from .reports import Reports
-from .resources import database_server, postgres_pool, redis_client, servers
 from .settings import Settings
 from .trending import KINDS, WINDOWS, Trending, kind_of, window_of
 
@@ -96,7 +98,7 @@ def _title(report: Report | TrendingReport) -> str:
 async def _reports(settings: Settings, ask: Any) -> Report | TrendingReport:
     async with (
         servers(settings) as (redis_url, database_url),
-        redis_client(settings, redis_url) as redis,
+        opened_redis(settings, redis_url) as redis,
         postgres_pool(settings, database_url, migrate=True) as pool,
     ):
         keys = Keys.of(settings)

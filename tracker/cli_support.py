@@ -64,7 +64,8 @@ def fail(message: str) -> NoReturn:
 def run_on_database(work: Callable[[Pool], Awaitable[None]]) -> None:
     """A command's work on a pool of the configured (or embedded) PostgreSQL, the schema
     brought up to date first."""
-    from .resources import database_server, postgres_pool
+    from .embedded import database_server
+    from .pools import postgres_pool
 
     settings = load_settings()
     setup(settings)

@@ -13,6 +13,7 @@ stops it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import logging
@@ -23,10 +24,14 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -277,3 +282,40 @@ class EmbeddedServers:
             self.postgres.stop()
         finally:
             self.redis.stop()
+
+
+T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def servers(settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    """(redis_url, database_url): the configured ones, or, with none configured, those of
+    an embedded Redis and PostgreSQL started under the data directory."""
+    if settings.redis_url is not None and settings.database_url is not None:
+        yield settings.redis_url, settings.database_url
+        return
+    embedded = EmbeddedServers.under(settings.data_dir)
+    async with _running(embedded.start, embedded.stop) as urls:
+        yield urls
+
+
+@contextlib.asynccontextmanager
+async def database_server(settings: Settings) -> AsyncIterator[str]:
+    """The database URL alone (for commands that need no Redis): the configured one, or
+    an embedded PostgreSQL's."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    embedded = EmbeddedServers.under(settings.data_dir).postgres
+    async with _running(embedded.start, embedded.stop) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _running(start: Callable[[], T], stop: Callable[[], None]) -> AsyncIterator[T]:
+    """An embedded server started and stopped off the event loop (both block)."""
+    started = await asyncio.to_thread(start)
+    try:
+        yield started
+    finally:
+        await asyncio.to_thread(stop)

@@ -27,8 +27,8 @@ from .app_keys import CLOCK, PROXIES, REPORTS
 from .errors import Overloaded, RateLimited
 from .periods import period_of
 from .readers import client_address
-from .report_data import PopularQuery
 from .report_metrics import metric_of
+from .report_rows import PopularQuery
 from .report_views import choice_param, int_param, label_param
 
 FRESH_S: Final = 30.0

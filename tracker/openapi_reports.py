@@ -11,7 +11,7 @@ from . import most_read
 from .metadata import PUBLISHED_PATTERN, ArticleMeta
 from .models import ARTICLE_ID_PATTERN, CHANNELS
 from .periods import PERIODS
-from .report_data import MAX_LIMIT, Report, TrendingReport
+from .report_rows import MAX_LIMIT, Report, TrendingReport
 from .report_views import FORMATS, GROUP_BY, MAX_LABEL, MAX_OFFSET, TAKEOFF_WINDOWS
 from .timeseries import GRANULARITIES, Series
 from .trending import KINDS, WINDOWS

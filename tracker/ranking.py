@@ -10,18 +10,9 @@ from typing import TYPE_CHECKING
 
 from . import report_queries as rq
 from .counts import VIEW
-from .report_data import (
-    Article,
-    PopularQuery,
-    TakeoffQuery,
-    Unapplied,
-    articles_of,
-    counts_of,
-    members_of,
-    period_args,
-    readers_of,
-)
+from .report_data import articles_of, counts_of, members_of, period_args, readers_of
 from .report_metrics import metric_of
+from .report_rows import Article, PopularQuery, TakeoffQuery, Unapplied
 from .utc import HOUR_S
 
 if TYPE_CHECKING:

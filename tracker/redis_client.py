@@ -10,6 +10,7 @@ no primary, commands on it fail, and tracker answers 503.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
@@ -26,6 +27,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredError
 from redis.typing import EncodableT
+
+from .settings import Settings
 
 RedisClient: TypeAlias = Redis | RedisCluster
 
@@ -180,3 +183,12 @@ class RedisNodes:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def opened_redis(settings: Settings, url: str) -> AsyncIterator[RedisClient]:
+    redis = open_redis(url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()

@@ -15,8 +15,8 @@ from .app_keys import CLOCK, REPORTS, TIMESERIES, TRENDING
 from .errors import InvalidInput
 from .models import CHANNELS, validate_article_id
 from .periods import SPANS_H, Period, period_of
-from .report_data import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery
 from .report_metrics import metric_of
+from .report_rows import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery
 from .responses import json_response
 from .timeseries import SeriesQuery, granularity_of
 from .trending import kind_of, window_of

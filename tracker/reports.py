@@ -30,7 +30,9 @@ from .ranking import (
     ranked_takeoff,
     takeoff_args,
 )
-from .report_data import (
+from .report_data import members_of, not_applied, rows_of
+from .report_metrics import metric_of
+from .report_rows import (
     ROW_METRICS,
     PopularQuery,
     Report,
@@ -40,11 +42,7 @@ from .report_data import (
     TrendingRow,
     Unapplied,
     iso,
-    members_of,
-    not_applied,
-    rows_of,
 )
-from .report_metrics import metric_of
 from .trending import Trending
 
 if TYPE_CHECKING:

@@ -25,6 +25,19 @@ STATUS: Final = {
 _encoder: Final = msgspec.json.Encoder()
 
 
+class ErrorBody(msgspec.Struct, frozen=True):
+    """Every refusal's body (its JSON Schema is the OpenAPI document's `Error`)."""
+
+    error: str  # the reason, one of errors.Rejected
+    detail: Any  # what the reason is about: `{"field": ..., "message": ...}` for input
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """What an ingest endpoint answers: the events stored (202)."""
+
+    accepted: int
+
+
 def json_response(
     payload: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -39,7 +52,7 @@ def json_response(
 def error_body(error: str, detail: Any) -> bytes:
     """Every error's body, `{"error", "detail"}`: the handlers', and what the connection
     answers before a handler runs (protocol.py)."""
-    return _encoder.encode({"error": error, "detail": detail})
+    return _encoder.encode(ErrorBody(error, detail))
 
 
 def error_response(
@@ -78,9 +91,9 @@ def refusal(exc: TrackerError, *, retry_after_s: int) -> web.Response:
     return response
 
 
-_ACCEPTED_ONE: Final = _encoder.encode({"accepted": 1})
+_ACCEPTED_ONE: Final = _encoder.encode(Accepted(1))
 
 
 def accepted_response(count: int) -> web.Response:
-    body = _ACCEPTED_ONE if count == 1 else _encoder.encode({"accepted": count})
+    body = _ACCEPTED_ONE if count == 1 else _encoder.encode(Accepted(count))
     return web.Response(body=body, status=202, content_type="application/json")

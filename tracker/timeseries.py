@@ -17,7 +17,8 @@ from .db import Pool, database_unavailable_on_error
 from .errors import InvalidInput
 from .pending import PendingReader
 from .periods import Period
-from .report_data import ROW_METRICS, iso, not_applied, per_channel, readers_by_day
+from .report_data import not_applied, per_channel, readers_by_day
+from .report_rows import ROW_METRICS, iso
 from .utc import DAY_S, HOUR_S
 
 GRANULARITIES: Final = {"hour": HOUR_S, "day": DAY_S}

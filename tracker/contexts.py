@@ -1,21 +1,17 @@
-"""What the app holds (typed AppKeys) and how each resource is opened and closed.
-
-Each resource is an async context manager: the app registers them as cleanup contexts
-(started in order, closed in reverse), and the CLI opens only those a command needs.
-"""
+"""The app's cleanup contexts: each opens what the app holds (typed in app_keys.py), sets
+its AppKeys, and closes it on cleanup. create_app registers them in order (closed in
+reverse); the CLI opens only what a command needs, with the same builders (pools.py,
+redis_client.opened_redis, embedded.servers)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
-from typing import Final, TypeVar
 
 from aiohttp import web
 
-from . import db, migrations
 from .app_keys import (
     ARTICLE_METADATA,
     BATCHER,
@@ -46,18 +42,17 @@ from .auth import Tokens
 from .background import flushing, make_flusher, page_reading
 from .batcher import Batcher
 from .batches import RedisBatches
-from .embedded import EmbeddedServers
-from .errors import DatabaseUnavailable, RedisUnavailable
+from .embedded import servers
+from .errors import RedisUnavailable
 from .metadata_store import MetadataStore
 from .overload import Deadlines, LoopLag
 from .pending import PendingReader
+from .pools import postgres_pool, read_pool
 from .preflight import Preflight
 from .readers import SaltStore
 from .recorder import Recorder
-from .redis_client import RedisClient, RedisNodes, open_redis
-from .replica import Replica
+from .redis_client import RedisNodes, opened_redis
 from .reports import Reports
-from .settings import Settings
 from .stats import StatsReader
 from .statscache import StatsCache
 from .store import Store
@@ -65,101 +60,6 @@ from .timeseries import Timeseries
 from .trending import Trending
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-STARTUP_WAIT_S: Final = 30.0
-
-
-@contextlib.asynccontextmanager
-async def servers(settings: Settings) -> AsyncIterator[tuple[str, str]]:
-    """(redis_url, database_url): the configured ones, or, with none configured, those of
-    an embedded Redis and PostgreSQL started under the data directory."""
-    if settings.redis_url is not None and settings.database_url is not None:
-        yield settings.redis_url, settings.database_url
-        return
-    embedded = EmbeddedServers.under(settings.data_dir)
-    async with _running(embedded.start, embedded.stop) as urls:
-        yield urls
-
-
-@contextlib.asynccontextmanager
-async def database_server(settings: Settings) -> AsyncIterator[str]:
-    """The database URL alone (for commands that need no Redis): the configured one, or
-    an embedded PostgreSQL's."""
-    if settings.database_url is not None:
-        yield settings.database_url
-        return
-    embedded = EmbeddedServers.under(settings.data_dir).postgres
-    async with _running(embedded.start, embedded.stop) as url:
-        yield url
-
-
-@contextlib.asynccontextmanager
-async def _running(start: Callable[[], T], stop: Callable[[], None]) -> AsyncIterator[T]:
-    """An embedded server started and stopped off the event loop (both block)."""
-    started = await asyncio.to_thread(start)
-    try:
-        yield started
-    finally:
-        await asyncio.to_thread(stop)
-
-
-@contextlib.asynccontextmanager
-async def redis_client(settings: Settings, url: str) -> AsyncIterator[RedisClient]:
-    redis = open_redis(url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
-
-
-@contextlib.asynccontextmanager
-async def postgres_pool(
-    settings: Settings, url: str, *, migrate: bool, size: int | None = None
-) -> AsyncIterator[db.Pool]:
-    """A pool, once PostgreSQL answers (waiting a while), with the schema brought up to
-    date when `migrate`."""
-    deadline = time.monotonic() + STARTUP_WAIT_S
-    while True:
-        try:
-            pool = await db.open_pool(
-                url,
-                size=size or settings.database_pool_size,
-                timeout_s=settings.database_timeout_s,
-                parallel_workers=settings.database_parallel_workers,
-            )
-            if migrate:
-                async with pool.acquire() as conn:
-                    await migrations.migrate(conn)
-            break
-        except db.UNAVAILABLE_ERRORS as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("waiting for PostgreSQL: %s", exc)
-            await asyncio.sleep(1.0)
-    try:
-        yield pool
-    finally:
-        await asyncio.wait_for(pool.close(), settings.shutdown_timeout_s)
-
-
-@contextlib.asynccontextmanager
-async def read_pool(settings: Settings, primary: db.Pool) -> AsyncIterator[db.Pool]:
-    """The pool reads use: of TRACKER_READ_DATABASE_URL (a replica), else the primary's."""
-    if settings.read_database_url is None:
-        yield primary
-        return
-    async with postgres_pool(settings, settings.read_database_url, migrate=False) as pool:
-        replica = Replica(primary, pool, max_lag_s=settings.database_timeout_s)
-        try:
-            await replica.caught_up()  # the migrations just run on the primary
-        except DatabaseUnavailable as exc:
-            # Reads answer 503 until the replica has the schema; nothing else waits.
-            log.warning("the read replica lags: %s", exc, extra={"event": "replica_lag"})
-        yield pool
-
-
-# The app's cleanup contexts, in the order create_app registers them.
 
 
 async def servers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -171,7 +71,7 @@ async def servers_ctx(app: web.Application) -> AsyncIterator[None]:
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """The client, and what records through it: the salts and the batcher."""
     settings = app[SETTINGS]
-    async with redis_client(settings, app[URLS][0]) as redis:
+    async with opened_redis(settings, app[URLS][0]) as redis:
         preflight = app[PREFLIGHT] = Preflight(redis, app[KEYS], settings)
         checking = None
         try:
