@@ -6,7 +6,7 @@ import msgspec
 from aiohttp import web
 
 from bench.serve import run
-from tracker.models import CHANNELS
+from tracker.events.models import CHANNELS
 
 _decoder = msgspec.json.Decoder()
 _accepted = b'{"accepted":1}'

@@ -30,13 +30,13 @@ from bench.harness import (
 )
 from bench.modes import fill
 from tests.cluster import Cluster, start_cluster
-from tracker import db, migrations
-from tracker.background import make_flusher
-from tracker.embedded import free_port
-from tracker.keys import Keys
-from tracker.metrics import Metrics
-from tracker.redis_client import RedisClient, open_redis
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.flush.background import make_flusher
+from tracker.ops.embedded import free_port
+from tracker.ops.metrics import Metrics
+from tracker.pg import db, migrations
+from tracker.redis_side.client import RedisClient, open_redis
+from tracker.redis_side.keys import Keys
 
 SHARDS = 6
 PROCESSES = (1, 2, 4)

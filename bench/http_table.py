@@ -19,7 +19,7 @@ from bench.harness import (
     tracker_env,
     wait_drained,
 )
-from tracker.embedded import free_port
+from tracker.ops.embedded import free_port
 
 
 def servers(

@@ -29,17 +29,17 @@ from bench.harness import (
     server,
     tracker_env,
 )
-from tracker import db, migrations
-from tracker.background import make_flusher
-from tracker.bots import READER
-from tracker.embedded import free_port
-from tracker.keys import Keys
-from tracker.metrics import Metrics
-from tracker.models import CHANNELS, Event
-from tracker.readers import Visitor
-from tracker.recorder import Recorder
-from tracker.redis_client import RedisClient, open_redis
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.events.bots import READER
+from tracker.events.models import CHANNELS, Event
+from tracker.flush.background import make_flusher
+from tracker.ops.embedded import free_port
+from tracker.ops.metrics import Metrics
+from tracker.pg import db, migrations
+from tracker.redis_side.client import RedisClient, open_redis
+from tracker.redis_side.keys import Keys
+from tracker.redis_side.readers import Visitor
+from tracker.redis_side.recorder import Recorder
 
 
 @contextlib.asynccontextmanager

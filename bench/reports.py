@@ -17,14 +17,14 @@ import asyncpg
 from redis.asyncio import Redis
 
 from bench.harness import Workload, cleanup_redis, ensure_wrk, run_wrk, server, tracker_env
-from tracker import db, migrations
-from tracker.embedded import free_port
-from tracker.keys import Keys
-from tracker.pending import PendingReader
-from tracker.periods import period_of
-from tracker.report_metrics import metric_of
-from tracker.report_rows import PopularQuery
-from tracker.reports import Reports
+from tracker.core.periods import period_of
+from tracker.ops.embedded import free_port
+from tracker.pg import db, migrations
+from tracker.redis_side.keys import Keys
+from tracker.redis_side.pending import PendingReader
+from tracker.reports.metric import metric_of
+from tracker.reports.popular import Reports
+from tracker.reports.rows import PopularQuery
 
 ARTICLES = 5_000
 DAYS = 90
@@ -75,7 +75,7 @@ async def seed(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
         await migrations.migrate(conn)
         # Partitions for the 90 days of history (the flusher makes them as rows come).
-        from tracker.store import Store
+        from tracker.pg.store import Store
 
         now_hour = int(time.time() // 3600)
         await Store(pool).ensure_partitions({now_hour - h for h in range(0, DAYS * 24 + 48, 24)})
@@ -105,8 +105,8 @@ async def timed(name: str, runs: int, ask: Callable[[], Awaitable[Any]]) -> None
 
 async def explain(pool: asyncpg.Pool, reports: Reports) -> None:
     """The plans of the ranking query, as BENCHMARKS.md shows them."""
-    from tracker import report_queries as rq
-    from tracker.report_data import period_args
+    from tracker.pg import report_queries as rq
+    from tracker.reports.data import period_args
 
     period = period_of("30d", None, None, time.time())
     args = period_args(period, ("view",))

@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 
 from tests.chromium import browser  # noqa: F401  (the fixture, for the browser tests)
 from tests.helpers import BROWSER_UA, Client, MakeClient
-from tracker.app import create_app
-from tracker.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from tracker.web.app import create_app
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"

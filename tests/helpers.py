@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tracker.app_keys import FLUSHER, METRICS
-from tracker.flusher import FlushResult
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.flush.flusher import FlushResult
+from tracker.web.app_keys import FLUSHER, METRICS
 
 Client = TestClient[web.Request, web.Application]
 # make_client(settings, run_flusher=False, clock=...): the app under test, started.

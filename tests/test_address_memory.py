@@ -16,8 +16,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tests.helpers import Clock, MakeClient, flush, sample
-from tracker.keys import TRENDING_BUCKET_S
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.redis_side.keys import TRENDING_BUCKET_S
 
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)
 ATTACKER = {"X-Forwarded-For": "198.51.100.66"}

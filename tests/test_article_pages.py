@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import wait_until
 from tests.helpers import MakeClient, flush, post_events, sample, view
-from tracker.app_keys import POOL
-from tracker.article_pages import QUEUE_LIMIT, PageFetcher, PageReader
-from tracker.metadata import PageOutcome
-from tracker.metrics import Metrics
-from tracker.page_metadata import read_page
-from tracker.settings import Settings
+from tracker.core.metadata import PageOutcome
+from tracker.core.settings import Settings
+from tracker.ops.metrics import Metrics
+from tracker.pages.declared import read_page
+from tracker.pages.reader import QUEUE_LIMIT, PageFetcher, PageReader
+from tracker.web.app_keys import POOL
 
 ARTICLE = "2026/11/budget-vote"
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]

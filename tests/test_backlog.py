@@ -13,13 +13,13 @@ from redis.asyncio import Redis
 
 from tests.conftest import wait_until
 from tests.helpers import MakeClient, post_events, share, stats
-from tracker.app_keys import BATCHES
-from tracker.bots import READER
-from tracker.keys import Keys
-from tracker.models import CHANNELS, Event
-from tracker.readers import Visitor
-from tracker.recorder import Recorder
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.events.bots import READER
+from tracker.events.models import CHANNELS, Event
+from tracker.redis_side.keys import Keys
+from tracker.redis_side.readers import Visitor
+from tracker.redis_side.recorder import Recorder
+from tracker.web.app_keys import BATCHES
 
 # Forty batches' worth (two fields a counter): enough to show every batch bounded and the service
 # answering throughout, in half the time of the two million this test once used.

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import create_database, drop_database
 from tests.helpers import MakeClient, flush, post_events, share, view
-from tracker.settings import Settings
+from tracker.core.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, MakeClient, flush, post_events, stats, view
-from tracker.app_keys import BATCHER, BATCHES, POOL
-from tracker.counts import Batch, part_of
-from tracker.errors import DatabaseUnavailable, RedisUnavailable
-from tracker.recorder import Recorded, Recorder, Request
-from tracker.settings import Settings
-from tracker.store import Store
+from tracker.core.errors import DatabaseUnavailable, RedisUnavailable
+from tracker.core.settings import Settings
+from tracker.events.counts import Batch, part_of
+from tracker.pg.store import Store
+from tracker.redis_side.recorder import Recorded, Recorder, Request
+from tracker.web.app_keys import BATCHER, BATCHES, POOL
 
 
 async def test_concurrent_requests_share_round_trips(client: Client) -> None:

@@ -7,8 +7,8 @@ import aiohttp
 import pytest
 
 from tests.helpers import Client, sample, share, stats, view
-from tracker.app_keys import BOTS
-from tracker.bots import BOT, HUMAN, PREVIEWER, Agent, BotClassifier
+from tracker.events.bots import BOT, HUMAN, PREVIEWER, Agent, BotClassifier
+from tracker.web.app_keys import BOTS
 
 READER = Agent(HUMAN)
 

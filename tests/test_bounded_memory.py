@@ -8,10 +8,10 @@ import asyncio
 import secrets
 
 from tests.helpers import MakeClient, post_events, view
-from tracker.app_keys import STATS_CACHE
-from tracker.settings import Settings
-from tracker.stats import ArticleStats
-from tracker.statscache import StatsCache
+from tracker.core.settings import Settings
+from tracker.reports.stats import ArticleStats
+from tracker.reports.statscache import StatsCache
+from tracker.web.app_keys import STATS_CACHE
 
 
 async def test_a_random_id_flood_stays_within_the_cache_bound(

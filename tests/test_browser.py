@@ -36,8 +36,8 @@ from playwright.async_api import (
 
 from tests.conftest import wait_until
 from tests.helpers import BROWSER_UA, Client
-from tracker.app import create_app
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.web.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
 

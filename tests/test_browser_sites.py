@@ -29,8 +29,8 @@ from playwright.async_api import Browser, BrowserContext, Page, Request
 from tests.chromium import launched
 from tests.conftest import wait_until
 from tests.helpers import BROWSER_UA
-from tracker.app import create_app
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.web.app import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -16,11 +16,11 @@ from redis.asyncio.cluster import RedisCluster
 from tests.cluster import Cluster, Node, cli, start_cluster
 from tests.helpers import MakeClient, flush, post_events, share, view
 from tests.test_reconciliation import SHARDS, Setup, Tally, lost_and_doubled, report_and_check
-from tracker.app_keys import TRENDING
-from tracker.keys import Keys
-from tracker.redis_client import open_redis
-from tracker.settings import Settings
-from tracker.trending import kind_of
+from tracker.core.settings import Settings
+from tracker.redis_side.client import open_redis
+from tracker.redis_side.keys import Keys
+from tracker.redis_side.trending import kind_of
+from tracker.web.app_keys import TRENDING
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -17,9 +17,9 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from tests.cluster import start_cluster
-from tracker.errors import RedisUnavailable
-from tracker.redis_client import open_redis
-from tracker.scripts import Call, Script, run_calls
+from tracker.core.errors import RedisUnavailable
+from tracker.redis_side.client import open_redis
+from tracker.redis_side.scripts import Call, Script, run_calls
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -6,7 +6,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from tests.helpers import Client, MakeClient, sample, stats, view
-from tracker.settings import Settings
+from tracker.core.settings import Settings
 
 NEWS = "https://news.example"
 EVIL = "https://evil.example"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from tests.helpers import Client, flush, post_events, share, stats, view
-from tracker.keys import shard_of
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.redis_side.keys import shard_of
 
 
 async def test_posted_view_is_counted_before_and_after_flush(client: Client) -> None:

@@ -20,12 +20,12 @@ from aiohttp import web
 from prometheus_client.metrics import MetricWrapperBase
 
 from tests.helpers import require_tool
-from tracker import views
-from tracker.app_keys import SETTINGS
-from tracker.errors import Ignored, Rejected
-from tracker.metrics import EVENT_TYPES, PIXEL_ERRORS, Metrics
-from tracker.models import CHANNELS
-from tracker.settings import Settings
+from tracker.core.errors import Ignored, Rejected
+from tracker.core.settings import Settings
+from tracker.events.models import CHANNELS
+from tracker.ops.metrics import EVENT_TYPES, PIXEL_ERRORS, Metrics
+from tracker.web import views
+from tracker.web.app_keys import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -429,7 +429,7 @@ def test_report_panels_select_the_report_routes(dashboard: dict[str, Any]) -> No
 
 
 def test_dashboard_shows_every_metric(dashboard: dict[str, Any]) -> None:
-    # A metric added to tracker/metrics.py gets a panel too.
+    # A metric added to tracker/ops/metrics.py gets a panel too.
     used = {name for _, expr in expressions(dashboard) for name, _ in selectors(expr)}
     for variable in dashboard["templating"]["list"]:
         query = variable.get("query", "")

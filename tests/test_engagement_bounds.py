@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from tests.helpers import BROWSER_UA, Client, Clock, MakeClient, sample, stats, view
-from tracker.app_keys import CLOCK
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.web.app_keys import CLOCK
 
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)
 

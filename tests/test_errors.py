@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client, MakeClient, sample, view
-from tracker.embedded import EmbeddedRedis
-from tracker.errors import Rejected
-from tracker.responses import STATUS
-from tracker.settings import Settings
+from tracker.core.errors import Rejected
+from tracker.core.settings import Settings
+from tracker.ops.embedded import EmbeddedRedis
+from tracker.web.responses import STATUS
 
 EVENTS = "/api/v1/events"
 

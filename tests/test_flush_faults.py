@@ -13,14 +13,14 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, flush, post_events, sample, share, stats, view
-from tracker.app_keys import BATCHES, FLUSHER, KEYS, METRICS, POOL, REDIS
-from tracker.background import make_flusher
-from tracker.batches import RedisBatches
-from tracker.counts import Batch
-from tracker.errors import DatabaseUnavailable, RedisUnavailable
-from tracker.flusher import Flusher
-from tracker.settings import Settings
-from tracker.store import Store
+from tracker.core.errors import DatabaseUnavailable, RedisUnavailable
+from tracker.core.settings import Settings
+from tracker.events.counts import Batch
+from tracker.flush.background import make_flusher
+from tracker.flush.flusher import Flusher
+from tracker.pg.store import Store
+from tracker.redis_side.batches import RedisBatches
+from tracker.web.app_keys import BATCHES, FLUSHER, KEYS, METRICS, POOL, REDIS
 
 
 async def stored_totals(settings: Settings) -> dict[tuple[str, str], int]:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import MakeClient, flush, post_events, sample, stats, view
-from tracker.app_keys import FLUSHER
-from tracker.errors import DatabaseUnavailable
-from tracker.keys import shard_of
-from tracker.settings import Settings
+from tracker.core.errors import DatabaseUnavailable
+from tracker.core.settings import Settings
+from tracker.redis_side.keys import shard_of
+from tracker.web.app_keys import FLUSHER
 
 SHARDS = 4
 

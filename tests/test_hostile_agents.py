@@ -15,8 +15,8 @@ from crawlerdetect.providers.crawlers import data as CRAWLERS
 
 from tests.helpers import Client, sample, stats, view
 from tests.test_bots import AGENTS
-from tracker.app_keys import BOTS
-from tracker.bots import MAX_AGENT_CHARS, TOO_LONG, BotClassifier, CrawlerPatterns
+from tracker.events.bots import MAX_AGENT_CHARS, TOO_LONG, BotClassifier, CrawlerPatterns
+from tracker.web.app_keys import BOTS
 
 BROWSER_TEMPLATE = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -14,11 +14,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from tests.helpers import BROWSER_UA, sample
-from tracker.app import create_app
-from tracker.app_keys import METRICS
-from tracker.embedded import free_port
-from tracker.server import started
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import free_port
+from tracker.web.app import create_app
+from tracker.web.app_keys import METRICS
+from tracker.web.server import started
 
 READ_TIMEOUT_S = 1.0
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from tests.helpers import Client, Clock, MakeClient, post_events, sample, stats, view
-from tracker.app_keys import SNIPPET
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.web.app_keys import SNIPPET
 
 
 async def test_a_retried_event_counts_once(client: Client) -> None:

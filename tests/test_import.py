@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, flush, post_events, process_env, stats, view
-from tracker import importer
-from tracker.app_keys import POOL
-from tracker.auth import Tokens
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.pg import importer
+from tracker.pg.auth import Tokens
+from tracker.web.app_keys import POOL
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -10,12 +10,12 @@ import zlib
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from tracker.bots import READER
-from tracker.keys import Keys, shard_of, sketch_name
-from tracker.models import Event
-from tracker.readers import Visitor
-from tracker.recorder import Recorder
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.events.bots import READER
+from tracker.events.models import Event
+from tracker.redis_side.keys import Keys, shard_of, sketch_name
+from tracker.redis_side.readers import Visitor
+from tracker.redis_side.recorder import Recorder
 
 
 def test_every_key_of_a_shard_maps_to_one_cluster_slot() -> None:
@@ -46,7 +46,7 @@ def test_shard_of_is_stable_across_processes() -> None:
     the same shard (before, this compared shard_of with itself in one process)."""
     ids = ("a", "news/2026/x", "b", "art:14.v2")
     here = [shard_of(a, 4) for a in ids]
-    code = f"from tracker.keys import shard_of; print([shard_of(a, 4) for a in {ids!r}])"
+    code = f"from tracker.redis_side.keys import shard_of; print([shard_of(a, 4) for a in {ids!r}])"
     other = subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, "PYTHONHASHSEED": "12345"},

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from tests.helpers import BROWSER_UA, process_env
-from tracker.embedded import EmbeddedRedis, free_port
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import EmbeddedRedis, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 FIELDS = {"time", "level", "logger", "message", "event"}

@@ -21,9 +21,9 @@ from tests.helpers import (
     share,
     view,
 )
-from tracker.app_keys import METRICS
-from tracker.metrics import Metrics
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.metrics import Metrics
+from tracker.web.app_keys import METRICS
 
 # Distinctive ids, so finding one in the exposition text cannot be a coincidence.
 VIEWED = ["mx-view-7f3a1", "mx-view-7f3a2", "news/2026/mx-view-7f3a3"]

@@ -9,7 +9,7 @@ import sys
 
 import asyncpg
 
-from tracker import migrations
+from tracker.pg import migrations
 
 
 async def tables(url: str) -> set[str]:

@@ -15,16 +15,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tracker.app_keys import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, REPORTS, SETTINGS
-from tracker.errors import DatabaseUnavailable
-from tracker.metrics import Metrics
-from tracker.middleware import errors_middleware
-from tracker.most_read import FRESH_S, STALE_S, MostRead
-from tracker.overload import Deadlines, LoopLag
-from tracker.readers import TrustedProxies
-from tracker.report_rows import PopularQuery, Report, Row
-from tracker.reports import Reports
-from tracker.settings import Settings
+from tracker.core.errors import DatabaseUnavailable
+from tracker.core.settings import Settings
+from tracker.ops.metrics import Metrics
+from tracker.redis_side.readers import TrustedProxies
+from tracker.reports.popular import Reports
+from tracker.reports.rows import PopularQuery, Report, Row
+from tracker.web.app_keys import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, REPORTS, SETTINGS
+from tracker.web.middleware import errors_middleware
+from tracker.web.most_read import FRESH_S, STALE_S, MostRead
+from tracker.web.overload import Deadlines, LoopLag
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 

@@ -27,11 +27,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.test_utils import TestServer
 
 from tests.helpers import Client, sample
-from tracker.app import create_app
-from tracker.app_keys import BATCHES, FLUSHER, METRICS, POOL
-from tracker.auth import Tokens
-from tracker.metrics import Metrics
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.metrics import Metrics
+from tracker.pg.auth import Tokens
+from tracker.web.app import create_app
+from tracker.web.app_keys import BATCHES, FLUSHER, METRICS, POOL
 
 MIN_REQUESTS = 1000
 # Test cases per operation in the fuzzing phase; the coverage and stateful phases add more.

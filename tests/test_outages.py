@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, post_events, sample, stats, view
-from tracker.app_keys import FLUSHER, METRICS
-from tracker.embedded import EmbeddedPostgres, EmbeddedRedis
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import EmbeddedPostgres, EmbeddedRedis
+from tracker.web.app_keys import FLUSHER, METRICS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

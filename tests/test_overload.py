@@ -31,10 +31,10 @@ from tests.helpers import (
     scraped,
     view,
 )
-from tracker.app_keys import FLUSHER, LOOP_LAG, POOL
-from tracker.embedded import free_port
-from tracker.overload import Deadlines
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import free_port
+from tracker.web.app_keys import FLUSHER, LOOP_LAG, POOL
+from tracker.web.overload import Deadlines
 
 
 async def test_the_flusher_has_connections_of_its_own(

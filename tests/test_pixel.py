@@ -8,8 +8,8 @@ import pytest
 from aiohttp import ClientResponse
 
 from tests.helpers import Client, MakeClient, flush, sample, stats
-from tracker.settings import Settings
-from tracker.snippet import PIXEL_GIF
+from tracker.core.settings import Settings
+from tracker.web.snippet import PIXEL_GIF
 
 
 async def assert_gif(response: ClientResponse) -> None:

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from tests.helpers import BROWSER_UA, Client, MakeClient, flush, sample, stats
-from tracker.settings import Settings
+from tracker.core.settings import Settings
 
 NEWS = "https://news.example"
 ARTICLE = "2026/11/budget-vote"

@@ -31,9 +31,9 @@ from playwright.async_api import Browser, Request, Response, Route
 from tests.chromium import launched
 from tests.conftest import wait_until
 from tests.helpers import BROWSER_UA, sample
-from tracker.app import create_app
-from tracker.app_keys import METRICS
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.web.app import create_app
+from tracker.web.app_keys import METRICS
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 

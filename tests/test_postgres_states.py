@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, MakeClient
-from tracker import db
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.pg import db
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import MakeClient, flush, share, stats, view
-from tracker.settings import Settings
+from tracker.core.settings import Settings
 
 ADDRESSES = ("203.0.113.77", "2001:db8::beef", "198.51.100.123")
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import BROWSER_UA, Client, MakeClient, post_events, require_tool, share, view
-from tracker.embedded import free_port
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -63,7 +63,7 @@ def test_every_alert_links_its_runbook_section() -> None:
     alert's e-mail or chat message."""
     import yaml
 
-    from tracker.runbook import anchor, runbook_page
+    from tracker.web.runbook import anchor, runbook_page
 
     source = (ROOT / "tracker" / "static" / "runbook.md").read_text()
     page = runbook_page().decode()

@@ -24,8 +24,8 @@ import aiohttp
 import pytest
 
 from tests.helpers import BROWSER_UA, Client, MakeClient, flush, require_tool, stats, view
-from tracker.embedded import free_port
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

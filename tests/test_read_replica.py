@@ -14,8 +14,8 @@ import pytest
 
 from tests.helpers import MakeClient, flush, post_events, share, view
 from tests.pg_replica import ReplicatedPostgres, start_replicated
-from tracker.errors import DatabaseUnavailable
-from tracker.settings import Settings
+from tracker.core.errors import DatabaseUnavailable
+from tracker.core.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -11,10 +11,10 @@ from multidict import CIMultiDict
 from redis.asyncio import Redis
 
 from tests.helpers import BROWSER_UA, Client, MakeClient, sample, stats, view
-from tracker.env_values import IPNetwork
-from tracker.readers import SALT_GRACE_S, SaltStore, client_address, reader_id
-from tracker.settings import Settings
-from tracker.utc import DAY_S, day_of
+from tracker.core.env_values import IPNetwork
+from tracker.core.settings import Settings
+from tracker.core.utc import DAY_S, day_of
+from tracker.redis_side.readers import SALT_GRACE_S, SaltStore, client_address, reader_id
 
 
 def nets(*specs: str) -> tuple[IPNetwork, ...]:

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.helpers import BROWSER_UA
-from tracker.embedded import free_port
+from tracker.ops.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

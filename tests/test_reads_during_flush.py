@@ -8,8 +8,8 @@ import itertools
 import pytest
 
 from tests.helpers import MakeClient, post_events, sample, share, stats, view
-from tracker.app_keys import FLUSHER
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.web.app_keys import FLUSHER
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -35,9 +35,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, RedisError
 
 from tests.helpers import Client, MakeClient, process_env
-from tracker.embedded import EmbeddedPostgres, EmbeddedRedis
-from tracker.keys import Keys
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import EmbeddedPostgres, EmbeddedRedis
+from tracker.redis_side.keys import Keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -10,15 +10,15 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from tracker.bots import READER
-from tracker.errors import RedisUnavailable
-from tracker.keys import TRENDING_BUCKET_S, Keys
-from tracker.models import Event
-from tracker.readers import Visitor
-from tracker.recorder import Recorder
-from tracker.scripts import RECORD, Call, run_one
-from tracker.settings import Settings
-from tracker.utc import day_of
+from tracker.core.errors import RedisUnavailable
+from tracker.core.settings import Settings
+from tracker.core.utc import day_of
+from tracker.events.bots import READER
+from tracker.events.models import Event
+from tracker.redis_side.keys import TRENDING_BUCKET_S, Keys
+from tracker.redis_side.readers import Visitor
+from tracker.redis_side.recorder import Recorder
+from tracker.redis_side.scripts import RECORD, Call, run_one
 
 
 async def test_metadata_of_thousands_of_articles_in_one_call(
@@ -96,7 +96,7 @@ def test_no_script_spells_the_name_of_a_key() -> None:
     spelled in five scripts and `:tr:` in two)."""
     from importlib.resources import files
 
-    for script in files("tracker").joinpath("lua").iterdir():
+    for script in files("tracker.redis_side").joinpath("lua").iterdir():
         text = script.read_text()
         spelled = re.findall(r"'(:[a-z_]+:?)'", text)
         assert spelled == [], f"{script.name} spells {spelled}"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from redis.asyncio.connection import Connection
 
-from tracker.redis_client import open_redis
+from tracker.redis_side.client import open_redis
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,13 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import MakeClient, flush, post_events, stats, view
-from tracker.app import create_app
-from tracker.app_keys import CLOCK, KEYS, REDIS
-from tracker.embedded import EmbeddedRedis
-from tracker.preflight import StartupRefused
-from tracker.server import started
-from tracker.settings import Settings
-from tracker.utc import day_of
+from tracker.core.settings import Settings
+from tracker.core.utc import day_of
+from tracker.ops.embedded import EmbeddedRedis
+from tracker.redis_side.preflight import StartupRefused
+from tracker.web.app import create_app
+from tracker.web.app_keys import CLOCK, KEYS, REDIS
+from tracker.web.server import started
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])

@@ -18,11 +18,11 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, post_events, sample, stats, view
-from tracker.app_keys import FLUSHER
-from tracker.embedded import EmbeddedRedis, free_port, redis_answers, redis_server_binary
-from tracker.errors import RedisUnavailable
-from tracker.flusher import FlushResult
-from tracker.settings import Settings
+from tracker.core.errors import RedisUnavailable
+from tracker.core.settings import Settings
+from tracker.flush.flusher import FlushResult
+from tracker.ops.embedded import EmbeddedRedis, free_port, redis_answers, redis_server_binary
+from tracker.web.app_keys import FLUSHER
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 KEPT_FILES = ("redis.pid", "redis.port", "redis.log")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import Client, MakeClient, flush, sample, stats, view
-from tracker.referrals import referral_channel
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.events.referrals import referral_channel
 
 PAGE = "https://news.example/2026/story"
 

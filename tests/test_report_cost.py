@@ -17,16 +17,16 @@ from redis.asyncio import Redis
 
 from tests.helpers import BROWSER_UA, Clock, MakeClient, flush, post_events, view
 from tests.test_report_endpoints import HOUR, editor_on, next_midnight
-from tracker import reports
-from tracker.app_keys import MOST_READ, REDIS
-from tracker.bots import READER
-from tracker.keys import Keys
-from tracker.models import Event
-from tracker.most_read import PUBLIC_RATE_PER_MIN
-from tracker.pending import PendingReader
-from tracker.readers import Visitor
-from tracker.recorder import Recorder
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.events.bots import READER
+from tracker.events.models import Event
+from tracker.redis_side.keys import Keys
+from tracker.redis_side.pending import PendingReader
+from tracker.redis_side.readers import Visitor
+from tracker.redis_side.recorder import Recorder
+from tracker.reports import popular as reports
+from tracker.web.app_keys import MOST_READ, REDIS
+from tracker.web.most_read import PUBLIC_RATE_PER_MIN
 
 PENDING = 40_000
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, process_env, share, view
-from tracker.app_keys import POOL
-from tracker.auth import Tokens
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.pg.auth import Tokens
+from tracker.web.app_keys import POOL
 
 HOUR = 3_600
 

@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, post_events, view
-from tracker import migrations
-from tracker.app_keys import FLUSHER
-from tracker.settings import Settings
-from tracker.store import Store
+from tracker.core.settings import Settings
+from tracker.pg import migrations
+from tracker.pg.store import Store
+from tracker.web.app_keys import FLUSHER
 
 pytestmark = [pytest.mark.timeout(120)]
 

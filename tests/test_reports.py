@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush
-from tracker.app_keys import POOL
-from tracker.auth import Tokens
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.pg.auth import Tokens
+from tracker.web.app_keys import POOL
 
 pytestmark = [pytest.mark.timeout(180)]
 HOUR = 3_600

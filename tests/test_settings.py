@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tracker.cli import main
-from tracker.settings import ENV_NAMES, Settings, SettingsError
+from tracker.cli.main import main
+from tracker.core.settings import ENV_NAMES, Settings, SettingsError
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tracker"
@@ -473,7 +473,7 @@ def test_serve_port_option_out_of_range_exits_2_naming_the_option(port: str) -> 
 
 def test_unknown_tracker_names_are_named_with_the_closest_setting() -> None:
     """A typo'd setting is ignored, as before, but never silently (before: not a word)."""
-    from tracker.settings import unknown_names
+    from tracker.core.settings import unknown_names
 
     environ = {
         "TRACKER_TRUSTED_PROXY": "10.0.0.0/8",
@@ -499,7 +499,7 @@ def test_commands_log_the_unknown_names_in_the_logs_format(
     import json
     import logging
 
-    from tracker.cli_support import setup
+    from tracker.cli.support import setup
 
     monkeypatch.setenv("TRACKER_TRUSTED_PROXY", "10.0.0.0/8")
     logger = logging.getLogger("tracker")

@@ -12,11 +12,11 @@ import sys
 import pytest
 
 from tests.helpers import MakeClient, post_events, process_env, stats, view
-from tracker.app import create_app
-from tracker.app_keys import REDIS
-from tracker.preflight import StartupRefused
-from tracker.server import started
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.redis_side.preflight import StartupRefused
+from tracker.web.app import create_app
+from tracker.web.app_keys import REDIS
+from tracker.web.server import started
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 ARTICLES = [f"reshard-{n}" for n in range(12)]

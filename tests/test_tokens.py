@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 
 from tests.helpers import Client, MakeClient, process_env
-from tracker.app_keys import POOL, TOKENS
-from tracker.attempts import FAILURES_PER_ADDRESS
-from tracker.auth import Tokens, token_hash
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.pg.auth import Tokens, token_hash
+from tracker.redis_side.attempts import FAILURES_PER_ADDRESS
+from tracker.web.app_keys import POOL, TOKENS
 
 REPORT = "/api/v1/reports/popular"
 

@@ -23,11 +23,12 @@ import pytest
 
 from tests.helpers import BROWSER_UA, Client, Clock, MakeClient, flush, process_env, view
 from tests.test_report_endpoints import HOUR, Editor, editor_on, next_midnight
-from tracker import importer, migrations, plausible
-from tracker import queries as q
-from tracker.app_keys import POOL
-from tracker.metadata import FIELDS, PAGE_FIELDS
-from tracker.settings import Settings
+from tracker.core.metadata import FIELDS, PAGE_FIELDS
+from tracker.core.settings import Settings
+from tracker.events import plausible
+from tracker.pg import importer, migrations
+from tracker.pg import queries as q
+from tracker.web.app_keys import POOL
 
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)
 FORGED = {"title": "FORGED", "url": "https://evil.example/phish", "category": "crime",

@@ -28,9 +28,9 @@ from tests.helpers import (
     view,
 )
 from tests.test_report_endpoints import Editor, editor_on
-from tracker.readers import address_id
-from tracker.report_views import csv_cell
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.redis_side.readers import address_id
+from tracker.web.report_views import csv_cell
 
 FORMULA = '=HYPERLINK("http://evil.example","x")'
 FORMULAS = (FORMULA, "+1+1", "-2+3", "@SUM(A1)")

@@ -12,10 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import Client, Clock, MakeClient, stats
-from tracker.app_keys import FLUSHER, KEYS, POOL
-from tracker.keys import sketch_expires_at
-from tracker.settings import Settings
-from tracker.utc import DAY_S
+from tracker.core.settings import Settings
+from tracker.core.utc import DAY_S
+from tracker.redis_side.keys import sketch_expires_at
+from tracker.web.app_keys import FLUSHER, KEYS, POOL
 
 ARTICLE = "2026/11/uniques"
 # Days in the future: Redis expiry times derived from them are not already past.

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from tests.helpers import BROWSER_UA, Client, sample, share, stats, view
-from tracker.settings import Settings
+from tracker.core.settings import Settings
 
 EVENTS_URL = "/api/v1/events"
 # A browser's agent, so no bot filter can drop what these tests post.

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from tests.helpers import BROWSER_UA, exposed, process_env, scraped
-from tracker.embedded import free_port
-from tracker.settings import Settings
+from tracker.core.settings import Settings
+from tracker.ops.embedded import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -1,0 +1,114 @@
+"""Report periods: what an editor asks for (`24h`, `7d`, or from/to) as whole UTC hours,
+split into the full days the daily roll-ups answer and the hours at either end that the
+hourly buckets answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+from tracker.core.errors import InvalidInput
+from tracker.core.utc import DAY_S, HOUR_S
+
+# Hours back from the current one (which is included, as far as it has gone).
+HOUR_PERIODS: Final = {"1h": 1, "24h": 24}
+# Calendar days back, today included.
+DAY_PERIODS: Final = {"7d": 7, "30d": 30}
+ALL_TIME: Final = "all"
+PERIODS: Final = (*HOUR_PERIODS, *DAY_PERIODS, ALL_TIME)
+# The length of a named period, counted from a moment of one's own (an article's
+# publication), rather than ending now.
+SPANS_H: Final = {"1h": 1, "24h": 24, "7d": 7 * 24, "30d": 30 * 24}
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Hours since the epoch, [first_hour, end_hour); all_time also counts imported
+    counts, which belong to no hour."""
+
+    first_hour: int
+    end_hour: int
+    all_time: bool = False
+
+    @property
+    def start(self) -> datetime:
+        return datetime.fromtimestamp(self.first_hour * HOUR_S, tz=UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.fromtimestamp(self.end_hour * HOUR_S, tz=UTC)
+
+    def reaches(self, hour: int) -> bool:
+        return self.first_hour <= hour < self.end_hour
+
+    @property
+    def days(self) -> tuple[int, int]:
+        """[first, end) UTC day numbers the period touches (for readers, per day)."""
+        return self.first_hour * HOUR_S // DAY_S, -(-self.end_hour * HOUR_S // DAY_S)
+
+    def split(self) -> tuple[tuple[date, date], list[tuple[datetime, datetime]]]:
+        """(full days [first, end) for the daily table, hour ranges for the hourly one)."""
+        first_day = -(-self.first_hour * HOUR_S // DAY_S)  # the first day begun at midnight
+        end_day = self.end_hour * HOUR_S // DAY_S
+        if first_day >= end_day:  # no full day inside: hours only
+            return (_date(0), _date(0)), [(self.start, self.end)]
+        hours = []
+        if self.first_hour * HOUR_S < first_day * DAY_S:
+            hours.append((self.start, _midnight(first_day)))
+        if end_day * DAY_S < self.end_hour * HOUR_S:
+            hours.append((_midnight(end_day), self.end))
+        return (_date(first_day), _date(end_day)), hours
+
+
+_LATEST_S: Final = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+
+
+def _date(day: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=day)
+
+
+def _midnight(day: int) -> datetime:
+    return datetime.fromtimestamp(day * DAY_S, tz=UTC)
+
+
+def period_of(
+    name: str | None, start: str | None, end: str | None, now_s: float, *, default: str = "24h"
+) -> Period:
+    """A named period ending now, or `from`/`to` (ISO 8601; a time without a zone is UTC;
+    hours are whole: `from` down to its hour, `to` up to the next). `from` alone runs to
+    now; `to` alone gives the named period as it was at `to`. A range that ends before it starts
+    holds no hours: its report is empty. Any length is fine: full days are read from the
+    daily roll-ups."""
+    name = default if name is None else name
+    if name not in PERIODS:
+        raise InvalidInput("period", f"one of {', '.join(PERIODS)}, or from/to")
+    if end is not None:
+        last = _parse(end, "to")
+        if start is None:
+            return period_of(name, None, None, last)
+        first_hour, end_hour = int(_parse(start, "from") // HOUR_S), -(-int(last) // HOUR_S)
+        return Period(first_hour, max(first_hour, end_hour))
+    current = int(now_s // HOUR_S)
+    if start is not None:
+        first_hour = int(_parse(start, "from") // HOUR_S)
+        return Period(first_hour, max(first_hour, current + 1))
+    if name in HOUR_PERIODS:
+        return Period(current - HOUR_PERIODS[name], current + 1)
+    if name in DAY_PERIODS:
+        today = int(now_s // DAY_S)
+        return Period((today - DAY_PERIODS[name] + 1) * 24, current + 1)
+    return Period(0, current + 1, all_time=True)
+
+
+def _parse(text: str, field: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            field, "expected ISO 8601, e.g. 2026-11-20 or 2026-11-20T08:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # Nothing was counted before 1970; past 9998 an hour's end would leave datetime's range.
+    return min(max(moment.timestamp(), 0.0), _LATEST_S)

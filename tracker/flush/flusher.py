@@ -1,0 +1,335 @@
+"""Moves counters from Redis into Postgres, exactly once, one flusher per shard at a time.
+
+Per shard: claim a batch (resume a left-over one, else rename the live hash), apply it
+in one Postgres transaction that records its id, and only after COMMIT (and, with a read
+replica, once the replica has it) delete it. A crash anywhere leaves either the batch
+key (resumed next time; skipped in Postgres if its id is already recorded) or nothing to
+redo. Each shard has a lease, so flushers on several hosts share the shards; the leases
+only save work: correctness comes from the recorded ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from tracker.core.errors import DatabaseUnavailable, RedisUnavailable
+from tracker.core.metadata import Source, origin_of
+from tracker.core.settings import Settings
+from tracker.events.counts import VIEW, Batch
+from tracker.ops.metrics import Metrics
+from tracker.pages.reader import PageReader
+from tracker.pg.replica import Replica
+from tracker.pg.store import Store
+from tracker.redis_side.batches import RedisBatches
+from tracker.redis_side.lease import Lease
+from tracker.redis_side.preflight import Preflight
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S: Final = 3600.0
+# A flush run does at most this many batches per shard, so a busy shard cannot starve
+# others; a backlog is drained by runs that follow each other without a pause.
+MAX_BATCHES_PER_SHARD: Final = 8
+
+
+@dataclass(slots=True)
+class FlushResult:
+    lease: bool = True
+    batches: int = 0
+    skipped: int = 0
+    events: int = 0
+    counters: int = 0
+    rollbacks: int = 0
+    # Batches still wait (a backlog): the next run should follow at once.
+    more: bool = False
+
+
+class Flusher:
+    """Redis side, PostgreSQL side and the lease, joined only here."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        batches: RedisBatches,
+        store: Store,
+        leases: Mapping[int, Lease],
+        upkeep: Lease,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        preflight: Preflight | None = None,
+        replica: Replica | None = None,
+        pages: PageReader | None = None,
+    ) -> None:
+        """`leases`: the shards this flusher takes, each with its lease; `upkeep`: the
+        lease of the work done once for all shards (pruning); `pages`: where articles
+        whose page events named are offered, to read their metadata there."""
+        self.settings = settings
+        self.preflight = preflight
+        self.batches = batches
+        self.store = store
+        self.leases = leases
+        self.upkeep = upkeep
+        self.replica = replica
+        self.pages = pages
+        self.site_origins = frozenset(settings.page_origins)
+        self.metadata_source = Source.EVENT if settings.trust_event_metadata else Source.CLAIM
+        self.metrics = metrics
+        self.clock = clock
+        self.consecutive_failures = 0
+        self._last_prune = 0.0
+        # A shard's batch is applied in flush_parallelism parts, a connection each.
+        self.shards_at_once = max(1, store.pool.get_max_size() // settings.flush_parallelism)
+
+    async def flush_once(self) -> FlushResult:
+        """One pass over all shards. Raises RedisUnavailable / DatabaseUnavailable."""
+        started = time.perf_counter()
+        self.metrics.flush_runs.inc()
+        try:
+            if self.preflight is not None:
+                self.preflight.require()
+            result = FlushResult(lease=False)
+            # Shards are flushed side by side, as many at a time as the flusher's pool
+            # has connections for their parts: a shard's batch waits on PostgreSQL, not
+            # on the other shards.
+            gate = asyncio.Semaphore(self.shards_at_once)
+            outcomes = await asyncio.gather(
+                *(
+                    self._flush_leased(shard, lease, result, gate)
+                    for shard, lease in self.leases.items()
+                ),
+                return_exceptions=True,
+            )
+            held = sum(1 for outcome in outcomes if outcome is True)
+            self.metrics.flush_lease_held.set(held)
+            result.lease = held > 0
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            if result.lease:
+                await self._maybe_prune()
+        except (RedisUnavailable, DatabaseUnavailable) as exc:
+            reason = "redis" if isinstance(exc, RedisUnavailable) else "postgres"
+            self.metrics.flush_failures.labels(reason).inc()
+            raise
+        self.metrics.flush_duration.observe(time.perf_counter() - started)
+        self.metrics.last_flush_success.set(time.time())
+        return result
+
+    async def _flush_leased(
+        self, shard: int, lease: Lease, result: FlushResult, gate: asyncio.Semaphore
+    ) -> bool:
+        """Flushes a shard if its lease is free; False if another flusher holds it."""
+        async with gate:
+            if not await lease.acquire():
+                return False
+            try:
+                await self._flush_shard(shard, result)
+            finally:
+                await lease.release()
+            return True
+
+    async def _flush_shard(self, shard: int, result: FlushResult) -> None:
+        for _ in range(MAX_BATCHES_PER_SHARD):
+            floors = await self.store.generation_floors(shard)
+            claimed = await self.batches.claim(
+                shard, parts=self.settings.flush_parallelism, floors=floors
+            )
+            if claimed.rolled_back:
+                self._rolled_back(shard, result, "its generation counter was behind")
+            batch = claimed.batch
+            if batch is None:
+                return
+            if not claimed.durable:
+                # Applied only once Redis can promise the claim; resumed next run.
+                raise RedisUnavailable(f"the claim of batch {batch.id} is not durable yet")
+            await self.batches.load(batch)
+            self._describe(batch)
+            applied = await self.store.apply(batch)
+            if self.replica is not None:
+                await self.replica.caught_up()  # before the batch leaves Redis
+            floor = dict(floors).get(batch.epoch, 0)
+            if batch.resumed and applied.parts_before == 0 and batch.generation <= floor:
+                # Redis handed back a batch PostgreSQL had moved past: its records were
+                # pruned long ago, so it was applied again. Redis lost what said so.
+                self._rolled_back(shard, result, f"batch {batch.id} was applied again")
+            await self.batches.release(batch, self.clock())
+            if self.pages is not None and batch.page_urls:
+                self.pages.offer(_views_of(batch, batch.page_urls))
+            if applied.parts_now:
+                result.batches += 1
+                result.events += batch.events
+                result.counters += len(batch.counters)
+                self.metrics.flush_batches.labels("applied").inc()
+                self.metrics.flush_events.inc(batch.events)
+                self.metrics.flush_counters.inc(len(batch.counters))
+            else:
+                result.skipped += 1
+                self.metrics.flush_batches.labels("already_applied").inc()
+                log.info("batch %s was applied before; released it", batch.id)
+            if claimed.cut_live:
+                return  # what came after waits for the next run
+        result.more = True
+
+    def _describe(self, batch: Batch) -> None:
+        """What the batch's events said of their articles, as what (a claim, or trusted
+        events' word), and the pages on the site's origins they named."""
+        batch.metadata_source = self.metadata_source
+        batch.page_urls = {
+            article_id: meta.url
+            for article_id, meta in batch.metadata.items()
+            if meta.url is not None and origin_of(meta.url) in self.site_origins
+        }
+
+    async def drain(self, *, lease_wait_s: float = 60.0) -> FlushResult:
+        """Flush until Redis holds nothing more: every live hash, sealed piece and batch
+        of every shard applied. Waits for the lease up to `lease_wait_s`."""
+        total = FlushResult()
+        deadline = time.monotonic() + lease_wait_s
+        while True:
+            result = await self.flush_once()
+            if not result.lease:
+                if time.monotonic() > deadline:
+                    return result
+                await asyncio.sleep(0.5)
+                continue
+            total.batches += result.batches
+            total.skipped += result.skipped
+            total.events += result.events
+            total.counters += result.counters
+            total.rollbacks += result.rollbacks
+            if result.batches == result.skipped == 0:
+                return total
+
+    def _rolled_back(self, shard: int, result: FlushResult, what: str) -> None:
+        result.rollbacks += 1
+        self.metrics.redis_rollbacks.inc()
+        log.warning(
+            "Redis came back older than PostgreSQL for shard %d (%s): events it lost "
+            "after being flushed may be counted twice; none acknowledged since is lost",
+            shard,
+            what,
+        )
+
+    async def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        if not await self.upkeep.acquire():
+            return  # another flusher prunes
+        try:
+            await self.store.prune(
+                applied_batch_days=self.settings.applied_batch_retention_days,
+                hourly_days=self.settings.hourly_retention_days,
+                keep=await self.batches.batch_ids(),
+                now_s=self.clock(),
+            )
+        finally:
+            await self.upkeep.release()
+
+    def next_delay_s(self) -> float:
+        """The interval, or after failures an exponential backoff with jitter."""
+        interval = self.settings.flush_interval_s
+        if self.consecutive_failures == 0:
+            return interval
+        backoff = min(
+            self.settings.flush_max_backoff_s, interval * 2.0 ** min(self.consecutive_failures, 16)
+        )
+        return backoff * random.uniform(0.5, 1.0)
+
+    async def _due_early(self) -> bool:
+        """Whether enough events wait that the flush should not wait for the interval."""
+        try:
+            pending = await self.batches.pending_stats()
+        except RedisUnavailable:
+            return False
+        return pending.events >= self.settings.flush_max_pending_events
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush every interval until `stop` is set; failures back off and are retried;
+        a backlog is drained run after run."""
+        backlog = False
+        while not stop.is_set():
+            delay = 0.0 if backlog and self.consecutive_failures == 0 else self.next_delay_s()
+            deadline = time.monotonic() + delay
+            while not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=min(remaining, 1.0))
+                if self.consecutive_failures == 0 and delay > 1.0 and await self._due_early():
+                    break
+            if stop.is_set():
+                return
+            result = await self.run_once_logged()
+            backlog = result is not None and result.more
+
+    async def run_once_logged(self) -> FlushResult | None:
+        started = time.perf_counter()
+        try:
+            result = await self.flush_once()
+        except (RedisUnavailable, DatabaseUnavailable) as exc:
+            self.consecutive_failures += 1
+            log.warning(
+                "flush failed (%s: %s); retrying in about %.1f s",
+                type(exc).__name__,
+                exc,
+                self.next_delay_s(),
+                extra={"event": "flush_failed", "cause": f"{type(exc).__name__}: {exc}"},
+            )
+            return None
+        except Exception:
+            # A bug or an unexpected server answer must not end the flusher: log it,
+            # count it, and retry with backoff like any other failure.
+            self.consecutive_failures += 1
+            self.metrics.flush_failures.labels("error").inc()
+            log.exception(
+                "flush failed unexpectedly; retrying in about %.1f s",
+                self.next_delay_s(),
+                extra={"event": "flush_failed", "cause": "unexpected error"},
+            )
+            return None
+        if self.consecutive_failures:
+            log.info(
+                "flush recovered after %d failed attempt(s)",
+                self.consecutive_failures,
+                extra={"event": "flush_recovered", "failures": self.consecutive_failures},
+            )
+        self.consecutive_failures = 0
+        if result.batches or result.skipped:
+            # One line per run that moved something (an idle run says nothing).
+            log.info(
+                "flushed %d batch(es), %d event(s), %d row(s) in %.3f s; %d already applied",
+                result.batches,
+                result.events,
+                result.counters,
+                time.perf_counter() - started,
+                result.skipped,
+                extra={
+                    "event": "flush",
+                    "batches": result.batches,
+                    "events": result.events,
+                    "rows": result.counters,
+                    "skipped": result.skipped,
+                    "duration_s": round(time.perf_counter() - started, 6),
+                },
+            )
+        return result
+
+
+def _views_of(batch: Batch, article_ids: Iterable[str]) -> dict[str, int]:
+    """The batch's views of each article (which pages are read first)."""
+    views = dict.fromkeys(article_ids, 0)
+    for (article_id, metric, _), count in batch.counters.items():
+        if metric == VIEW and article_id in views:
+            views[article_id] += count
+    return views

@@ -1,0 +1,336 @@
+"""Recording events in Redis: which counters an event adds to, and one script call per
+shard the events touch, all in one round trip.
+
+Every call touches one shard's keys only (the live hash, the readers' state on the
+articles, address and rate keys, reader sketches), so it runs unchanged on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from tracker.core.errors import RedisUnavailable
+from tracker.core.metadata import FIELDS, MetaFields, as_dict, cleaned
+from tracker.core.settings import Settings
+from tracker.core.utc import day_of, hour_of
+from tracker.events.bots import HUMAN, PREVIEWER
+from tracker.events.counts import ENGAGED, ENGAGED_S, PREVIEW, READ, REFERRAL, SHARE, VIEW
+from tracker.events.models import MAX_ENGAGED_S, Event
+from tracker.events.referrals import referral_channel
+from tracker.redis_side import keys as k
+from tracker.redis_side.client import RedisClient, RedisNodes
+from tracker.redis_side.keys import Keys, ShardKeys, epoch_candidate
+from tracker.redis_side.preflight import Preflight
+from tracker.redis_side.readers import Visitor
+from tracker.redis_side.scripts import RECORD, Call, run_calls, run_durably
+
+Entry = tuple[Event, Visitor]
+# The events of one request, recorded together.
+Request = Sequence[Entry]
+
+_MINUTE_MS: Final = 60_000
+# Counted views and shares go into trending buckets (keys.py: tr:<kind>:...).
+TRENDING_KINDS: Final = {VIEW: k.TRENDING_VIEWS, SHARE: k.TRENDING_SHARES}
+# A reader's state on an article (its counted view, event ids) is kept this much past
+# the longest a page counts engaged time (or the de-duplication window if longer): a
+# retry after a 503 comes within seconds, a page's engaged time when it is hidden.
+READER_STATE_SLACK_S: Final = 60
+# Articles each trending bucket keeps per shard (cut back to these once half again as
+# many): the head that trending ranks. An address naming new articles endlessly adds no
+# more than that to Redis a bucket.
+TRENDING_KEEP: Final = 200
+
+# What kind of unit: the record script lets engaged time and engaged readers count only
+# after the reader's counted view of the article.
+VIEW_UNIT: Final = "v"
+SECONDS_UNIT: Final = "s"
+READER_UNIT: Final = "r"
+PLAIN_UNIT: Final = "p"
+
+
+@dataclass(slots=True)
+class Recorded:
+    """What Redis did with a round trip's requests."""
+
+    # Per request: 0 if stored, else the ms until its address may send again.
+    retry_after_ms: list[int]
+    # Events that added to counters.
+    counted: int = 0
+    # Events acknowledged and not counted, by why.
+    repeats: int = 0
+    address_limited: int = 0
+    retried: int = 0
+    no_view: int = 0
+    engaged_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What the script adds for one event, or for one part of an engage event: `amount`
+    to each of `metrics`, once per reader within the de-duplication window if `dedup`."""
+
+    metrics: tuple[str, ...]
+    kind: str = PLAIN_UNIT
+    amount: int = 1
+    dedup: bool = True
+    # Tells this part's event id apart from its event's other parts (a retry of the
+    # event is then not counted again, part by part).
+    part: str = ""
+
+
+def event_units(event: Event, visitor: Visitor) -> tuple[Unit, ...]:
+    """An engage event adds its seconds (every time: they are increments, but never more
+    than the time since the reader's counted view) and, once per reader, an engaged
+    reader (on the page view's first) and each quarter first reached; link-preview
+    fetchers do not read. Any other event is one unit."""
+    if event.type != "engage":
+        metrics = event_metrics(event, visitor)
+        kind = VIEW_UNIT if metrics[0] == VIEW else PLAIN_UNIT
+        return _plain_units(metrics, kind)
+    if visitor.agent.kind != HUMAN:
+        return ()
+    units = []
+    if event.engaged_s:
+        units.append(Unit((ENGAGED_S,), SECONDS_UNIT, event.engaged_s, dedup=False, part="s"))
+    if event.seq == 0:
+        units.append(Unit((ENGAGED,), READER_UNIT, part="e"))
+    units.extend(Unit((f"{READ}:{q}",), READER_UNIT, part=f"q{q}") for q in event.quarters())
+    return tuple(units)
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_units(metrics: tuple[str, ...], kind: str) -> tuple[Unit, ...]:
+    # Views, shares and previews: a few dozen kinds, made once each.
+    return (Unit(metrics, kind),)
+
+
+def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
+    """The counters one event adds to, before de-duplication."""
+    if visitor.agent.kind == PREVIEWER:
+        return (f"{PREVIEW}:{visitor.agent.channel}",)
+    if event.type == "view":
+        channel = referral_channel(event.referrer, event.url)
+        if channel is not None:
+            return (VIEW, f"{REFERRAL}:{channel}")
+        return (VIEW,)
+    return (event.metric,)
+
+
+def _metadata_text(event: Event) -> str:
+    """What the event says of its article, as the record script keeps it (JSON); events
+    of one page say the same, so each text is made once."""
+    return _metadata_of(tuple(getattr(event, name) for name in FIELDS))
+
+
+@functools.lru_cache(maxsize=4096)
+def _metadata_of(values: tuple[Any, ...]) -> str:
+    metadata = as_dict(cleaned(MetaFields(*values)))
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False) if metadata else ""
+
+
+def _event_id(event_id: str) -> bytes:
+    """A client's event id, kept compactly (8 bytes) in the reader's state."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+@dataclass(slots=True)
+class _RequestPart:
+    """A request's events in one shard."""
+
+    rate_key: int
+    events: list[Any] = field(default_factory=list)
+    count: int = 0
+
+
+class _ShardCall:
+    """The arguments of one shard's RECORD call, built request by request."""
+
+    def __init__(self, shard: ShardKeys, head: list[Any], first_claim: int) -> None:
+        self.shard = shard
+        self._first_claim = first_claim
+        self.keys: list[str] = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity]
+        self._index: dict[str, int] = {}
+        self._head = head
+        self.parts: dict[int, _RequestPart] = {}
+        self._metas: dict[str, int] = {}
+
+    def key_index(self, key: str) -> int:
+        index = self._index.get(key)
+        if index is None:
+            self.keys.append(key)
+            index = self._index[key] = len(self.keys)
+        return index
+
+    def meta_index(self, text: str) -> int:
+        if not text:
+            return 0
+        index = self._metas.get(text)
+        if index is None:
+            index = self._metas[text] = len(self._metas) + 1
+        return index
+
+    def part(self, request: int, rate_key: str | None) -> _RequestPart:
+        part = self.parts.get(request)
+        if part is None:
+            rate = self.key_index(rate_key) if rate_key is not None else 0
+            part = self.parts[request] = _RequestPart(rate)
+        return part
+
+    def call(self) -> Call:
+        shard = self.shard
+        args = [*self._head, epoch_candidate(), shard.sealed_prefix, shard.trending_prefix]
+        args.append(self._first_claim)
+        args += (len(self._metas), *self._metas)
+        args.append(len(self.parts))
+        for part in self.parts.values():
+            args += (part.rate_key, part.count, *part.events)
+        return Call(RECORD, self.keys, args)
+
+
+class Recorder:
+    """Stores events in Redis: counters, readers' state, limit keys, reader sketches."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        settings: Settings,
+        preflight: Preflight | None = None,
+        *,
+        nodes: RedisNodes | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.preflight = preflight
+        # TRACKER_REDIS_WAIT_REPLICAS: each node's calls followed by WAIT on their connection.
+        self.wait_replicas = settings.redis_wait_replicas
+        self.wait_timeout_ms = max(1, int(settings.redis_timeout_s * 500))
+        self.nodes = nodes or RedisNodes(redis, timeout_s=settings.redis_timeout_s)
+        self.dedup_window_s = settings.dedup_window_s
+        # The bound on readers per address needs a window to count them in.
+        self.readers_per_address = settings.max_readers_per_address if self.dedup_window_s else 0
+        # The rate limit counts events: each costs its address this many ms of a minute.
+        self.event_cost_ms = (
+            math.ceil(_MINUTE_MS / settings.rate_limit) if settings.rate_limit > 0 else 0
+        )
+        self.seal_at_fields = settings.flush_max_batch_fields
+        self.state_ttl_s = max(self.dedup_window_s, MAX_ENGAGED_S) + READER_STATE_SLACK_S
+        # Untrusted events' metadata is a first claim: a piece keeps its first value.
+        self.first_claim = 0 if settings.trust_event_metadata else 1
+
+    def calls(self, requests: Sequence[Request], now_s: float) -> list[tuple[Call, list[int]]]:
+        """One script call per shard the requests touch, each with the indexes of the
+        requests it carries (in the order the script answers for them)."""
+        hour = hour_of(now_s)
+        day = day_of(now_s)
+        head: list[Any] = [
+            int(now_s * 1000),
+            self.dedup_window_s,
+            self.readers_per_address,
+            self.event_cost_ms,
+            self.seal_at_fields,
+            self.state_ttl_s,
+            MAX_ENGAGED_S,
+            TRENDING_KEEP,
+            k.TRENDING_BUCKET_S * 1000,
+        ]
+        shards: dict[int, _ShardCall] = {}
+        for index, request in enumerate(requests):
+            for event, visitor in request:
+                shard_keys = self.keys.for_article(event.article_id)
+                shard = shards.get(shard_keys.shard)
+                if shard is None:
+                    shard = shards[shard_keys.shard] = _ShardCall(
+                        shard_keys, head, self.first_claim
+                    )
+                rate_key = (
+                    shard_keys.rate(visitor.address)
+                    if self.event_cost_ms and visitor.address
+                    else None
+                )
+                self._add(shard, shard.part(index, rate_key), event, visitor, hour, day)
+        return [(shard.call(), list(shard.parts)) for shard in shards.values()]
+
+    def _add(
+        self,
+        shard: _ShardCall,
+        part: _RequestPart,
+        event: Event,
+        visitor: Visitor,
+        hour: int,
+        day: int,
+    ) -> None:
+        shard_keys = shard.shard
+        article_id = event.article_id
+        units = event_units(event, visitor)
+        first = units[0].metrics[0] if units else ""
+        sketch = 0
+        if visitor.agent.kind == HUMAN and event.type == "view":
+            sketch = shard.key_index(shard_keys.uniques(day, article_id))
+        state = shard_keys.state(visitor.address or visitor.reader, article_id)
+        part.events += (
+            shard.key_index(state),
+            sketch,
+            TRENDING_KINDS.get(first.partition(":")[0], "-"),
+            article_id,
+            visitor.reader,
+            shard.meta_index(_metadata_text(event)),
+            _event_id(event.id) if event.id else "",
+            len(units),
+        )
+        for unit in units:
+            fields = []
+            for metric in unit.metrics:
+                fields.append(k.bucket_field(hour, metric, article_id))
+                fields.append(k.total_field(metric, article_id))
+            if sketch and unit.kind == VIEW_UNIT:
+                fields.append(k.uniques_field(day, article_id))
+            part.events += (
+                unit.metrics[0] if unit.dedup else "",
+                unit.kind,
+                unit.amount,
+                unit.part,
+                len(fields),
+                *fields,
+            )
+        part.count += 1
+
+    async def _run(self, calls: list[Call]) -> list[Any]:
+        if not self.wait_replicas:
+            return await run_calls(self.redis, calls)
+        answers = await run_durably(
+            self.nodes, calls, ("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        )
+        if any(int(replicas) < self.wait_replicas for _, replicas in answers):
+            # Stored on the primary, not yet on enough replicas: not promised (a 503).
+            raise RedisUnavailable(
+                f"fewer than {self.wait_replicas} replica(s) acknowledged within "
+                f"{self.wait_timeout_ms} ms"
+            )
+        return [result for result, _ in answers]
+
+    async def record(self, requests: Sequence[Request], now_s: float) -> Recorded:
+        """Returns when Redis has answered for every request; raises RedisUnavailable
+        otherwise (then none of them may be acknowledged)."""
+        if self.preflight is not None:
+            self.preflight.require()
+        calls = self.calls(requests, now_s)
+        results = await self._run([call for call, _ in calls])
+        recorded = Recorded(retry_after_ms=[0] * len(requests))
+        for (_, indexes), answer in zip(calls, results, strict=True):
+            counted, repeats, limited, retried, no_view, engaged_limit, waits = answer
+            recorded.counted += int(counted)
+            recorded.repeats += int(repeats)
+            recorded.address_limited += int(limited)
+            recorded.retried += int(retried)
+            recorded.no_view += int(no_view)
+            recorded.engaged_limit += int(engaged_limit)
+            for index, wait in zip(indexes, waits, strict=True):
+                recorded.retry_after_ms[index] = max(recorded.retry_after_ms[index], int(wait))
+        return recorded
