@@ -123,7 +123,7 @@ async def fill(
             article = n // len(CHANNELS) if articles is None else n // len(CHANNELS) % articles
             event = Event(type="share", article_id=f"bench/a{article}", channel=channel)
         entries.append((event, visitor))
-    settings = Settings(dedup_window_s=0, rate_limit=0, flush_max_batch_fields=10_000_000)
+    settings = Settings(dedup_window_s=0, rate_limit_per_min=0, flush_max_batch_fields=10_000_000)
     recorder = Recorder(redis, keys, settings)
     for start in range(0, len(entries), 5_000):
         await recorder.record([entries[start : start + 5_000]], now)

@@ -129,7 +129,7 @@ def settings(redis_url: str, database_url: str, redis_prefix: str, redis: Redis)
         # Counting tests post the same event again and again; de-duplication and the rate
         # limit have tests of their own.
         dedup_window_s=0,
-        rate_limit=0,
+        rate_limit_per_min=0,
         # Reads right after writes must see them; the stats cache has tests of its own.
         stats_cache_s=0,
         redis_timeout_s=1.0,

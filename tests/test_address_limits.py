@@ -75,7 +75,9 @@ async def test_no_bound_when_set_to_zero(settings: Settings, make_client: MakeCl
 async def test_requests_over_the_rate_get_429_with_retry_after(
     settings: Settings, make_client: MakeClient
 ) -> None:
-    client = await make_client(settings.with_overrides(rate_limit=5.0, trusted_proxies=PROXY))
+    client = await make_client(
+        settings.with_overrides(rate_limit_per_min=5.0, trusted_proxies=PROXY)
+    )
 
     statuses = [await post_as(client, f"rate-{n}", BROWSER_UA, "198.51.100.11") for n in range(7)]
     limited = await client.post(
@@ -99,7 +101,9 @@ async def test_a_batch_over_the_rate_is_refused_whole(
     settings: Settings, make_client: MakeClient
 ) -> None:
     """The rate counts events: at 2 a minute, a batch of two spends the minute's burst."""
-    client = await make_client(settings.with_overrides(rate_limit=2.0, trusted_proxies=PROXY))
+    client = await make_client(
+        settings.with_overrides(rate_limit_per_min=2.0, trusted_proxies=PROXY)
+    )
     headers = {"X-Forwarded-For": "198.51.100.13"}
     first = await client.post(EVENTS, json={"events": [view("b1"), view("b2")]}, headers=headers)
     second = await client.post(EVENTS, json={"events": [view("b1"), view("b2")]}, headers=headers)

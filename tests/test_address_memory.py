@@ -63,14 +63,14 @@ async def test_one_address_at_the_default_limits_costs_redis_at_most_10_mb_an_ho
     clock = Clock(time.time() // TRENDING_BUCKET_S * TRENDING_BUCKET_S)
     client = await make_client(
         settings.with_overrides(
-            rate_limit=defaults.rate_limit,
+            rate_limit_per_min=defaults.rate_limit_per_min,
             dedup_window_s=defaults.dedup_window_s,
             max_readers_per_address=defaults.max_readers_per_address,
             trusted_proxies=PROXY,
         ),
         clock=clock,
     )
-    assert defaults.rate_limit == EVENTS_PER_MINUTE
+    assert defaults.rate_limit_per_min == EVENTS_PER_MINUTE
     sent = refused = 0
     for minute in range(MINUTES):
         # More than a minute's worth, in batches: what is over the rate is refused.

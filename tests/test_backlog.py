@@ -54,7 +54,10 @@ async def test_a_million_counter_backlog_drains_in_bounded_batches_while_serving
     settings: Settings, make_client: MakeClient, redis: Redis
 ) -> None:
     backlog = settings.with_overrides(
-        dedup_window_s=0, rate_limit=0, flush_max_batch_fields=BATCH_FIELDS, flush_interval_s=0.5
+        dedup_window_s=0,
+        rate_limit_per_min=0,
+        flush_max_batch_fields=BATCH_FIELDS,
+        flush_interval_s=0.5,
     )
     started = time.monotonic()
     await record_backlog(redis, backlog, COUNTERS)

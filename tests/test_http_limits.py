@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from redis.asyncio import Redis
 
 from tests.helpers import BROWSER_UA, sample
@@ -18,6 +19,7 @@ from tracker.core.settings import Settings
 from tracker.ops.embedded import free_port
 from tracker.web.app import create_app
 from tracker.web.app_keys import METRICS
+from tracker.web.protocol import _parsed_heads
 from tracker.web.server import started
 
 READ_TIMEOUT_S = 1.0
@@ -223,3 +225,19 @@ async def _read_until_closed(conn: socket.socket) -> bytes:
     while chunk := await loop.sock_recv(conn, 65536):
         received += chunk
     return received
+
+
+async def test_the_one_private_state_read_from_aiohttp_is_still_there() -> None:
+    """web/protocol.py's _parsed_heads reads aiohttp's parsed-and-waiting heads and
+    whether one is being answered (no public API says either). Were a release to rename
+    them, heads would get no deadline and latencies no queueing time, silently: this
+    test says so loudly instead, before the pin in pyproject.toml is moved."""
+    server = web.Server(lambda request: web.Response())
+    handler = RequestHandler(server, loop=asyncio.get_running_loop())
+    try:
+        state = _parsed_heads(handler)
+    except AttributeError as exc:  # pragma: no cover - only on an aiohttp that changed
+        pytest.fail(f"aiohttp {aiohttp.__version__} changed RequestHandler's state: {exc}")
+    assert state == (0, False), f"aiohttp {aiohttp.__version__}: {state!r}"
+    handler.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _parsed_heads(handler)[0] == 1, "a parsed head is no longer counted"

@@ -72,9 +72,7 @@ def test_scripts_and_queries_live_in_files() -> None:
     migrations): a module that does the work names its statements, never spells them."""
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text()
-        assert "redis.call(" not in text, (
-            f"Lua inside {path.name}: it belongs in lua/"
-        )
+        assert "redis.call(" not in text, f"Lua inside {path.name}: it belongs in lua/"
         if not path.stem.endswith("queries"):
             found = SQL_STATEMENT.search(text)
             assert found is None, f"SQL inside {path.name}: {found and found.group()!r}"

@@ -173,7 +173,7 @@ async def test_an_open_loop_flood_beyond_capacity_stays_bounded(
     served = settings.with_overrides(
         port=port,
         trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
-        rate_limit=0,
+        rate_limit_per_min=0,
         max_loop_lag_s=0.2,
         request_timeout_s=1.0,
         flush_interval_s=1.0,

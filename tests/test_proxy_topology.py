@@ -152,7 +152,7 @@ async def test_readers_behind_the_proxy_keep_their_addresses(
     client: Client = await make_client(
         settings.with_overrides(
             trusted_proxies=proxy,
-            rate_limit=defaults.rate_limit,
+            rate_limit_per_min=defaults.rate_limit_per_min,
             dedup_window_s=defaults.dedup_window_s,
             max_readers_per_address=defaults.max_readers_per_address,
         )

@@ -57,7 +57,7 @@ async def timed(call: Any) -> tuple[float, Any]:
 async def test_never_seen_categories_and_ingest_stay_fast_with_40k_pending(
     settings: Settings, make_client: MakeClient, redis: Redis
 ) -> None:
-    pending = settings.with_overrides(dedup_window_s=0, rate_limit=0)
+    pending = settings.with_overrides(dedup_window_s=0, rate_limit_per_min=0)
     client = await make_client(pending)
     # Some articles PostgreSQL has (so the filters' values are known), the rest pending.
     await post_events(client, view("known/1", category="cat-1"))
@@ -89,7 +89,7 @@ async def test_never_seen_categories_and_ingest_stay_fast_with_40k_pending(
 async def test_a_report_reads_only_the_articles_it_names_from_redis(
     settings: Settings, make_client: MakeClient, redis: Redis
 ) -> None:
-    pending = settings.with_overrides(dedup_window_s=0, rate_limit=0)
+    pending = settings.with_overrides(dedup_window_s=0, rate_limit_per_min=0)
     client = await make_client(pending)
     await record_pending(redis, pending, 5_000, 2_500)
     reader = PendingReader(client.app[REDIS], Keys(pending.redis_prefix, 1))

@@ -52,7 +52,7 @@ class Editor:
 
 async def editor_on(settings: Settings, make_client: MakeClient, clock: Clock) -> Editor:
     served = settings.with_overrides(
-        trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),), rate_limit=0
+        trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),), rate_limit_per_min=0
     )
     client = await make_client(served, clock=clock)
     token = await Tokens(client.app[POOL]).create("test")

@@ -47,7 +47,7 @@ async def test_old_partitions_are_dropped_whole_and_every_total_stays(
     """Four months of data; retention of 40 days drops the months entirely older."""
     first = months_ahead(2)
     clock = Clock(first.timestamp())
-    client = await make_client(settings.with_overrides(rate_limit=0), clock=clock)
+    client = await make_client(settings.with_overrides(rate_limit_per_min=0), clock=clock)
     moments = [first + timedelta(days=d, hours=3) for d in range(0, 120, 9)]
     for n, moment in enumerate(moments):
         clock.now = moment.timestamp()

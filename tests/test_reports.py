@@ -200,7 +200,9 @@ async def seeded(
     clock = Clock(boundary)
     client = await make_client(
         settings.with_overrides(
-            trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),), rate_limit=0, dedup_window_s=0
+            trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+            rate_limit_per_min=0,
+            dedup_window_s=0,
         ),
         clock=clock,
     )
@@ -388,7 +390,7 @@ async def test_uniques_over_7_and_30_days_are_within_two_percent(
     client = await make_client(
         settings.with_overrides(
             trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
-            rate_limit=0,
+            rate_limit_per_min=0,
             dedup_window_s=1800,
         ),
         clock=clock,

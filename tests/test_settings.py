@@ -7,15 +7,16 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
 from tracker.cli.main import main
-from tracker.core.settings import ENV_NAMES, Settings, SettingsError
+from tracker.core.env_values import env_value
+from tracker.core.settings import ENV_NAMES, FIELDS, Settings, SettingsError
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tracker"
@@ -63,7 +64,7 @@ def test_variable_names_are_prefixed_field_names_without_unit_suffix() -> None:
     assert ENV_NAMES["dedup_window_s"] == "TRACKER_DEDUP_WINDOW"
     assert ENV_NAMES["redis_shards"] == "TRACKER_REDIS_SHARDS"
     assert ENV_NAMES["max_body_bytes"] == "TRACKER_MAX_BODY_BYTES"
-    assert set(ENV_NAMES) == {f.name for f in fields(Settings)}
+    assert set(ENV_NAMES) == {f.name for f in msgspec.structs.fields(Settings)}
     assert len(set(ENV_NAMES.values())) == len(ENV_NAMES), "two settings share a variable"
 
 
@@ -153,11 +154,11 @@ VALID_VALUES: list[tuple[str, str, str, Any]] = [
     ("TRACKER_FLUSH_POOL_SIZE", "2", "flush_pool_size", 2),
     ("TRACKER_MAX_READERS_PER_ADDRESS", "0", "max_readers_per_address", 0),
     ("TRACKER_MAX_READERS_PER_ADDRESS", "25", "max_readers_per_address", 25),
-    ("TRACKER_RATE_LIMIT", "600", "rate_limit", 600.0),
-    ("TRACKER_RATE_LIMIT", "600/min", "rate_limit", 600.0),
-    ("TRACKER_RATE_LIMIT", "10/s", "rate_limit", 600.0),
-    ("TRACKER_RATE_LIMIT", "90/h", "rate_limit", 1.5),
-    ("TRACKER_RATE_LIMIT", "0", "rate_limit", 0.0),
+    ("TRACKER_RATE_LIMIT", "600", "rate_limit_per_min", 600.0),
+    ("TRACKER_RATE_LIMIT", "600/min", "rate_limit_per_min", 600.0),
+    ("TRACKER_RATE_LIMIT", "10/s", "rate_limit_per_min", 600.0),
+    ("TRACKER_RATE_LIMIT", "90/h", "rate_limit_per_min", 1.5),
+    ("TRACKER_RATE_LIMIT", "0", "rate_limit_per_min", 0.0),
     ("TRACKER_REQUIRE_ORIGIN", "1", "require_origin", True),
     ("TRACKER_ALLOW_EVICTION", "yes", "allow_eviction", True),
     ("TRACKER_READ_TIMEOUT", "2.5", "read_timeout_s", 2.5),
@@ -514,3 +515,23 @@ def test_commands_log_the_unknown_names_in_the_logs_format(
     (line,) = [line for line in lines if line.get("event") == "unknown_setting"]
     assert line["level"] == "WARNING"
     assert "did you mean TRACKER_TRUSTED_PROXIES?" in line["message"]
+
+
+def test_every_setting_is_declared_once_and_reads_back_its_own_default() -> None:
+    """Each field's declaration is all there is (type, bounds, parser): its default,
+    written as its variable, reads back as itself, and is within its own bounds."""
+    defaults = Settings()
+    for field in FIELDS:
+        default = getattr(defaults, field.name)
+        if default not in (None, ()):  # unset: no variable to read
+            assert field.parse(env_value(default)) == default, field.env_name
+
+
+def test_a_bound_is_checked_however_the_value_arrives() -> None:
+    """Meta bounds hold for the environment and for with_overrides alike."""
+    with pytest.raises(SettingsError, match="TRACKER_MAX_BATCH_EVENTS"):
+        Settings.from_env({"TRACKER_MAX_BATCH_EVENTS": "101"})
+    with pytest.raises(SettingsError, match="TRACKER_MAX_BATCH_EVENTS=101"):
+        Settings().with_overrides(max_batch_events=101)
+    with pytest.raises(SettingsError, match="TRACKER_RATE_LIMIT=-1"):
+        Settings().with_overrides(rate_limit_per_min=-1)

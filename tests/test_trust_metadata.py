@@ -157,7 +157,7 @@ async def test_refused_repeated_and_address_limited_events_write_no_metadata(
             trust_event_metadata=True,
             dedup_window_s=1800,
             max_readers_per_address=1,
-            rate_limit=2.0,
+            rate_limit_per_min=2.0,
             trusted_proxies=PROXY,
         )
     )

@@ -1,14 +1,19 @@
-"""How each setting is read from its TRACKER_* variable: the parsers (each raises
-ValueError with what it expected) and the bounds they check, and how a value is
-written back as a variable."""
+"""How a setting is read from its TRACKER_* variable: by its type (a number within the
+bounds its msgspec Meta declares, a flag, a string), or by the parser its declaration
+names (FromEnv) where no type says enough; each raises ValueError with what it expected.
+And how a value is written back as a variable."""
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+import msgspec
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
@@ -19,6 +24,16 @@ MAX_EVENT_NAME_LENGTH: Final = 120
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@dataclass(frozen=True, slots=True)
+class FromEnv:
+    """In a setting's Annotated type: how its variable is read when its type does not say
+    (a list, a rate with a unit, a pattern), and the variable's name when it is not
+    TRACKER_ + the field's name without its `_s` unit."""
+
+    parse: Callable[[str], Any] | None = None
+    name: str | None = None
+
+
 def env_value(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -27,36 +42,7 @@ def env_value(value: object) -> str:
     return str(value)
 
 
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError("expected a whole number") from None
-        if value < low or (high is not None and value > high):
-            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise ValueError(f"expected a whole number {bound}")
-        return value
-
-    return parse
-
-
-def _float_in(low: float, *, exclusive: bool = False) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError("expected a number of seconds") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("expected a finite number")
-        if value < low or (exclusive and value == low):
-            raise ValueError(f"expected a number {'above' if exclusive else 'at least'} {low}")
-        return value
-
-    return parse
-
-
-def _bool(raw: str) -> bool:
+def parse_bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -65,7 +51,7 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
 
 
-def _choice(options: tuple[str, ...], *, upper: bool) -> Callable[[str], str]:
+def choice(options: tuple[str, ...], *, upper: bool) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.upper() if upper else raw.lower()
         if value not in options:
@@ -75,7 +61,7 @@ def _choice(options: tuple[str, ...], *, upper: bool) -> Callable[[str], str]:
     return parse
 
 
-def _origins(raw: str) -> tuple[str, ...]:
+def parse_origins(raw: str) -> tuple[str, ...]:
     origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
     for origin in origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):
@@ -83,14 +69,14 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
-def _site_origins(raw: str) -> tuple[str, ...]:
-    origins = _origins(raw)
+def parse_site_origins(raw: str) -> tuple[str, ...]:
+    origins = parse_origins(raw)
     if "*" in origins:
         raise ValueError("name the site's origins: tracker reads pages only from those")
     return origins
 
 
-def _networks(raw: str) -> tuple[IPNetwork, ...]:
+def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
     networks = []
     for part in raw.split(","):
         part = part.strip()
@@ -103,13 +89,9 @@ def _networks(raw: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-def _prefix(raw: str) -> str:
+def parse_prefix(raw: str) -> str:
     if not all(ch.isalnum() or ch in "_-." for ch in raw):
         raise ValueError("expected letters, digits, '_', '-' or '.'")
-    return raw
-
-
-def _str(raw: str) -> str:
     return raw
 
 
@@ -133,7 +115,7 @@ def parse_shards(raw: str) -> tuple[int, ...]:
     return tuple(sorted(shards))
 
 
-def _event_names(raw: str) -> tuple[str, ...]:
+def parse_event_names(raw: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not names:
         raise ValueError("expected a comma list of event names")
@@ -143,7 +125,7 @@ def _event_names(raw: str) -> tuple[str, ...]:
     return names
 
 
-def _one_group_pattern(raw: str) -> str:
+def parse_one_group_pattern(raw: str) -> str:
     try:
         pattern = re.compile(raw)
     except re.error as exc:
@@ -156,7 +138,7 @@ def _one_group_pattern(raw: str) -> str:
 _PER: Final = {"s": 60, "sec": 60, "min": 1, "m": 1, "h": 1 / 60, "hour": 1 / 60}
 
 
-def _rate(raw: str) -> float:
+def parse_rate(raw: str) -> float:
     """Requests per minute: `600`, `600/min`, `10/s` or `36000/h`; 0 turns the limit off."""
     count, _, per = raw.partition("/")
     factor = _PER.get(per.strip().lower() or "min")
@@ -169,59 +151,55 @@ def _rate(raw: str) -> float:
     return value
 
 
-PARSERS: dict[str, Callable[[str], Any]] = {
-    "redis_url": _str,
-    "database_url": _str,
-    "data_dir": Path,
-    "host": _str,
-    "port": _int_in(0, 65535),
-    "flush_interval_s": _float_in(0.0, exclusive=True),
-    "flush_max_pending_events": _int_in(1),
-    "flush_max_backoff_s": _float_in(0.0, exclusive=True),
-    "flush_lease_s": _float_in(1.0),
-    "flush_parallelism": _int_in(1, 32),
-    "flush_max_batch_fields": _int_in(1_000),
-    "flush_pool_size": _int_in(1, 100),
-    "dedup_window_s": _int_in(0),
-    "max_readers_per_address": _int_in(0),
-    "rate_limit": _rate,
-    "require_origin": _bool,
-    "allow_eviction": _bool,
-    "read_timeout_s": _float_in(0.0, exclusive=True),
-    "keepalive_timeout_s": _float_in(0.0, exclusive=True),
-    "request_timeout_s": _float_in(0.0, exclusive=True),
-    "max_loop_lag_s": _float_in(0.0, exclusive=True),
-    "stats_cache_bytes": _int_in(1 << 20),
-    "ua_cache_bytes": _int_in(64 << 10),
-    "allowed_origins": _origins,
-    "trusted_proxies": _networks,
-    "respect_dnt": _bool,
-    "demo": _bool,
-    "site_origins": _site_origins,
-    "trust_event_metadata": _bool,
-    "metadata_refresh_s": _float_in(60.0),
-    "redis_shards": _int_in(1, MAX_REDIS_SHARDS),
-    "redis_cluster": _bool,
-    "redis_wait_replicas": _int_in(0, 16),
-    "flush_shards": parse_shards,
-    "read_database_url": _str,
-    "redis_prefix": _prefix,
-    "redis_timeout_s": _float_in(0.0, exclusive=True),
-    "database_timeout_s": _float_in(0.0, exclusive=True),
-    "database_pool_size": _int_in(1, 1000),
-    "database_parallel_workers": _int_in(0, 64),
-    "max_body_bytes": _int_in(1024),
-    # SPEC: at most 100 events in one request.
-    "max_batch_events": _int_in(1, 100),
-    "stats_max_age_s": _int_in(0),
-    "stats_cache_s": _float_in(0.0),
-    "retry_after_s": _int_in(1),
-    "shutdown_timeout_s": _float_in(0.0),
-    "hourly_retention_days": _int_in(0),
-    "read_through_min_readers": _int_in(1),
-    "applied_batch_retention_days": _int_in(1),
-    "plausible_share_events": _event_names,
-    "article_id_from_url": _one_group_pattern,
-    "log_level": _choice(LOG_LEVELS, upper=True),
-    "log_format": _choice(LOG_FORMATS, upper=False),
-}
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _bounds(info: msgspec.inspect.IntType | msgspec.inspect.FloatType) -> str:
+    """The bounds in words: " from 1 to 100", " above 0", " at least 60"."""
+    if info.ge is not None and info.le is not None:
+        return f" from {_number(info.ge)} to {_number(info.le)}"
+    low = ("above", info.gt) if info.gt is not None else ("at least", info.ge)
+    high = ("below", info.lt) if info.lt is not None else ("at most", info.le)
+    words = [f"{word} {_number(value)}" for word, value in (low, high) if value is not None]
+    return " " + " and ".join(words) if words else ""
+
+
+def within(value: Any, info: msgspec.inspect.Type) -> Any:
+    """`value` if it is within the bounds `info` (a field's msgspec type) declares."""
+    if isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        kind = "whole number" if isinstance(info, msgspec.inspect.IntType) else "number"
+        if (
+            (info.ge is not None and value < info.ge)
+            or (info.gt is not None and value <= info.gt)
+            or (info.le is not None and value > info.le)
+            or (info.lt is not None and value >= info.lt)
+        ):
+            raise ValueError(f"expected a {kind}{_bounds(info)}")
+    return value
+
+
+def parse_typed(raw: str, info: msgspec.inspect.Type) -> Any:
+    """A variable read by its field's type: a flag, a whole number or a finite number
+    within the declared bounds, a path, or the string itself."""
+    if isinstance(info, msgspec.inspect.UnionType):  # `str | None`: set means the str
+        info = next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+    if isinstance(info, msgspec.inspect.BoolType):
+        return parse_bool(raw)
+    if isinstance(info, msgspec.inspect.IntType):
+        try:
+            number = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number" + _bounds(info)) from None
+        return within(number, info)
+    if isinstance(info, msgspec.inspect.FloatType):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number" + _bounds(info)) from None
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
+        return within(value, info)
+    if isinstance(info, msgspec.inspect.CustomType) and info.cls is Path:
+        return Path(raw)
+    return raw

@@ -217,7 +217,9 @@ class Recorder:
         self.readers_per_address = settings.max_readers_per_address if self.dedup_window_s else 0
         # The rate limit counts events: each costs its address this many ms of a minute.
         self.event_cost_ms = (
-            math.ceil(_MINUTE_MS / settings.rate_limit) if settings.rate_limit > 0 else 0
+            math.ceil(_MINUTE_MS / settings.rate_limit_per_min)
+            if settings.rate_limit_per_min > 0
+            else 0
         )
         self.seal_at_fields = settings.flush_max_batch_fields
         self.state_ttl_s = max(self.dedup_window_s, MAX_ENGAGED_S) + READER_STATE_SLACK_S

@@ -3,8 +3,11 @@ handler runs, and a time limit on receiving a request's head, so a client that t
 its headers (or sends nothing) cannot hold a connection for long.
 
 aiohttp answers a request it cannot parse with a plain-text page, and has no limit on
-the time a request head may take; both are mended here, in the request handler aiohttp
-creates per connection.
+the time a request head may take; both are mended here, in the request handler made per
+connection by a `web.Server` (aiohttp's documented low-level server) that serves the
+app's own handler. One thing aiohttp offers no public way to see: whether a request head
+is parsed and waiting. `_parsed_heads` alone reads it (aiohttp's range is pinned in
+pyproject.toml, and tests/test_http_limits.py fails loudly when that changes).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
-from aiohttp.web_server import Server
 
 from tracker.core.settings import Settings
 from tracker.ops.metrics import Metrics
@@ -54,6 +56,12 @@ def _refusal(exc: BaseException | None, status: int, max_line_bytes: int) -> web
     return _json_error(500, "internal", "request", "unexpected error; it was logged")
 
 
+def _parsed_heads(handler: RequestHandler) -> tuple[int, bool]:
+    """(request heads parsed and waiting, whether one is being answered): aiohttp's own
+    state, read here only."""
+    return len(handler._messages), handler._request_in_progress
+
+
 class TrackerRequestHandler(RequestHandler):
     """aiohttp's handler of one connection, with JSON errors and a deadline on heads."""
 
@@ -69,14 +77,15 @@ class TrackerRequestHandler(RequestHandler):
         self._arm()  # a connection that sends nothing is not kept either
 
     def data_received(self, data: bytes) -> None:
-        waiting = len(self._messages)
+        waiting, _ = _parsed_heads(self)
         super().data_received(data)
-        if len(self._messages) > waiting:
-            now = self._loop.time()
-            self.arrivals.extend(now for _ in range(len(self._messages) - waiting))
-        if self._messages:  # a whole request head has arrived
+        parsed, answering = _parsed_heads(self)
+        if parsed > waiting:
+            now = asyncio.get_running_loop().time()
+            self.arrivals.extend(now for _ in range(parsed - waiting))
+        if parsed:  # a whole request head has arrived
             self._disarm()
-        elif data and self._head_deadline is None and not self._request_in_progress:
+        elif data and self._head_deadline is None and not answering:
             self._arm()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -84,7 +93,7 @@ class TrackerRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        self._head_deadline = self._loop.call_later(
+        self._head_deadline = asyncio.get_running_loop().call_later(
             self._tracker.read_timeout_s, self._head_timed_out
         )
 
@@ -95,7 +104,8 @@ class TrackerRequestHandler(RequestHandler):
 
     def _head_timed_out(self) -> None:
         self._head_deadline = None
-        if self._messages or self._request_in_progress or self.transport is None:
+        parsed, answering = _parsed_heads(self)
+        if parsed or answering or self.transport is None:
             return
         timeout = self._tracker.read_timeout_s
         body = error_body(
@@ -137,42 +147,29 @@ def arrived_at(request: BaseRequest) -> float:
     return asyncio.get_running_loop().time()
 
 
-class TrackerServer(Server):
-    read_timeout_s: float
-    max_line_bytes: int
-    metrics: Metrics
+class TrackerServer(web.Server):
+    """The app's handler served over TrackerRequestHandlers, with tracker's limits: request
+    line and header sizes, keep-alive, lingering, and the time to receive a head."""
 
-    def __call__(self) -> RequestHandler:
-        return TrackerRequestHandler(self, loop=self._loop, **self._kwargs)
-
-
-class TrackerRunner(web.AppRunner):
-    """An AppRunner whose connections are TrackerRequestHandlers, with tracker's limits:
-    request line and header sizes, keep-alive, and the time to receive a request."""
-
-    def __init__(self, app: web.Application, settings: Settings, metrics: Metrics) -> None:
-        super().__init__(
-            app,
-            handle_signals=False,
-            access_log=None,
-            shutdown_timeout=settings.shutdown_timeout_s,
-            keepalive_timeout=settings.keepalive_timeout_s,
-            max_line_size=MAX_REQUEST_LINE_BYTES,
-            max_field_size=MAX_HEADER_BYTES,
+    def __init__(self, app_server: web.Server, settings: Settings, metrics: Metrics) -> None:
+        self._handler_args: dict[str, Any] = {
+            "access_log": None,
+            "keepalive_timeout": settings.keepalive_timeout_s,
+            "max_line_size": MAX_REQUEST_LINE_BYTES,
+            "max_field_size": MAX_HEADER_BYTES,
             # After answering a request whose body was not read (refused, or too slow),
             # aiohttp reads the rest before closing, so that the client sees the answer;
             # 10 s by default, which a trickling client would fill.
-            lingering_time=LINGERING_S,
+            "lingering_time": LINGERING_S,
+        }
+        super().__init__(
+            app_server.request_handler,
+            request_factory=app_server.request_factory,
+            **self._handler_args,
         )
-        self._settings = settings
-        self._metrics = metrics
+        self.read_timeout_s = settings.read_timeout_s
+        self.max_line_bytes = MAX_REQUEST_LINE_BYTES
+        self.metrics = metrics
 
-    async def _make_server(self) -> Server:
-        server = await super()._make_server()
-        # The app builds the Server; only the handler it makes per connection changes.
-        server.__class__ = TrackerServer
-        assert isinstance(server, TrackerServer)
-        server.read_timeout_s = self._settings.read_timeout_s
-        server.max_line_bytes = MAX_REQUEST_LINE_BYTES
-        server.metrics = self._metrics
-        return server
+    def __call__(self) -> RequestHandler:
+        return TrackerRequestHandler(self, loop=asyncio.get_running_loop(), **self._handler_args)

@@ -17,7 +17,7 @@ from tracker import __version__
 from tracker.core.settings import Settings
 from tracker.web.app import create_app
 from tracker.web.app_keys import METRICS, SETTINGS
-from tracker.web.protocol import TrackerRunner
+from tracker.web.protocol import TrackerServer
 
 log = logging.getLogger("tracker")
 LISTEN_BACKLOG: Final = 2048
@@ -46,15 +46,27 @@ async def wait_for_signal() -> None:
 
 
 @contextlib.asynccontextmanager
-async def started(app: web.Application) -> AsyncIterator[web.AppRunner]:
-    """The app's resources opened (embedded servers, Redis, PostgreSQL, flusher), then
-    closed."""
-    runner = TrackerRunner(app, app[SETTINGS], app[METRICS])
-    await runner.setup()
+async def started(app: web.Application) -> AsyncIterator[web.BaseRunner]:
+    """The app's resources opened (embedded servers, Redis, PostgreSQL, flusher), and a
+    runner for sites whose connections are TrackerRequestHandlers. On the way out: the
+    sites stop, the requests in flight finish, then the app's resources close (the final
+    flush among them)."""
+    settings = app[SETTINGS]
+    resources = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s
+    )
+    await resources.setup()
     try:
-        yield runner
+        assert resources.server is not None  # set by setup()
+        server = TrackerServer(resources.server, settings, app[METRICS])
+        runner = web.ServerRunner(server, shutdown_timeout=settings.shutdown_timeout_s)
+        await runner.setup()
+        try:
+            yield runner
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
+        await resources.cleanup()
 
 
 async def serve(
