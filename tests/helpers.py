@@ -17,7 +17,7 @@ from prometheus_client.samples import Sample
 
 from tracker.core.settings import Settings
 from tracker.flush.flusher import FlushResult
-from tracker.web.app_keys import FLUSHER, METRICS
+from tracker.web.app_keys import METRICS, SERVICES
 
 Client = TestClient[web.Request, web.Application]
 # make_client(settings, run_flusher=False, clock=...): the app under test, started.
@@ -46,7 +46,7 @@ async def post_events(client: Client, *events: dict[str, Any]) -> int:
 
 
 async def flush(client: Client) -> FlushResult:
-    return await client.app[FLUSHER].flush_once()
+    return await client.app[SERVICES].flusher.flush_once()
 
 
 async def stats(client: Client, article_id: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from tracker.core.settings import Settings
 from tracker.ops.metrics import Metrics
 from tracker.pages.declared import read_page
 from tracker.pages.reader import QUEUE_LIMIT, PageFetcher, PageReader
-from tracker.web.app_keys import POOL
+from tracker.web.app_keys import SERVICES
 
 ARTICLE = "2026/11/budget-vote"
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
@@ -143,7 +143,7 @@ async def test_a_page_is_taken_only_when_it_declares_the_article(
     _, origin = site
     client = await make_client(settings.with_overrides(site_origins=(origin,)))
     assert await post_events(client, view(ARTICLE, title="FORGED")) == 202
-    pool = client.app[POOL]
+    pool = client.app[SERVICES].pool
     await flush(client)
     async with aiohttp.ClientSession() as session:
         fetcher = PageFetcher(session, frozenset({origin}), timeout_s=0.5)
@@ -169,7 +169,7 @@ async def test_counted_events_naming_the_page_get_it_read_and_a_corrected_headli
         settings.with_overrides(site_origins=(origin,), metadata_refresh_s=60),
         run_flusher=True,
     )
-    pool = client.app[POOL]
+    pool = client.app[SERVICES].pool
     url = f"{origin}/{ARTICLE}?utm_source=newsletter&session=secret"
     assert await post_events(client, view(ARTICLE, title="FORGED", url=url)) == 202
 
@@ -204,7 +204,7 @@ async def test_the_queue_drops_and_counts_what_it_cannot_hold(
     metrics = Metrics()
     async with aiohttp.ClientSession() as session:
         reader = PageReader(
-            client.app[POOL], PageFetcher(session, frozenset()), metrics, refresh_s=3600
+            client.app[SERVICES].pool, PageFetcher(session, frozenset()), metrics, refresh_s=3600
         )
         reader.offer({f"a/{n}": n for n in range(QUEUE_LIMIT + 25)})
     dropped = metrics.registry.get_sample_value(

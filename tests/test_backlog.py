@@ -19,7 +19,7 @@ from tracker.events.models import CHANNELS, Event
 from tracker.redis_side.keys import Keys
 from tracker.redis_side.readers import Visitor
 from tracker.redis_side.recorder import Recorder
-from tracker.web.app_keys import BATCHES
+from tracker.web.app_keys import SERVICES
 
 # Forty batches' worth (two fields a counter): enough to show every batch bounded and the service
 # answering throughout, in half the time of the two million this test once used.
@@ -82,7 +82,7 @@ async def test_a_million_counter_backlog_drains_in_bounded_batches_while_serving
             await asyncio.sleep(0.05)
 
     async def drained() -> bool:
-        return (await client.app[BATCHES].pending_stats()).counters == 0
+        return (await client.app[SERVICES].batches.pending_stats()).counters == 0
 
     asker = asyncio.create_task(keep_asking())
     began = time.monotonic()

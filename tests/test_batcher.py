@@ -16,11 +16,11 @@ from tracker.core.settings import Settings
 from tracker.events.counts import Batch, part_of
 from tracker.pg.store import Store
 from tracker.redis_side.recorder import Recorded, Recorder, Request
-from tracker.web.app_keys import BATCHER, BATCHES, POOL
+from tracker.web.app_keys import SERVICES
 
 
 async def test_concurrent_requests_share_round_trips(client: Client) -> None:
-    batcher = client.app[BATCHER]
+    batcher = client.app[SERVICES].batcher
     before = batcher.round_trips
 
     statuses = await asyncio.gather(*(post_events(client, view(f"s{n}")) for n in range(40)))
@@ -120,9 +120,9 @@ async def test_pruning_keeps_the_record_of_a_batch_still_in_redis(
         with pytest.raises(DatabaseUnavailable):
             await flush(client)
 
-    store = Store(client.app[POOL])
+    store = Store(client.app[SERVICES].pool)
     await store.prune(
-        applied_batch_days=0, hourly_days=0, keep=await client.app[BATCHES].batch_ids()
+        applied_batch_days=0, hourly_days=0, keep=await client.app[SERVICES].batches.batch_ids()
     )
     await flush(client)
 

@@ -11,7 +11,7 @@ from tests.helpers import MakeClient, post_events, view
 from tracker.core.settings import Settings
 from tracker.reports.stats import ArticleStats
 from tracker.reports.statscache import StatsCache
-from tracker.web.app_keys import STATS_CACHE
+from tracker.web.app_keys import SERVICES
 
 
 async def test_a_random_id_flood_stays_within_the_cache_bound(
@@ -20,7 +20,7 @@ async def test_a_random_id_flood_stays_within_the_cache_bound(
     client = await make_client(
         settings.with_overrides(stats_cache_s=30.0, stats_cache_bytes=1 << 20)
     )
-    cache = client.app[STATS_CACHE]
+    cache = client.app[SERVICES].stats_cache
     for _ in range(100):
         ids = ",".join(secrets.token_hex(16) for _ in range(100))
         response = await client.get("/api/v1/articles/stats", params={"ids": ids})
@@ -35,7 +35,7 @@ async def test_unknown_ids_share_an_empty_entry_and_answer_zeros(
 ) -> None:
     client = await make_client(settings.with_overrides(stats_cache_s=30.0))
     await post_events(client, view("known"))
-    cache = client.app[STATS_CACHE]
+    cache = client.app[SERVICES].stats_cache
 
     first = await (await client.get("/api/v1/articles/stats?ids=unknown-1,known")).json()
     again = await client.get("/api/v1/articles/stats?ids=unknown-1,known")  # from the cache

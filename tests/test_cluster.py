@@ -20,7 +20,7 @@ from tracker.core.settings import Settings
 from tracker.redis_side.client import open_redis
 from tracker.redis_side.keys import Keys
 from tracker.redis_side.trending import kind_of
-from tracker.web.app_keys import TRENDING
+from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -70,7 +70,7 @@ async def test_counts_reads_and_flushes_as_on_one_redis(
     homes = {cluster_client.get_node_from_key(s.live).name for s in keys.all_shards()}  # type: ignore[union-attr]
     assert len(homes) == 3, homes
     # Trending reads every shard's sorted set, one script per shard, in one pipeline.
-    rising = await client.app[TRENDING].top(kind_of("views"), 60, 10)
+    rising = await client.app[SERVICES].trending.top(kind_of("views"), 60, 10)
     assert len(rising) == 10, rising
     assert all(r.value == 2 for r in rising), rising
     # Metrics and readiness see the cluster as one Redis.

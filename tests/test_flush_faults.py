@@ -20,7 +20,7 @@ from tracker.flush.background import make_flusher
 from tracker.flush.flusher import Flusher
 from tracker.pg.store import Store
 from tracker.redis_side.batches import RedisBatches
-from tracker.web.app_keys import BATCHES, FLUSHER, KEYS, METRICS, POOL, REDIS
+from tracker.web.app_keys import KEYS, METRICS, SERVICES
 
 
 async def stored_totals(settings: Settings) -> dict[tuple[str, str], int]:
@@ -90,7 +90,7 @@ async def test_stale_flusher_cannot_delete_a_newer_batch(client: Client) -> None
     app = client.app
     await post_events(client, view("z"))
     shard = app[KEYS].for_article("z")
-    batches, store = app[BATCHES], Store(app[POOL])
+    batches, store = app[SERVICES].batches, Store(app[SERVICES].pool)
     old = (await batches.claim(shard.shard)).batch
     assert old is not None
     await batches.load(old)
@@ -104,7 +104,7 @@ async def test_stale_flusher_cannot_delete_a_newer_batch(client: Client) -> None
     # The stale flusher wakes up and releases what it holds: the newer batch must stay.
     assert not await batches.release(old, now_s=0)
 
-    assert await app[REDIS].exists(shard.batch) == 1
+    assert await app[SERVICES].redis.exists(shard.batch) == 1
     assert (await stats(client, "z"))["views"] == 2
 
 
@@ -112,7 +112,10 @@ async def test_concurrent_flushers_count_each_event_once(
     client: Client, settings: Settings
 ) -> None:
     app = client.app
-    flushers = [make_flusher(settings, app[REDIS], app[POOL], app[METRICS]) for _ in range(3)]
+    flushers = [
+        make_flusher(settings, app[SERVICES].redis, app[SERVICES].pool, app[METRICS])
+        for _ in range(3)
+    ]
     sent = 0
 
     async def send() -> None:
@@ -129,7 +132,7 @@ async def test_concurrent_flushers_count_each_event_once(
             await asyncio.sleep(0.001)
 
     await asyncio.gather(send(), *(flush_a_lot(f) for f in flushers))
-    await app[FLUSHER].flush_once()
+    await app[SERVICES].flusher.flush_once()
 
     totals = await stored_totals(settings)
     assert sum(totals.values()) == sent == 120
@@ -147,7 +150,7 @@ async def test_reads_between_a_flush_commit_and_release_never_double_count(
 
     async def flush_then_read(*args: object, **kwargs: object) -> object:
         nonlocal flushed_inside_read
-        result = await client.app[FLUSHER].flush_once()
+        result = await client.app[SERVICES].flusher.flush_once()
         flushed_inside_read += result.batches
         return await real_totals(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -183,7 +186,7 @@ async def test_unexpected_error_does_not_end_the_background_flusher(
     await post_events(client, view("bug"))
 
     async def flushed() -> bool:
-        pending = await client.app[BATCHES].pending_stats()
+        pending = await client.app[SERVICES].batches.pending_stats()
         return calls >= 2 and pending.events == 0
 
     await wait_until(flushed, timeout_s=10)

@@ -12,7 +12,7 @@ from tests.helpers import MakeClient, flush, post_events, sample, stats, view
 from tracker.core.errors import DatabaseUnavailable
 from tracker.core.settings import Settings
 from tracker.redis_side.keys import shard_of
-from tracker.web.app_keys import FLUSHER
+from tracker.web.app_keys import SERVICES
 
 SHARDS = 4
 
@@ -30,7 +30,7 @@ async def test_shards_are_flushed_side_by_side(settings: Settings, make_client: 
     client = await make_client(
         settings.with_overrides(redis_shards=SHARDS, flush_parallelism=1, database_pool_size=4)
     )
-    flusher = client.app[FLUSHER]
+    flusher = client.app[SERVICES].flusher
     assert flusher.shards_at_once == 4
     articles = one_article_per_shard()
     for article in articles:
@@ -64,7 +64,7 @@ async def test_a_failing_shard_leaves_the_others_flushed(
     settings: Settings, make_client: MakeClient
 ) -> None:
     client = await make_client(settings.with_overrides(redis_shards=SHARDS))
-    flusher = client.app[FLUSHER]
+    flusher = client.app[SERVICES].flusher
     articles = one_article_per_shard()
     for article in articles:
         assert await post_events(client, view(article)) == 202

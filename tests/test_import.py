@@ -16,7 +16,7 @@ from tests.helpers import Client, flush, post_events, process_env, stats, view
 from tracker.core.settings import Settings
 from tracker.pg import importer
 from tracker.pg.auth import Tokens
-from tracker.web.app_keys import POOL
+from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -79,7 +79,7 @@ async def test_imported_counts_join_the_totals_once_however_often_imported(
         ("imp/2", "Derby", "sport", None, "2026-10-02"),
     ]
     # No hour had them: a period's report leaves them out, all time counts them.
-    token = await Tokens(client.app[POOL]).create("t")
+    token = await Tokens(client.app[SERVICES].pool).create("t")
     headers = {"Authorization": f"Bearer {token}"}
     day = await (await client.get("/api/v1/reports/popular?period=24h", headers=headers)).json()
     all_time = await (

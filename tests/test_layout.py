@@ -11,7 +11,19 @@ import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tracker"
-SIDES = {"core", "events", "ops", "redis_side", "pg", "pages", "flush", "reports", "web", "cli"}
+SIDES = {
+    "core",
+    "events",
+    "ops",
+    "redis_side",
+    "pg",
+    "pages",
+    "flush",
+    "reports",
+    "services",
+    "web",
+    "cli",
+}
 
 
 def modules() -> dict[str, Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -19,9 +20,9 @@ from tracker.core.errors import DatabaseUnavailable
 from tracker.core.settings import Settings
 from tracker.ops.metrics import Metrics
 from tracker.redis_side.readers import TrustedProxies
-from tracker.reports.popular import Reports
 from tracker.reports.rows import PopularQuery, Report, Row
-from tracker.web.app_keys import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, REPORTS, SETTINGS
+from tracker.services.opening import Services
+from tracker.web.app_keys import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, SERVICES, SETTINGS
 from tracker.web.middleware import errors_middleware
 from tracker.web.most_read import FRESH_S, STALE_S, MostRead
 from tracker.web.overload import Deadlines, LoopLag
@@ -72,7 +73,8 @@ async def setup(
     app[METRICS] = Metrics()
     app[LOOP_LAG] = LoopLag(settings.max_loop_lag_s)
     app[DEADLINES] = Deadlines(settings.request_timeout_s)
-    app[REPORTS] = cast(Reports, reports)
+    # Only the reports are asked for: the rest of the services is never read.
+    app[SERVICES] = cast(Services, SimpleNamespace(reports=reports))
     app[CLOCK] = time.time
     app[PROXIES] = TrustedProxies(())
     app.router.add_get("/api/v1/popular", MostRead(monotonic=monotonic).answer)

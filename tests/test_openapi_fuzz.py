@@ -31,7 +31,7 @@ from tracker.core.settings import Settings
 from tracker.ops.metrics import Metrics
 from tracker.pg.auth import Tokens
 from tracker.web.app import create_app
-from tracker.web.app_keys import BATCHES, FLUSHER, METRICS, POOL
+from tracker.web.app_keys import METRICS, SERVICES
 
 MIN_REQUESTS = 1000
 # Test cases per operation in the fuzzing phase; the coverage and stateful phases add more.
@@ -101,7 +101,7 @@ async def wait_drained(app: web.Application, timeout_s: float = DRAIN_TIMEOUT_S)
     """Wait for the app's flusher to empty Redis; fail saying what is stuck otherwise."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        pending = await app[BATCHES].pending_stats()
+        pending = await app[SERVICES].batches.pending_stats()
         if pending.events == 0:
             return
         if asyncio.get_running_loop().time() > deadline:
@@ -187,7 +187,7 @@ async def test_generated_requests_get_no_server_error(
     base_url = str(server.make_url("")).rstrip("/")
     caplog.set_level(logging.WARNING, logger="tracker")
 
-    token = await Tokens(app[POOL]).create("fuzz")
+    token = await Tokens(app[SERVICES].pool).create("fuzz")
     returncode, output = await run_schemathesis(base_url, tmp_path, token)
 
     by_status = requests_by_status(app[METRICS])
@@ -233,5 +233,5 @@ async def test_nul_in_metadata_is_refused(client: Client) -> None:
 
     batch = {"events": [{"type": "view", "article_id": "nul"}, {**event, "title": "ok"}]}
     assert (await client.post("/api/v1/events", json=batch)).status == 202
-    result = await client.app[FLUSHER].flush_once()
+    result = await client.app[SERVICES].flusher.flush_once()
     assert result.events == 2

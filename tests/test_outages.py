@@ -13,7 +13,7 @@ from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, post_events, sample, stats, view
 from tracker.core.settings import Settings
 from tracker.ops.embedded import EmbeddedPostgres, EmbeddedRedis
-from tracker.web.app_keys import FLUSHER, METRICS
+from tracker.web.app_keys import METRICS, SERVICES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -93,7 +93,7 @@ async def test_postgres_down_ingest_still_accepted_flush_backs_off_and_catches_u
     )
     client = await make_client(settings, run_flusher=True)
     registry = client.app[METRICS].registry
-    flusher = client.app[FLUSHER]
+    flusher = client.app[SERVICES].flusher
 
     await asyncio.to_thread(own_postgres.stop_server)
     statuses = [await post_events(client, view("p1"), view("p2")) for _ in range(20)]

@@ -33,7 +33,7 @@ from tests.helpers import (
 )
 from tracker.core.settings import Settings
 from tracker.ops.embedded import free_port
-from tracker.web.app_keys import FLUSHER, LOOP_LAG, POOL
+from tracker.web.app_keys import LOOP_LAG, SERVICES
 from tracker.web.overload import Deadlines
 
 
@@ -41,17 +41,17 @@ async def test_the_flusher_has_connections_of_its_own(
     settings: Settings, make_client: MakeClient
 ) -> None:
     client = await make_client(settings.with_overrides(database_pool_size=2), run_flusher=True)
-    flusher = client.app[FLUSHER]
-    assert flusher.store.pool is not client.app[POOL]
+    flusher = client.app[SERVICES].flusher
+    assert flusher.store.pool is not client.app[SERVICES].pool
 
     # Every read connection taken, as by a flood of slow report queries.
-    held = [await client.app[POOL].acquire() for _ in range(2)]
+    held = [await client.app[SERVICES].pool.acquire() for _ in range(2)]
     try:
         await post_events(client, view("starved"))
         result = await flusher.flush_once()
     finally:
         for conn in held:
-            await client.app[POOL].release(conn)
+            await client.app[SERVICES].pool.release(conn)
     assert result.batches == 1
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import MakeClient, post_events, sample, share, stats, view
 from tracker.core.settings import Settings
-from tracker.web.app_keys import FLUSHER
+from tracker.web.app_keys import SERVICES
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,7 +43,7 @@ async def test_totals_never_decrease_during_flushes_and_end_exact(
             seen.append((body["views"], body["shares"]["telegram"]))
 
     await asyncio.gather(writer(), reader())
-    await client.app[FLUSHER].flush_once()
+    await client.app[SERVICES].flusher.flush_once()
     final = await stats(client, "hot")
 
     drops = [(a, b) for a, b in itertools.pairwise(seen) if b[0] < a[0] or b[1] < a[1]]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from typing import Any
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -15,8 +18,16 @@ from tracker.core.settings import Settings
 from tracker.core.utc import day_of
 from tracker.events.bots import READER
 from tracker.events.models import Event
-from tracker.redis_side.keys import TRENDING_BUCKET_S, Keys
+from tracker.redis_side.keys import TRENDING_BUCKET_S, Keys, ShardKeys
 from tracker.redis_side.readers import Visitor
+from tracker.redis_side.record_call import (
+    LAYOUT,
+    EventRecord,
+    RecordHead,
+    RequestRecord,
+    UnitRecord,
+    arguments,
+)
 from tracker.redis_side.recorder import Recorder
 from tracker.redis_side.scripts import RECORD, Call, run_one
 
@@ -41,37 +52,67 @@ async def test_metadata_of_thousands_of_articles_in_one_call(
     assert await redis.hget(live, "mcategory meta/4499") == b"politics"
 
 
-# One request (no rate key) of one event: state key 6, no sketch, trending 'v', article
-# x, reader r, metadata text 1, no id, one unit (de-duplicated as `view`, a view, amount
-# 1, no part) adding to one field.
-UNIT = ["view", "v", "1", "", "1", "t view x"]
-EVENT = ["6", "0", "v", "x", "r" * 16, "1", "", "1", *UNIT]
-WELL_FORMED = ["1", '{"title":"T"}', "1", "0", "1", *EVENT]
+def well_formed(shard: ShardKeys) -> list[Any]:
+    """One request (no rate key) of one event: state key 6, no sketch, trending 'v',
+    article x, metadata text 1, no id, one unit (de-duplicated as `view`, a view, amount
+    1, no part) adding to one field: the arguments, so that a test can break any."""
+    head = RecordHead(
+        now_ms=int(time.time() * 1000),
+        window_s=60,
+        readers_per_address=10,
+        event_cost_ms=100,
+        seal_at_fields=50_000,
+        state_ttl_s=3600,
+        max_engaged_s=1800,
+        trending_keep=300,
+        trending_bucket_ms=300_000,
+        epoch_candidate="epoch",
+        sealed_prefix=shard.sealed_prefix,
+        trending_prefix=shard.trending_prefix,
+        first_claim=True,
+    )
+    unit = UnitRecord("view", "v", 1, "", ["t view x"])
+    event = EventRecord(6, 0, "v", "x", b"r" * 16, 1, "", [unit])
+    return arguments(head, ['{"title":"T"}'], [RequestRecord(0, [event])])
 
 
-def shard_call(redis_prefix: str, layout: list[str]) -> tuple[Call, list[str]]:
+def shard_call(redis_prefix: str, change: Callable[[list[Any]], object]) -> tuple[Call, list[str]]:
     shard = Keys(redis_prefix, 1).shard(0)
-    head = [int(time.time() * 1000), 60, 10, 100, 50_000, 3600, 1800, 300, 300_000, "epoch"]
-    head += [shard.sealed_prefix, shard.trending_prefix, 1]  # a first claim
+    args = well_formed(shard)
+    change(args)
     keys = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity, f"{shard.base}:s:x"]
-    return Call(RECORD, keys, [*head, *layout]), keys
+    return Call(RECORD, keys, args), keys
 
 
-@pytest.mark.parametrize(
-    "layout",
-    [
-        ["1", "{}", "1", "0", "2", *EVENT],  # two events, one sent
-        ["1", "{}", "1", "0", "1", "9", *EVENT[1:]],  # reader state key 9 of 6
-        ["1", "{}", "1", "0", "1", *EVENT[:8], *UNIT[:4], "3", "t view x"],  # 3 fields, 1 sent
-        ["1", "{}", "1", "0", "1", *EVENT[:5], "2", *EVENT[6:]],  # metadata text 2 of 1
-        [*WELL_FORMED, "extra"],  # an argument past the last event
-    ],
-    ids=["events", "key", "fields", "metadata", "trailing"],
-)
-async def test_a_malformed_call_writes_nothing(
-    redis: Redis, redis_prefix: str, layout: list[str]
-) -> None:
-    call, keys = shard_call(redis_prefix, layout)
+def head_with(args: list[Any], **changes: Any) -> None:
+    call = msgspec.msgpack.decode(args[0])
+    for name, value in changes.items():
+        part, _, field = name.partition("__")
+        if value is None:
+            call[part].pop(field)
+        else:
+            call[part][field] = value
+    args[0] = msgspec.msgpack.encode(call)
+
+
+# The arguments: [0] the head, [1] requests, [2] rate key, [3] events, [4..10] the event's
+# values (state key 4, metadata 9), [11] units, [12..15] the unit's, [16] fields, [17].
+BREAKS: dict[str, Callable[[list[Any]], object]] = {
+    "events": lambda a: a.__setitem__(3, "2"),  # two events, one sent
+    "key": lambda a: a.__setitem__(4, "9"),  # reader state key 9 of 6
+    "metadata": lambda a: a.__setitem__(9, "2"),  # metadata text 2 of 1
+    "fields": lambda a: a.__setitem__(16, "3"),  # 3 fields, 1 sent
+    "trailing": lambda a: a.append("extra"),  # an argument past the last event
+    "not_msgpack": lambda a: a.__setitem__(0, b"\xc1"),
+    "head": lambda a: head_with(a, head__now_ms=None),
+    "claim": lambda a: head_with(a, head__first_claim=1),
+    "layout": lambda a: head_with(a, layout__unit=["fields", "dedup", "kind", "amount", "part"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+async def test_a_malformed_call_writes_nothing(redis: Redis, redis_prefix: str, name: str) -> None:
+    call, keys = shard_call(redis_prefix, BREAKS[name])
 
     with pytest.raises(RedisUnavailable, match="record: "):
         await run_one(redis, call)
@@ -82,13 +123,32 @@ async def test_a_malformed_call_writes_nothing(
 async def test_the_well_formed_call_those_break_is_recorded(
     redis: Redis, redis_prefix: str
 ) -> None:
-    call, keys = shard_call(redis_prefix, WELL_FORMED)
+    call, keys = shard_call(redis_prefix, lambda p: None)
 
     assert await run_one(redis, call) == [1, 0, 0, 0, 0, 0, [0]]
     assert await redis.hget(keys[0], "t view x") == b"1"
     assert await redis.hget(keys[0], "mtitle x") == b"T"
     assert await redis.zscore(keys[4], "x") == 1
     assert await redis.hexists(keys[5], "r" * 8 + "v")
+
+
+def test_the_script_reads_every_name_python_declares_and_no_other() -> None:
+    """record_call.py declares the call; record.lua reads the head as `head.<name>` and
+    the records as `R.<name>`, `E.<name>`, `U.<name>` (places from the layout sent with
+    each call). A field added on one side and not the other fails here."""
+    from importlib.resources import files
+
+    script = files("tracker.redis_side").joinpath("lua/record.lua").read_text()
+    read = {
+        "head": set(re.findall(r"\bhead\.(\w+)", script)),
+        "request": set(re.findall(r"\bR\.(\w+)", script)),
+        "event": set(re.findall(r"\bE\.(\w+)", script)),
+        "unit": set(re.findall(r"\bU\.(\w+)", script)),
+    }
+    declared = {"head": set(RecordHead.__struct_fields__)} | {
+        kind: set(names) for kind, names in LAYOUT.items()
+    }
+    assert read == declared
 
 
 def test_no_script_spells_the_name_of_a_key() -> None:

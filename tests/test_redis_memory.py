@@ -13,7 +13,7 @@ from tracker.core.utc import day_of
 from tracker.ops.embedded import EmbeddedRedis
 from tracker.redis_side.preflight import StartupRefused
 from tracker.web.app import create_app
-from tracker.web.app_keys import CLOCK, KEYS, REDIS
+from tracker.web.app_keys import CLOCK, KEYS, SERVICES
 from tracker.web.server import started
 
 
@@ -38,7 +38,7 @@ async def test_a_sketch_expires_only_once_stored(
     settings: Settings, make_client: MakeClient
 ) -> None:
     client = await make_client(settings)
-    redis, keys = client.app[REDIS], client.app[KEYS]
+    redis, keys = client.app[SERVICES].redis, client.app[KEYS]
     day = day_of(client.app[CLOCK]())
     sketch = keys.for_article("ttl").uniques(day, "ttl")
 

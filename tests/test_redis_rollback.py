@@ -22,7 +22,7 @@ from tracker.core.errors import RedisUnavailable
 from tracker.core.settings import Settings
 from tracker.flush.flusher import FlushResult
 from tracker.ops.embedded import EmbeddedRedis, free_port, redis_answers, redis_server_binary
-from tracker.web.app_keys import FLUSHER
+from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 KEPT_FILES = ("redis.pid", "redis.port", "redis.log")
@@ -73,7 +73,7 @@ async def post_until_stored(client: Client, article_id: str, n: int) -> None:
 async def flush_until_done(client: Client) -> FlushResult:
     for _ in range(10):
         try:
-            return await client.app[FLUSHER].flush_once()
+            return await client.app[SERVICES].flusher.flush_once()
         except RedisUnavailable:
             await asyncio.sleep(0.1)
     pytest.fail("the flush kept failing")
@@ -143,7 +143,7 @@ async def test_a_redis_that_lost_everything_is_reported(
     await post_until_stored(client, "lost", 2)
     assert (await flush_until_done(client)).batches == 1
 
-    await client.app[FLUSHER].batches.redis.flushall()  # a new, empty Redis
+    await client.app[SERVICES].flusher.batches.redis.flushall()  # a new, empty Redis
     await post_until_stored(client, "lost", 1)
     await flush_until_done(client)
 
@@ -160,24 +160,24 @@ async def test_a_claim_waits_for_a_replica_before_it_is_applied(
     client = await make_client(
         settings.with_overrides(redis_url=own_redis.url, redis_timeout_s=1.0)
     )
-    redis = client.app[FLUSHER].batches.redis
+    redis = client.app[SERVICES].flusher.batches.redis
 
     async def replica_connected() -> bool:
         return int((await redis.info("replication"))["connected_slaves"]) == 1
 
     await wait_until(replica_connected, timeout_s=10)
     await post_events(client, view("wait"), view("wait"))
-    assert (await client.app[FLUSHER].flush_once()).batches == 1
+    assert (await client.app[SERVICES].flusher.flush_once()).batches == 1
 
     # A replica that does not answer: the claim is not promised, so it is not applied.
     replica.send_signal(signal.SIGSTOP)
     await post_events(client, view("wait"))
     with pytest.raises(RedisUnavailable, match="not durable"):
-        await client.app[FLUSHER].flush_once()
+        await client.app[SERVICES].flusher.flush_once()
     assert await stored_views(settings, "wait") == 2
     assert (await stats(client, "wait"))["views"] == 3
 
     replica.send_signal(signal.SIGCONT)
-    result = await client.app[FLUSHER].flush_once()
+    result = await client.app[SERVICES].flusher.flush_once()
     assert result.batches == 1  # the same batch, resumed
     assert await stored_views(settings, "wait") == 3

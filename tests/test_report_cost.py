@@ -25,7 +25,7 @@ from tracker.redis_side.pending import PendingReader
 from tracker.redis_side.readers import Visitor
 from tracker.redis_side.recorder import Recorder
 from tracker.reports import popular as reports
-from tracker.web.app_keys import MOST_READ, REDIS
+from tracker.web.app_keys import MOST_READ, SERVICES
 from tracker.web.most_read import PUBLIC_RATE_PER_MIN
 
 PENDING = 40_000
@@ -92,7 +92,7 @@ async def test_a_report_reads_only_the_articles_it_names_from_redis(
     pending = settings.with_overrides(dedup_window_s=0, rate_limit_per_min=0)
     client = await make_client(pending)
     await record_pending(redis, pending, 5_000, 2_500)
-    reader = PendingReader(client.app[REDIS], Keys(pending.redis_prefix, 1))
+    reader = PendingReader(client.app[SERVICES].redis, Keys(pending.redis_prefix, 1))
     now = time.time()
     hour = int(now // 3600)
 

@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import Client, Clock, MakeClient, flush, process_env, share, view
 from tracker.core.settings import Settings
 from tracker.pg.auth import Tokens
-from tracker.web.app_keys import POOL
+from tracker.web.app_keys import SERVICES
 
 HOUR = 3_600
 
@@ -55,7 +55,7 @@ async def editor_on(settings: Settings, make_client: MakeClient, clock: Clock) -
         trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),), rate_limit_per_min=0
     )
     client = await make_client(served, clock=clock)
-    token = await Tokens(client.app[POOL]).create("test")
+    token = await Tokens(client.app[SERVICES].pool).create("test")
     return Editor(client, clock, {"Authorization": f"Bearer {token}"}, served)
 
 

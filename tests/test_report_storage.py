@@ -13,7 +13,7 @@ from tests.helpers import Client, Clock, MakeClient, flush, post_events, view
 from tracker.core.settings import Settings
 from tracker.pg import migrations
 from tracker.pg.store import Store
-from tracker.web.app_keys import FLUSHER
+from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -65,7 +65,7 @@ async def test_old_partitions_are_dropped_whole_and_every_total_stays(
     )
     before = await partitions(settings.database_url or "")
 
-    store: Store = client.app[FLUSHER].store
+    store: Store = client.app[SERVICES].flusher.store
     dropped = await store.prune(
         applied_batch_days=30, hourly_days=40, now_s=moments[-1].timestamp()
     )
@@ -94,7 +94,7 @@ async def test_old_partitions_are_dropped_whole_and_every_total_stays(
 async def test_partitions_for_the_coming_months_are_made_ahead(
     settings: Settings, client: Client
 ) -> None:
-    await client.app[FLUSHER].store.prune(applied_batch_days=30, hourly_days=90)
+    await client.app[SERVICES].flusher.store.prune(applied_batch_days=30, hourly_days=90)
     names = await partitions(settings.database_url or "")
     for n in range(3):
         assert f"article_hourly_{months_ahead(n):%Y%m}" in names

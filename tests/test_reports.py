@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import Client, Clock, MakeClient, flush
 from tracker.core.settings import Settings
 from tracker.pg.auth import Tokens
-from tracker.web.app_keys import POOL
+from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.timeout(180)]
 HOUR = 3_600
@@ -210,7 +210,7 @@ async def seeded(
     for event in sent:
         await post(client, clock, event)
     clock.now = sent[-1].at + 60
-    token = await Tokens(client.app[POOL]).create("test")
+    token = await Tokens(client.app[SERVICES].pool).create("test")
     return client, clock, sent, token
 
 
@@ -411,7 +411,7 @@ async def test_uniques_over_7_and_30_days_are_within_two_percent(
             assert response.status == 202
         clock.now = day * DAY + 23 * HOUR
         await flush(client)
-    token = await Tokens(client.app[POOL]).create("test")
+    token = await Tokens(client.app[SERVICES].pool).create("test")
 
     week = values(await report(client, token, period="7d", metric="uniques"))["uq/one"]
     month = values(await report(client, token, period="30d", metric="uniques"))["uq/one"]

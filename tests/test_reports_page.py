@@ -35,7 +35,7 @@ from tracker.core.settings import Settings
 from tracker.pg import metadata_store
 from tracker.pg.auth import Tokens
 from tracker.web.app import create_app
-from tracker.web.app_keys import FLUSHER, POOL
+from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -149,12 +149,12 @@ async def seed(tracker: Tracker, *articles: Article) -> None:
     events = [event for article in articles for event in article.events()]
     response = await tracker.client.post("/api/v1/events", json={"events": events})
     assert response.status == 202, await response.text()
-    await tracker.app[FLUSHER].flush_once()
+    await tracker.app[SERVICES].flusher.flush_once()
 
 
 async def claimed_only(tracker: Tracker, article_id: str) -> None:
     """The article's metadata as if only an anonymous event had claimed it."""
-    async with tracker.app[POOL].acquire() as conn, conn.transaction():
+    async with tracker.app[SERVICES].pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "DELETE FROM article_sources WHERE article_id = $1 RETURNING title, category, author",
             article_id,
@@ -282,7 +282,7 @@ async def test_reports_page(
     tracker = await start_tracker(aiohttp_server, aiohttp_client, trusted)
     await seed(tracker, *ARTICLES)
     await claimed_only(tracker, DERBY.article_id)
-    token = await Tokens(tracker.app[POOL]).create("editor")
+    token = await Tokens(tracker.app[SERVICES].pool).create("editor")
     base = tracker.base
     watch = Watch()
     context = await new_context(browser, watch)

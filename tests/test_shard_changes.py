@@ -15,7 +15,7 @@ from tests.helpers import MakeClient, post_events, process_env, stats, view
 from tracker.core.settings import Settings
 from tracker.redis_side.preflight import StartupRefused
 from tracker.web.app import create_app
-from tracker.web.app_keys import REDIS
+from tracker.web.app_keys import SERVICES
 from tracker.web.server import started
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -77,7 +77,7 @@ async def test_the_count_is_recorded_on_first_start(
     settings: Settings, make_client: MakeClient
 ) -> None:
     client = await make_client(settings.with_overrides(redis_shards=3))
-    redis = client.app[REDIS]
+    redis = client.app[SERVICES].redis
     assert await redis.get(f"{settings.redis_prefix}:shards") == b"3"
 
 
@@ -88,7 +88,7 @@ async def test_data_in_shards_past_the_count_is_found_without_a_record(
     client = await make_client(settings.with_overrides(redis_shards=4))
     for article_id in ARTICLES:
         await post_events(client, view(article_id))
-    redis = client.app[REDIS]
+    redis = client.app[SERVICES].redis
     await redis.delete(f"{settings.redis_prefix}:shards")
     await client.close()
 

@@ -7,6 +7,7 @@ import asyncpg
 
 from tests.helpers import Client, flush, post_events, view
 from tracker.core.settings import Settings
+from tracker.web.app_keys import SERVICES
 
 
 async def test_answers_on_cors_paths_vary_with_origin(client: Client) -> None:
@@ -49,10 +50,9 @@ async def test_a_url_that_is_not_http_is_not_stored(client: Client, settings: Se
 async def test_serving_readiness_fails_only_when_the_startup_check_refused(
     client: Client,
 ) -> None:
-    from tracker.web.app_keys import PREFLIGHT
 
     assert (await client.get("/readyz/serving")).status == 200
-    client.app[PREFLIGHT].refused = "TRACKER_REDIS_SHARDS=2, but Redis holds 4"
+    client.app[SERVICES].preflight.refused = "TRACKER_REDIS_SHARDS=2, but Redis holds 4"
 
     response = await client.get("/readyz/serving")
 

@@ -16,7 +16,7 @@ from tests.helpers import Client, MakeClient, process_env
 from tracker.core.settings import Settings
 from tracker.pg.auth import Tokens, token_hash
 from tracker.redis_side.attempts import FAILURES_PER_ADDRESS
-from tracker.web.app_keys import POOL, TOKENS
+from tracker.web.app_keys import SERVICES
 
 REPORT = "/api/v1/reports/popular"
 
@@ -29,7 +29,7 @@ async def get(client: Client, token: str | None, path: str = REPORT) -> int:
 async def test_a_created_token_opens_the_reports_and_only_its_hash_is_kept(
     client: Client, settings: Settings
 ) -> None:
-    token = await Tokens(client.app[POOL]).create("desk")
+    token = await Tokens(client.app[SERVICES].pool).create("desk")
 
     assert await get(client, token) == 200
     conn = await asyncpg.connect(settings.database_url)
@@ -60,7 +60,7 @@ async def test_every_report_needs_a_token(client: Client, path: str) -> None:
 
 
 async def test_wrong_missing_and_revoked_tokens(client: Client) -> None:
-    tokens = client.app[TOKENS]  # revoked here: this process forgets what it cached
+    tokens = client.app[SERVICES].tokens  # revoked here: this process forgets what it cached
     token = await tokens.create("leaving")
     assert await get(client, token) == 200
 
@@ -80,7 +80,7 @@ async def test_guessing_is_cut_off_after_a_few_failures_but_a_valid_token_is_not
 ) -> None:
     """Before: after 10 bad tokens from an address a valid one got 429 too (behind an
     untrusted proxy one client locked everyone out)."""
-    valid = await Tokens(client.app[POOL]).create("desk")
+    valid = await Tokens(client.app[SERVICES].pool).create("desk")
     statuses = [await get(client, f"trk_guess-{n}") for n in range(FAILURES_PER_ADDRESS + 2)]
 
     assert statuses[:FAILURES_PER_ADDRESS] == [401] * FAILURES_PER_ADDRESS
@@ -89,7 +89,7 @@ async def test_guessing_is_cut_off_after_a_few_failures_but_a_valid_token_is_not
 
 
 async def test_the_login_form_sets_a_strict_http_only_cookie(client: Client) -> None:
-    token = await Tokens(client.app[POOL]).create("browser")
+    token = await Tokens(client.app[SERVICES].pool).create("browser")
 
     failed = await client.post("/reports/login", data={"token": "trk_wrong"}, allow_redirects=False)
     login = await client.post("/reports/login", data={"token": token}, allow_redirects=False)
@@ -117,7 +117,7 @@ async def test_the_login_form_sets_a_strict_http_only_cookie(client: Client) -> 
 
 
 async def test_a_login_posted_from_another_site_is_refused(client: Client) -> None:
-    token = await Tokens(client.app[POOL]).create("browser")
+    token = await Tokens(client.app[SERVICES].pool).create("browser")
     response = await client.post(
         "/reports/login",
         data={"token": token},
@@ -169,7 +169,7 @@ async def test_the_token_commands(client: Client, settings: Settings) -> None:
 async def test_bad_tokens_at_once_are_limited_exactly_and_ingest_goes_on(client: Client) -> None:
     """Before: 200 concurrent bad tokens had 105 checked against a limit of 10, and the
     burst took the Redis connections ingest needs (503)."""
-    valid = await Tokens(client.app[POOL]).create("desk")
+    valid = await Tokens(client.app[SERVICES].pool).create("desk")
 
     async def view() -> int:
         response = await client.post(
@@ -189,7 +189,7 @@ async def test_bad_tokens_at_once_are_limited_exactly_and_ingest_goes_on(client:
 
 
 async def test_revoking_a_token_ends_its_sessions(client: Client) -> None:
-    tokens = client.app[TOKENS]
+    tokens = client.app[SERVICES].tokens
     token = await tokens.create("desk")
     login = await client.post("/reports/login", data={"token": token}, allow_redirects=False)
     session = login.cookies["tracker_session"].value
@@ -198,7 +198,7 @@ async def test_revoking_a_token_ends_its_sessions(client: Client) -> None:
     await tokens.revoke("desk")
 
     assert (await client.get(REPORT, cookies={"tracker_session": session})).status == 401
-    conn_rows = await client.app[POOL].fetch("SELECT revoked_at FROM editor_sessions")
+    conn_rows = await client.app[SERVICES].pool.fetch("SELECT revoked_at FROM editor_sessions")
     assert [row["revoked_at"] is not None for row in conn_rows] == [True]
 
 
@@ -208,7 +208,7 @@ async def test_the_cookie_is_secure_behind_a_trusted_proxy_only(
     proxied = await make_client(
         settings.with_overrides(trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
     )
-    token = await Tokens(proxied.app[POOL]).create("desk")
+    token = await Tokens(proxied.app[SERVICES].pool).create("desk")
     login = await proxied.post(
         "/reports/login",
         data={"token": token},
@@ -219,7 +219,7 @@ async def test_the_cookie_is_secure_behind_a_trusted_proxy_only(
 
 
 async def test_an_untrusted_forwarded_proto_is_not_believed(client: Client) -> None:
-    token = await Tokens(client.app[POOL]).create("desk")
+    token = await Tokens(client.app[SERVICES].pool).create("desk")
     login = await client.post(
         "/reports/login",
         data={"token": token},

@@ -28,7 +28,7 @@ from tracker.core.settings import Settings
 from tracker.events import plausible
 from tracker.pg import importer, migrations
 from tracker.pg import queries as q
-from tracker.web.app_keys import POOL
+from tracker.web.app_keys import SERVICES
 
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)
 FORGED = {"title": "FORGED", "url": "https://evil.example/phish", "category": "crime",
@@ -36,7 +36,7 @@ FORGED = {"title": "FORGED", "url": "https://evil.example/phish", "category": "c
 
 
 async def shown(client: Client, article_id: str) -> dict[str, Any] | None:
-    row = await client.app[POOL].fetchrow(
+    row = await client.app[SERVICES].pool.fetchrow(
         "SELECT title, url, category, author, group_id, verified FROM articles "
         "WHERE article_id = $1",
         article_id,
@@ -181,7 +181,7 @@ async def test_refused_repeated_and_address_limited_events_write_no_metadata(
     assert (await shown(client, "r-1") or {}).get("title") == "Counted"
     assert await shown(client, "r-2") is None
     assert (await shown(client, "r-3") or {}).get("title") == "Limited too"
-    count = await client.app[POOL].fetchval("SELECT count(*) FROM articles")
+    count = await client.app[SERVICES].pool.fetchval("SELECT count(*) FROM articles")
     assert count == 2
 
 

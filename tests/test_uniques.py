@@ -15,7 +15,7 @@ from tests.helpers import Client, Clock, MakeClient, stats
 from tracker.core.settings import Settings
 from tracker.core.utc import DAY_S
 from tracker.redis_side.keys import sketch_expires_at
-from tracker.web.app_keys import FLUSHER, KEYS, POOL
+from tracker.web.app_keys import KEYS, SERVICES
 
 ARTICLE = "2026/11/uniques"
 # Days in the future: Redis expiry times derived from them are not already past.
@@ -74,14 +74,14 @@ async def test_ten_thousand_readers_over_three_days_within_two_percent(
         # Some readers come back later the same day: the same reader, not a new one.
         clock.now += 7_200
         await asyncio.gather(*(visit(client, r, semaphore) for r in batch[:500]))
-        await app[FLUSHER].flush_once()
+        await app[SERVICES].flusher.flush_once()
         first_reader += readers
 
     clock.now = (FIRST_DAY + 3) * DAY_S + 600.0  # the morning after
-    await app[FLUSHER].flush_once()
+    await app[SERVICES].flusher.flush_once()
 
     async def stored_readers() -> list[int]:
-        rows = await app[POOL].fetch(
+        rows = await app[SERVICES].pool.fetch(
             "SELECT readers FROM article_daily_uniques WHERE article_id = $1 ORDER BY day",
             ARTICLE,
         )
@@ -117,7 +117,7 @@ async def test_views_count_readers_the_same_day_once(client: Client) -> None:
 async def test_uniques_survive_flush_without_double_counting(client: Client) -> None:
     await client.post("/api/v1/events", json={"type": "view", "article_id": "u2"})
     before = (await stats(client, "u2"))["uniques"]
-    await client.app[FLUSHER].flush_once()
+    await client.app[SERVICES].flusher.flush_once()
     after = (await stats(client, "u2"))["uniques"]
     await client.post("/api/v1/events", json={"type": "view", "article_id": "u2"})
     again = (await stats(client, "u2"))["uniques"]

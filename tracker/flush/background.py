@@ -60,6 +60,7 @@ def make_flusher(
     pool: db.Pool,
     metrics: Metrics,
     *,
+    keys: Keys | None = None,
     nodes: RedisNodes | None = None,
     read_pool: db.Pool | None = None,
     clock: Callable[[], float] = time.time,
@@ -68,7 +69,7 @@ def make_flusher(
 ) -> Flusher:
     """The flusher of TRACKER_FLUSH_SHARDS (all by default); with a read replica
     (`read_pool`), batches leave Redis only once the replica has them."""
-    keys = Keys.of(settings)
+    keys = keys or Keys.of(settings)
     owner = owner_name()
     shards = settings.flush_shards or range(settings.redis_shards)
     leases = {

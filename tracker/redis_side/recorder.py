@@ -12,8 +12,10 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
+
+import msgspec
 
 from tracker.core.errors import RedisUnavailable
 from tracker.core.metadata import FIELDS, MetaFields, as_dict, cleaned
@@ -28,6 +30,13 @@ from tracker.redis_side.client import RedisClient, RedisNodes
 from tracker.redis_side.keys import Keys, ShardKeys, epoch_candidate
 from tracker.redis_side.preflight import Preflight
 from tracker.redis_side.readers import Visitor
+from tracker.redis_side.record_call import (
+    EventRecord,
+    RecordHead,
+    RequestRecord,
+    UnitRecord,
+    arguments,
+)
 from tracker.redis_side.scripts import RECORD, Call, run_calls, run_durably
 
 Entry = tuple[Event, Visitor]
@@ -139,25 +148,20 @@ def _event_id(event_id: str) -> bytes:
     return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
 
 
-@dataclass(slots=True)
-class _RequestPart:
-    """A request's events in one shard."""
-
-    rate_key: int
-    events: list[Any] = field(default_factory=list)
-    count: int = 0
-
-
 class _ShardCall:
-    """The arguments of one shard's RECORD call, built request by request."""
+    """One shard's RECORD call, built request by request."""
 
-    def __init__(self, shard: ShardKeys, head: list[Any], first_claim: int) -> None:
+    def __init__(self, shard: ShardKeys, head: RecordHead) -> None:
         self.shard = shard
-        self._first_claim = first_claim
         self.keys: list[str] = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity]
         self._index: dict[str, int] = {}
-        self._head = head
-        self.parts: dict[int, _RequestPart] = {}
+        self._head = msgspec.structs.replace(
+            head,
+            epoch_candidate=epoch_candidate(),
+            sealed_prefix=shard.sealed_prefix,
+            trending_prefix=shard.trending_prefix,
+        )
+        self.parts: dict[int, RequestRecord] = {}
         self._metas: dict[str, int] = {}
 
     def key_index(self, key: str) -> int:
@@ -175,22 +179,17 @@ class _ShardCall:
             index = self._metas[text] = len(self._metas) + 1
         return index
 
-    def part(self, request: int, rate_key: str | None) -> _RequestPart:
+    def part(self, request: int, rate_key: str | None) -> RequestRecord:
         part = self.parts.get(request)
         if part is None:
             rate = self.key_index(rate_key) if rate_key is not None else 0
-            part = self.parts[request] = _RequestPart(rate)
+            part = self.parts[request] = RequestRecord(rate, [])
         return part
 
     def call(self) -> Call:
-        shard = self.shard
-        args = [*self._head, epoch_candidate(), shard.sealed_prefix, shard.trending_prefix]
-        args.append(self._first_claim)
-        args += (len(self._metas), *self._metas)
-        args.append(len(self.parts))
-        for part in self.parts.values():
-            args += (part.rate_key, part.count, *part.events)
-        return Call(RECORD, self.keys, args)
+        return Call(
+            RECORD, self.keys, arguments(self._head, list(self._metas), list(self.parts.values()))
+        )
 
 
 class Recorder:
@@ -224,33 +223,35 @@ class Recorder:
         self.seal_at_fields = settings.flush_max_batch_fields
         self.state_ttl_s = max(self.dedup_window_s, MAX_ENGAGED_S) + READER_STATE_SLACK_S
         # Untrusted events' metadata is a first claim: a piece keeps its first value.
-        self.first_claim = 0 if settings.trust_event_metadata else 1
+        self.first_claim = not settings.trust_event_metadata
 
     def calls(self, requests: Sequence[Request], now_s: float) -> list[tuple[Call, list[int]]]:
         """One script call per shard the requests touch, each with the indexes of the
         requests it carries (in the order the script answers for them)."""
         hour = hour_of(now_s)
         day = day_of(now_s)
-        head: list[Any] = [
-            int(now_s * 1000),
-            self.dedup_window_s,
-            self.readers_per_address,
-            self.event_cost_ms,
-            self.seal_at_fields,
-            self.state_ttl_s,
-            MAX_ENGAGED_S,
-            TRENDING_KEEP,
-            k.TRENDING_BUCKET_S * 1000,
-        ]
+        head = RecordHead(
+            now_ms=int(now_s * 1000),
+            window_s=self.dedup_window_s,
+            readers_per_address=self.readers_per_address,
+            event_cost_ms=self.event_cost_ms,
+            seal_at_fields=self.seal_at_fields,
+            state_ttl_s=self.state_ttl_s,
+            max_engaged_s=MAX_ENGAGED_S,
+            trending_keep=TRENDING_KEEP,
+            trending_bucket_ms=k.TRENDING_BUCKET_S * 1000,
+            epoch_candidate="",  # each shard's call draws its own
+            sealed_prefix="",
+            trending_prefix="",
+            first_claim=self.first_claim,
+        )
         shards: dict[int, _ShardCall] = {}
         for index, request in enumerate(requests):
             for event, visitor in request:
                 shard_keys = self.keys.for_article(event.article_id)
                 shard = shards.get(shard_keys.shard)
                 if shard is None:
-                    shard = shards[shard_keys.shard] = _ShardCall(
-                        shard_keys, head, self.first_claim
-                    )
+                    shard = shards[shard_keys.shard] = _ShardCall(shard_keys, head)
                 rate_key = (
                     shard_keys.rate(visitor.address)
                     if self.event_cost_ms and visitor.address
@@ -262,7 +263,7 @@ class Recorder:
     def _add(
         self,
         shard: _ShardCall,
-        part: _RequestPart,
+        part: RequestRecord,
         event: Event,
         visitor: Visitor,
         hour: int,
@@ -276,16 +277,7 @@ class Recorder:
         if visitor.agent.kind == HUMAN and event.type == "view":
             sketch = shard.key_index(shard_keys.uniques(day, article_id))
         state = shard_keys.state(visitor.address or visitor.reader, article_id)
-        part.events += (
-            shard.key_index(state),
-            sketch,
-            TRENDING_KINDS.get(first.partition(":")[0], "-"),
-            article_id,
-            visitor.reader,
-            shard.meta_index(_metadata_text(event)),
-            _event_id(event.id) if event.id else "",
-            len(units),
-        )
+        records = []
         for unit in units:
             fields = []
             for metric in unit.metrics:
@@ -293,15 +285,20 @@ class Recorder:
                 fields.append(k.total_field(metric, article_id))
             if sketch and unit.kind == VIEW_UNIT:
                 fields.append(k.uniques_field(day, article_id))
-            part.events += (
-                unit.metrics[0] if unit.dedup else "",
-                unit.kind,
-                unit.amount,
-                unit.part,
-                len(fields),
-                *fields,
+            dedup = unit.metrics[0] if unit.dedup else ""
+            records.append(UnitRecord(dedup, unit.kind, unit.amount, unit.part, fields))
+        part.events.append(
+            EventRecord(
+                state_key=shard.key_index(state),
+                sketch_key=sketch,
+                trend=TRENDING_KINDS.get(first.partition(":")[0], "-"),
+                article_id=article_id,
+                reader=visitor.reader,
+                metadata=shard.meta_index(_metadata_text(event)),
+                event_id=_event_id(event.id) if event.id else "",
+                units=records,
             )
-        part.count += 1
+        )
 
     async def _run(self, calls: list[Call]) -> list[Any]:
         if not self.wait_replicas:

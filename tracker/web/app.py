@@ -24,14 +24,7 @@ from tracker.web.app_keys import (
     SETTINGS,
     SNIPPET,
 )
-from tracker.web.contexts import (
-    flusher_ctx,
-    loop_lag_ctx,
-    postgres_ctx,
-    reads_ctx,
-    redis_ctx,
-    servers_ctx,
-)
+from tracker.web.contexts import loop_lag_ctx, services_ctx
 from tracker.web.middleware import tracker_middleware
 from tracker.web.openapi import openapi_bytes
 from tracker.web.runbook import runbook_page
@@ -65,15 +58,8 @@ def create_app(
     app[CLOCK] = clock
     # Started in this order, cleaned up in reverse: the final flush runs before the
     # connections close, and the embedded servers stop last.
-    app.cleanup_ctx.extend(
-        [
-            loop_lag_ctx,
-            servers_ctx,
-            redis_ctx,
-            postgres_ctx,
-            reads_ctx,
-            flusher_ctx(run_flusher),
-        ]
-    )
+    # The loop's watch first; then the services, closed in reverse (the final flush
+    # runs before the connections close, the embedded servers stop last).
+    app.cleanup_ctx.extend([loop_lag_ctx, services_ctx(run_flusher)])
     add_routes(app)
     return app

@@ -10,7 +10,7 @@ from tracker.core.errors import InvalidInput, UnsupportedMediaType
 from tracker.core.metadata import ArticleMeta, Source
 from tracker.events.models import field_of_error, validate_article_id
 from tracker.pg.metadata_store import checked
-from tracker.web.app_keys import ARTICLE_METADATA, SETTINGS
+from tracker.web.app_keys import SERVICES, SETTINGS
 from tracker.web.bodies import read_body
 from tracker.web.responses import json_response
 
@@ -40,13 +40,15 @@ async def put_article(request: web.Request) -> web.Response:
         request, max_bytes=settings.max_body_bytes, timeout_s=settings.read_timeout_s
     )
     meta = editors_meta(body)
-    found = await request.app[ARTICLE_METADATA].set(article_id, meta, Source.EDITOR, replace=True)
+    found = await request.app[SERVICES].article_metadata.set(
+        article_id, meta, Source.EDITOR, replace=True
+    )
     return json_response(found.as_json())
 
 
 async def get_article(request: web.Request) -> web.Response:
     article_id = validate_article_id(request.match_info["article_id"])
-    found = await request.app[ARTICLE_METADATA].describe(article_id)
+    found = await request.app[SERVICES].article_metadata.describe(article_id)
     if found is None:
         raise web.HTTPNotFound()
     return json_response(found.as_json())

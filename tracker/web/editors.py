@@ -17,7 +17,7 @@ from tracker.core.errors import Forbidden, OriginNotAllowed, RateLimited, ReadTi
 from tracker.pg.auth import SESSION_S, Tokens, TokenState
 from tracker.redis_side.attempts import WINDOW_S
 from tracker.redis_side.readers import client_address
-from tracker.web.app_keys import FAILED_ATTEMPTS, PROXIES, SETTINGS, TOKENS
+from tracker.web.app_keys import PROXIES, SERVICES, SETTINGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,11 +59,11 @@ async def check_token(request: web.Request, token: str | None, *, session: bool 
         raise Unauthorized(
             "Authorization", "send `Authorization: Bearer TOKEN` (tracker token create)"
         )
-    tokens: Tokens = request.app[TOKENS]
+    tokens: Tokens = request.app[SERVICES].tokens
     state = await (tokens.check_session(token) if session else tokens.check(token))
     if state is TokenState.VALID:
         return
-    if await request.app[FAILED_ATTEMPTS].counted(_address(request)):
+    if await request.app[SERVICES].failed_attempts.counted(_address(request)):
         raise RateLimited(WINDOW_S)
     if state is TokenState.REVOKED:
         raise Forbidden("Authorization", "this token was revoked")
@@ -126,7 +126,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther("/reports/login?failed=limit") from None
     except (Unauthorized, Forbidden):
         raise web.HTTPSeeOther("/reports/login?failed=1") from None
-    session = await request.app[TOKENS].open_session(token)
+    session = await request.app[SERVICES].tokens.open_session(token)
     response = web.HTTPSeeOther("/reports")
     response.set_cookie(
         COOKIE,
@@ -171,7 +171,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
     session = request.cookies.get(COOKIE)
     if session:
-        await request.app[TOKENS].close_session(session)
+        await request.app[SERVICES].tokens.close_session(session)
     response = web.HTTPSeeOther("/reports/login")
     response.del_cookie(COOKIE, path="/")
     raise response

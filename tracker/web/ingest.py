@@ -20,7 +20,7 @@ from tracker.events.bots import BOT, HUMAN
 from tracker.events.models import Event, parse_event_dict, parse_events
 from tracker.events.plausible import parse_plausible, rules_of
 from tracker.redis_side.readers import Visitor, address_id, client_address, reader_id
-from tracker.web.app_keys import BATCHER, BOTS, CLOCK, METRICS, PROXIES, SALTS, SETTINGS
+from tracker.web.app_keys import BOTS, CLOCK, METRICS, PROXIES, SERVICES, SETTINGS
 from tracker.web.bodies import read_body, too_large
 from tracker.web.middleware import EVENTS_IN_REQUEST, origin_allowed
 from tracker.web.responses import accepted_response
@@ -99,7 +99,7 @@ async def _record(request: web.Request, events: list[Event], visitor: Visitor) -
             ignored.inc(len(events) - len(readers))
             events = readers
     if events:
-        await request.app[BATCHER].record([(event, visitor) for event in events])
+        await request.app[SERVICES].batcher.record([(event, visitor) for event in events])
 
 
 async def _body(request: web.Request, settings: Settings) -> bytes:
@@ -127,7 +127,7 @@ async def visitor_of(request: web.Request, events: int) -> Visitor | None:
     # client's, so the first line alone could be the client's invention.
     forwarded_for = ", ".join(headers.getall("X-Forwarded-For", ())) or None
     address = client_address(request.remote, forwarded_for, app[PROXIES])
-    salt = await app[SALTS].salt(day_of(app[CLOCK]()))
+    salt = await app[SERVICES].salts.salt(day_of(app[CLOCK]()))
     return Visitor(reader_id(salt, address, user_agent), agent, address_id(salt, address))
 
 

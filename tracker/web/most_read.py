@@ -28,7 +28,7 @@ from tracker.core.periods import period_of
 from tracker.redis_side.readers import client_address
 from tracker.reports.metric import metric_of
 from tracker.reports.rows import PopularQuery
-from tracker.web.app_keys import CLOCK, PROXIES, REPORTS
+from tracker.web.app_keys import CLOCK, PROXIES, SERVICES
 from tracker.web.report_views import choice_param, int_param, label_param
 
 FRESH_S: Final = 30.0
@@ -151,7 +151,7 @@ class MostRead:
             return await asyncio.shield(self._reading_labels)
         reading = self._reading_labels = asyncio.get_running_loop().create_future()
         try:
-            categories, langs = await request.app[REPORTS].labels()
+            categories, langs = await request.app[SERVICES].reports.labels()
             labels = Labels(frozenset(categories), frozenset(langs), self.monotonic())
         except BaseException as exc:
             reading.set_exception(exc if isinstance(exc, Exception) else Overloaded("gave up"))
@@ -195,7 +195,7 @@ class MostRead:
 
     async def _ask(self, request: web.Request, key: Key) -> Entry:
         period, limit, category, lang = key
-        report = await request.app[REPORTS].popular(
+        report = await request.app[SERVICES].reports.popular(
             PopularQuery(
                 period=period_of(period, None, None, request.app[CLOCK]()),
                 metric=metric_of("views"),

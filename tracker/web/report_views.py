@@ -18,7 +18,7 @@ from tracker.redis_side.trending import kind_of, window_of
 from tracker.reports.metric import metric_of
 from tracker.reports.rows import MAX_LIMIT, PopularQuery, Report, Row, TakeoffQuery
 from tracker.reports.timeseries import SeriesQuery, granularity_of
-from tracker.web.app_keys import CLOCK, REPORTS, TIMESERIES, TRENDING
+from tracker.web.app_keys import CLOCK, SERVICES
 from tracker.web.responses import json_response
 
 FORMATS: Final = ("json", "csv")
@@ -131,13 +131,13 @@ def report_response(request: web.Request, report: Report, name: str) -> web.Resp
 async def popular(request: web.Request) -> web.Response:
     query = popular_query(request)
     choice_param(request.query, "format", FORMATS)  # refused before the work, if wrong
-    return report_response(request, await request.app[REPORTS].popular(query), "popular")
+    return report_response(request, await request.app[SERVICES].reports.popular(query), "popular")
 
 
 async def trending(request: web.Request) -> web.Response:
     query = request.query
-    report = await request.app[REPORTS].trending(
-        request.app[TRENDING],
+    report = await request.app[SERVICES].reports.trending(
+        request.app[SERVICES].trending,
         kind_of(query.get("metric")),
         window_of(query.get("window")),
         int_param(query, "limit", 20, 1, MAX_LIMIT),
@@ -150,7 +150,7 @@ async def takeoff(request: web.Request) -> web.Response:
     published = period_of(
         query.get("period"), query.get("from"), query.get("to"), request.app[CLOCK](), default="7d"
     )
-    report = await request.app[REPORTS].takeoff(
+    report = await request.app[SERVICES].reports.takeoff(
         TakeoffQuery(
             published=published,
             window_hours=TAKEOFF_WINDOWS[choice_param(query, "window", tuple(TAKEOFF_WINDOWS))],
@@ -174,7 +174,7 @@ async def timeseries(request: web.Request) -> web.Response:
     name = query.get("period", "7d")
     if since_publish and name in SPANS_H:
         period = Period(0, SPANS_H[name])  # from publication: a fixed length
-    series = await request.app[TIMESERIES].series(
+    series = await request.app[SERVICES].timeseries.series(
         SeriesQuery(article_id, period, granularity, since_publish)
     )
     return json_response(series)

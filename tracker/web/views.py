@@ -16,19 +16,7 @@ from tracker.events.models import parse_article_ids, validate_article_id
 from tracker.pg import db
 from tracker.redis_side.client import RedisClient
 from tracker.web import article_views, editors, report_views
-from tracker.web.app_keys import (
-    BATCHES,
-    LOOP_LAG,
-    METRICS,
-    MOST_READ,
-    OPENAPI,
-    POOL,
-    PREFLIGHT,
-    REDIS,
-    SETTINGS,
-    SNIPPET,
-    STATS_CACHE,
-)
+from tracker.web.app_keys import LOOP_LAG, METRICS, MOST_READ, OPENAPI, SERVICES, SETTINGS, SNIPPET
 from tracker.web.editors import editors_only
 from tracker.web.ingest import ingest, pixel, plausible_event
 from tracker.web.most_read import MostRead
@@ -55,13 +43,13 @@ def _etag(digests: Sequence[bytes]) -> str:
 
 async def article_stats(request: web.Request) -> web.Response:
     article_id = validate_article_id(request.match_info["article_id"])
-    (entry,) = await request.app[STATS_CACHE].get([article_id])
+    (entry,) = await request.app[SERVICES].stats_cache.get([article_id])
     return _stats_response(request, entry.body, _etag([entry.digest]))
 
 
 async def articles_stats(request: web.Request) -> web.Response:
     ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
-    entries = await request.app[STATS_CACHE].get(ids)
+    entries = await request.app[SERVICES].stats_cache.get(ids)
     body = b'{"articles":[' + b",".join(entry.body for entry in entries) + b"]}"
     return _stats_response(request, body, _etag([entry.digest for entry in entries]))
 
@@ -87,9 +75,10 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app
     timeout_s = app[SETTINGS].redis_timeout_s
     redis_state, postgres_state = await asyncio.gather(
-        _check(_ping_redis(app[REDIS]), timeout_s), _check(db.ping(app[POOL]), timeout_s)
+        _check(_ping_redis(app[SERVICES].redis), timeout_s),
+        _check(db.ping(app[SERVICES].pool), timeout_s),
     )
-    refused = app[PREFLIGHT].refused
+    refused = app[SERVICES].preflight.refused
     if refused is not None:
         redis_state = f"refused: {refused}"
     metrics = app[METRICS]
@@ -109,7 +98,7 @@ async def serving(request: web.Request) -> web.Response:
     check refused Redis' layout). Redis and PostgreSQL are not asked: an outage of either
     is everyone's (every pod would leave the Service at once, and ingest goes on into Redis
     while PostgreSQL is away); tracker_dependency_up and the alerts tell of it."""
-    refused = request.app[PREFLIGHT].refused
+    refused = request.app[SERVICES].preflight.refused
     if refused is not None:
         return error_response(
             503,
@@ -128,8 +117,8 @@ async def metrics_view(request: web.Request) -> web.Response:
     metrics.event_loop_lag.set(app[LOOP_LAG].lag_s)
     timeout_s = app[SETTINGS].redis_timeout_s
     pending, postgres_state = await asyncio.gather(
-        asyncio.wait_for(app[BATCHES].pending_stats(), timeout_s),
-        _check(db.ping(app[POOL]), timeout_s),
+        asyncio.wait_for(app[SERVICES].batches.pending_stats(), timeout_s),
+        _check(db.ping(app[SERVICES].pool), timeout_s),
         return_exceptions=True,
     )
     metrics.dependency_up.labels("postgres").set(postgres_state == "ok")

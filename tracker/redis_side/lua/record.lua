@@ -2,24 +2,21 @@
 --
 -- KEYS[1] the live hash, KEYS[2] the list of sealed pieces, KEYS[3] gen, KEYS[4] epoch,
 -- KEYS[5] the pending activity per article (a sorted set); KEYS[6..] the per-event keys
--- the arguments name by index (0: none).
+-- the records name by index (0: none).
 --
--- ARGV[1] now (ms), [2] de-duplication window (s), [3] readers counted per address and
--- article within the window (0: no bound), [4] ms an event costs its address at the rate
--- limit (0: no limit), [5] seal the live hash at this many fields (0: never), [6] seconds
--- a reader's state on an article is kept, [7] most engaged seconds per counted view,
--- [8] articles a trending bucket keeps (half again as many before it is cut back),
--- [9] ms of a trending bucket, [10] an epoch candidate, [11] the sealed pieces' key
--- prefix, [12] the trending buckets' key prefix (keys.py names both),
--- [13] 1 when events' metadata is a first claim (a field keeps the first value a piece
--- was given), 0 when trusted (the latest wins), [14] M, the number of metadata texts
--- (JSON objects of text fields), then the M texts; then the number of requests, and per request: its rate key, and its
--- number of events; per event: its state key (the address's readers on the article),
--- its sketch key, trending kind ('v', 's' or '-'), article, reader, metadata (index of
--- a text, 0: none), event id ('' none), number of units; per
--- unit: de-duplication name ('' none), kind ('v' a view; 's' engaged seconds, 'r' an
--- engaged reader or quarter, both only after the reader's counted view; 'p' other),
--- amount, id part, number of fields, the fields (each +amount).
+-- The layout is record_call.py's; this script reads it by name. ARGV[1] is one
+-- MessagePack map: `head` the call's values (now_ms, the windows and limits, the key
+-- prefixes keys.py makes), `layout` the field names of a request, an event and a unit
+-- record in the order they are sent (each record's list last), and `metas` the metadata
+-- texts (JSON objects). ARGV[2] the number of requests; then the records, each its
+-- fields in layout order, its list as a count followed by its items: per request its
+-- rate key and events; per event its state key (the address's readers on the article),
+-- sketch key, trending kind ('v', 's' or '-'), article, reader, metadata (index of a
+-- text, 0: none), event id ('' none) and units; per unit its de-duplication name (''
+-- none), kind ('v' a view; 's' engaged seconds, 'r' an engaged reader or quarter, both
+-- only after the reader's counted view; 'p' other), amount, id part, and the fields it
+-- adds to (each +amount). Readers and ids are bytes: they travel as arguments, which
+-- MessagePack in Redis could not carry.
 --
 -- Every argument is checked before the first write, so a bad call changes nothing.
 -- Returns {counted, repeats, address_limited, retried, no_view, engaged_limit,
@@ -29,6 +26,20 @@ local RATE_BURST_MS = 60000
 -- Trending reads compare the last 60 minutes with the 60 before.
 local TRENDING_TTL_S = 2 * 3600 + 600
 local CHUNK = 100 -- values per unpack(): Lua's stack holds some thousands at most
+
+local function number_of(value, what)
+  if type(value) ~= 'number' then
+    error('record: ' .. what .. ' is not a number')
+  end
+  return value
+end
+
+local function text_of(value, what)
+  if type(value) ~= 'string' then
+    error('record: ' .. what .. ' is not a string')
+  end
+  return value
+end
 
 local function number_at(i)
   local value = tonumber(ARGV[i])
@@ -53,54 +64,83 @@ local function text_at(i)
   return ARGV[i]
 end
 
-local now = number_at(1)
+local ok, call = pcall(cmsgpack.unpack, ARGV[1] or '')
+if not ok or type(call) ~= 'table' or type(call.head) ~= 'table'
+  or type(call.layout) ~= 'table' or type(call.metas) ~= 'table' then
+  error('record: argument 1 is not a record call')
+end
+local head = call.head
+
+-- A record's field name -> its offset in the record, from the layout sent; its list
+-- (named `list`) must come last, its items following the record's own values.
+local function offsets(what, list)
+  local names = call.layout[what]
+  if type(names) ~= 'table' or names[#names] ~= list then
+    error('record: the layout of ' .. what .. ' does not end with ' .. list)
+  end
+  local at = {}
+  for place, name in ipairs(names) do
+    at[text_of(name, 'a field name of ' .. what)] = place - 1
+  end
+  return at
+end
+local R, E, U = offsets('request', 'events'), offsets('event', 'units'), offsets('unit', 'fields')
+
+local now = number_of(head.now_ms, 'now_ms')
 -- A reader's state keeps times in seconds (what its windows are counted in): shorter.
 local now_s = math.floor(now / 1000)
-local window = number_at(2)
-local per_address = number_at(3)
-local event_cost = number_at(4)
-local seal_at = number_at(5)
-local state_ttl = number_at(6)
-local max_engaged = number_at(7)
-local trending_keep = number_at(8)
-local bucket = math.floor(now / number_at(9))
-local sealed_prefix = text_at(11)
-local trending_prefix = text_at(12)
-local first_claim = number_at(13) == 1
-local n_metas = number_at(14)
-local metas_at = 14
-local i = 15 + n_metas
+local window = number_of(head.window_s, 'window_s')
+local per_address = number_of(head.readers_per_address, 'readers_per_address')
+local event_cost = number_of(head.event_cost_ms, 'event_cost_ms')
+local seal_at = number_of(head.seal_at_fields, 'seal_at_fields')
+local state_ttl = number_of(head.state_ttl_s, 'state_ttl_s')
+local max_engaged = number_of(head.max_engaged_s, 'max_engaged_s')
+local trending_keep = number_of(head.trending_keep, 'trending_keep')
+local bucket = math.floor(now / number_of(head.trending_bucket_ms, 'trending_bucket_ms'))
+local epoch_candidate = text_of(head.epoch_candidate, 'epoch_candidate')
+local sealed_prefix = text_of(head.sealed_prefix, 'sealed_prefix')
+local trending_prefix = text_of(head.trending_prefix, 'trending_prefix')
+if type(head.first_claim) ~= 'boolean' then
+  error('record: first_claim is not a boolean')
+end
+local first_claim = head.first_claim
+local meta_texts = call.metas
+for m, text in ipairs(meta_texts) do
+  text_of(text, 'metas[' .. m .. ']')
+end
 
 -- Checks: walk the whole layout once, into plain tables, so the writes below read
 -- each value once and never meet a bad one.
 local requests = {}
+local i = 2
 local n_requests = number_at(i)
 i = i + 1
 for r = 1, n_requests do
-  local request = {rate = key_index_at(i), events = {}}
-  local n_events = number_at(i + 1)
-  i = i + 2
+  local request = {rate = key_index_at(i + R.rate_key), events = {}}
+  local n_events = number_at(i + R.events)
+  i = i + R.events + 1
   for e = 1, n_events do
-    local meta = number_at(i + 5)
-    if meta < 0 or meta > n_metas then
-      error('record: argument ' .. (i + 5) .. ' names no metadata')
+    local meta = number_at(i + E.metadata)
+    if meta < 0 or meta > #meta_texts or meta ~= math.floor(meta) then
+      error('record: argument ' .. (i + E.metadata) .. ' names no metadata')
     end
     local event = {
-      state = key_index_at(i), sketch = key_index_at(i + 1), trend = text_at(i + 2),
-      article = text_at(i + 3), reader = text_at(i + 4), meta = meta, id = text_at(i + 6),
-      units = {},
+      state = key_index_at(i + E.state_key), sketch = key_index_at(i + E.sketch_key),
+      trend = text_at(i + E.trend), article = text_at(i + E.article_id),
+      reader = text_at(i + E.reader), meta = meta, id = text_at(i + E.event_id), units = {},
     }
-    local n_units = number_at(i + 7)
-    i = i + 8
+    local n_units = number_at(i + E.units)
+    i = i + E.units + 1
     for u = 1, n_units do
-      local unit = {dedup = text_at(i), kind = text_at(i + 1), amount = number_at(i + 2),
-        part = text_at(i + 3), fields = {}}
-      local n_fields = number_at(i + 4)
+      local unit = {dedup = text_at(i + U.dedup), kind = text_at(i + U.kind),
+        amount = number_at(i + U.amount), part = text_at(i + U.part), fields = {}}
+      local n_fields = number_at(i + U.fields)
+      i = i + U.fields + 1
       for f = 1, n_fields do
-        unit.fields[f] = text_at(i + 4 + f)
+        unit.fields[f] = text_at(i + f - 1)
       end
       event.units[u] = unit
-      i = i + 5 + n_fields
+      i = i + n_fields
     end
     request.events[e] = event
   end
@@ -262,7 +302,7 @@ local function add(event, unit, amount, first)
   if first and event.meta > 0 then
     local given = decoded[event.meta]
     if not given then
-      given = cjson.decode(ARGV[metas_at + event.meta])
+      given = cjson.decode(meta_texts[event.meta])
       decoded[event.meta] = given
     end
     local meta = metas[event.article]
@@ -377,7 +417,7 @@ for article, meta in pairs(metas) do
   end
 end
 if told.counted > 0 then
-  redis.call('HSETNX', live, '_first_ms', ARGV[1])
+  redis.call('HSETNX', live, '_first_ms', string.format('%d', now))
   redis.call('HINCRBY', live, '_events', told.counted)
 end
 if new_counters > 0 then
@@ -387,7 +427,7 @@ end
 -- A live hash past the bound is sealed as a piece with its own id, applied later in
 -- order: no batch is larger than the bound, however long PostgreSQL was away.
 if seal_at > 0 and redis.call('HLEN', live) >= seal_at then
-  redis.call('SET', KEYS[4], ARGV[10], 'NX')
+  redis.call('SET', KEYS[4], epoch_candidate, 'NX')
   local gen = redis.call('INCR', KEYS[3])
   redis.call('HSET', live, '_id', redis.call('GET', KEYS[4]) .. ':' .. gen)
   redis.call('RENAME', live, sealed_prefix .. gen)
