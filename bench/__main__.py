@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured run before each")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workload", default="uniform", help="profile mode: what load")
+    parser.add_argument("--rounds", type=int, default=3, help="http mode: interleaved rounds")
     parser.add_argument("--only", default="", help="comma list of servers to run")
     parser.add_argument("--workers", type=int, default=1, help="tracker serve --workers")
     parser.add_argument("--counters", type=int, default=100_000, help="flush mode: dirty counters")

@@ -46,6 +46,7 @@ class Result:
     p99_ms: float
     non_2xx: int
     errors: int
+    round_number: int = 1
 
     @property
     def events_per_s(self) -> float:
@@ -66,9 +67,11 @@ WORKLOADS = {
     "batch100": Workload("batch100", "post.lua", {"ARTICLES": "1000", "BATCH": "100"}, 100),
     "stats": Workload("stats", "stats.lua", {"IDS": "1"}),
     "stats100": Workload("stats100", "stats.lua", {"IDS": "100"}),
+    # The public most-read list, as its widget asks for it (answered from the cache).
+    "popular": Workload("popular", "get.lua", {"PATH_WANTED": "/api/v1/popular"}),
 }
 POST_WORKLOADS = ("uniform", "hot", "batch100")
-READ_WORKLOADS = ("stats", "stats100")
+READ_WORKLOADS = ("stats", "stats100", "popular")
 
 
 def ensure_wrk() -> str:
@@ -135,9 +138,10 @@ def run_wrk(wrk: str, port: int, workload: Workload, seconds: float, connections
     out = subprocess.run(
         command, env={**os.environ, **workload.env}, capture_output=True, text=True, check=True
     ).stdout
-    # wrk's own output, every run: the figures' source (artifacts/wrk-raw.txt).
-    raw = ROOT / "artifacts" / "wrk-raw.txt"
-    raw.parent.mkdir(exist_ok=True)
+    # wrk's own output, every run: the figures' source (artifacts/wrk-raw.txt, or the
+    # file TRACKER_BENCH_RAW names).
+    raw = Path(os.environ.get("TRACKER_BENCH_RAW") or ROOT / "artifacts" / "wrk-raw.txt")
+    raw.parent.mkdir(parents=True, exist_ok=True)
     with raw.open("a") as log:
         log.write(
             f"$ {' '.join(f'{k}={v}' for k, v in workload.env.items())} {' '.join(command)}\n"

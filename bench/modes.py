@@ -21,6 +21,7 @@ from bench.harness import (
     EMPTY_TABLES,
     ROOT,
     WORKLOADS,
+    WRK_DIR,
     Workload,
     cleanup_redis,
     ensure_wrk,
@@ -28,6 +29,7 @@ from bench.harness import (
     run_wrk,
     server,
     tracker_env,
+    wait_drained,
 )
 from tracker.core.settings import Settings
 from tracker.events.bots import READER
@@ -45,7 +47,7 @@ from tracker.redis_side.recorder import Recorder
 @contextlib.asynccontextmanager
 async def connections(
     args: argparse.Namespace, prefix: str
-) -> AsyncIterator[tuple[Redis, asyncpg.Pool]]:
+) -> AsyncIterator[tuple[RedisClient, asyncpg.Pool]]:
     redis = open_redis(args.redis_url, timeout_s=30)
     pool = await db.open_pool(args.database_url, size=4, timeout_s=60)
     async with pool.acquire() as conn:
@@ -59,14 +61,45 @@ async def connections(
         await pool.close()
 
 
+ANCHOR_SQL = (
+    "CREATE TEMP TABLE anchor_staging (article_id text, hour int, metric text, n bigint)",
+    "CREATE TEMP TABLE anchor_counts (article_id text, hour int, metric text, n bigint,"
+    " PRIMARY KEY (article_id, hour, metric))",
+)
+
+
+async def anchor(pool: asyncpg.Pool, rows: int) -> float:
+    """The least a flush of `rows` counters can cost PostgreSQL on this machine: one COPY
+    into a staging table and one upsert into a keyed table, in one transaction."""
+    hour = int(time.time() // 3600)
+    records = [(f"bench/a{n // 11}", hour, CHANNELS[n % len(CHANNELS)], 1) for n in range(rows)]
+    async with pool.acquire() as conn:
+        for sql in ANCHOR_SQL:
+            await conn.execute(sql)
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table("anchor_staging", records=records, timeout=None)
+            await conn.execute(
+                "INSERT INTO anchor_counts SELECT * FROM anchor_staging"
+                " ON CONFLICT (article_id, hour, metric)"
+                " DO UPDATE SET n = anchor_counts.n + EXCLUDED.n",
+                timeout=None,
+            )
+        took = time.perf_counter() - started
+        await conn.execute("DROP TABLE anchor_staging, anchor_counts")
+    return took
+
+
 async def flush(args: argparse.Namespace) -> None:
-    """Time one flush of `--counters` dirty counters (and, apart, of as many reader sketches)."""
+    """Time one flush of `--counters` dirty counters (and, apart, of as many reader
+    sketches), each against the anchor: a bare COPY and upsert of as many rows."""
     url = args.database_url
     for kind in ("shares", "views"):
         prefix = "bench-flush-" + secrets.token_hex(4)
         settings = Settings(redis_url=args.redis_url, database_url=url, redis_prefix=prefix)
         keys = Keys(prefix, 1)
         async with connections(args, prefix) as (redis, pool):
+            floor = await anchor(pool, args.counters)
             started = time.perf_counter()
             counters = await fill(redis, keys, args.counters, kind)
             filled = time.perf_counter() - started
@@ -79,7 +112,9 @@ async def flush(args: argparse.Namespace) -> None:
             await pool.execute(EMPTY_TABLES)
         print(
             f"flush of {counters:,} dirty counters ({kind}; {sketches:,} reader sketches): "
-            f"{took:.3f} s  [{result.events:,} events, {rows:,} rows; filled in {filled:.1f} s]"
+            f"{took:.3f} s = {took / floor:.1f}x the anchor (COPY + upsert of "
+            f"{args.counters:,} rows: {floor:.3f} s)  [{result.events:,} events, {rows:,} rows;"
+            f" filled in {filled:.1f} s]"
         )
 
 
@@ -214,7 +249,8 @@ def py_spy() -> str:
 
 
 def profile(args: argparse.Namespace) -> None:
-    """py-spy record of tracker under the uniform single-event load."""
+    """py-spy record of tracker under one workload (`--workload`, uniform by default):
+    the time of each function's own, and with what it calls (inclusive)."""
     wrk = ensure_wrk()
     out = ROOT / "artifacts"
     out.mkdir(exist_ok=True)
@@ -225,10 +261,14 @@ def profile(args: argparse.Namespace) -> None:
     try:
         with server("tracker-profile", command, port, tracker_env(args, port, prefix)):
             pid = _tracker_process(port).pid
+            workload = WORKLOADS[args.workload]
+            if workload.script != "post.lua":  # something to read: one uniform run first
+                run_wrk(wrk, port, WORKLOADS["uniform"], 3, args.connections)
+                wait_drained(port)
             load = subprocess.Popen(
                 pinned("1", [wrk, "-t1", f"-c{args.connections}", f"-d{args.seconds + 4:.0f}s",
-                             "-s", str(ROOT / "bench" / "wrk" / "post.lua"), f"http://127.0.0.1:{port}"]),
-                env={**os.environ, "ARTICLES": "1000", "BATCH": "1"},
+                             "-s", str(WRK_DIR / workload.script), f"http://127.0.0.1:{port}"]),
+                env={**os.environ, **workload.env},
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(2)
@@ -251,11 +291,20 @@ def summarize(raw: Path) -> None:
     from collections import Counter
 
     own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         total += int(samples)
-        own[stack.split(";")[-1]] += int(samples)
+        frames = stack.split(";")
+        own[frames[-1]] += int(samples)
+        # A function counted once per stack however deep it recurses; named without
+        # its line, so that its samples at different lines add up.
+        for name in {frame.split(":")[0] + ")" for frame in frames if "(" in frame}:
+            inclusive[name] += int(samples)
     print(f"{total} samples; most time of its own:")
     for frame, count in own.most_common(20):
+        print(f"{100 * count / total:5.1f}%  {frame}")
+    print("most time with what it calls:")
+    for frame, count in inclusive.most_common(45):
         print(f"{100 * count / total:5.1f}%  {frame}")

@@ -80,13 +80,16 @@ async def seed(pool: asyncpg.Pool) -> int:
         now_hour = int(time.time() // 3600)
         await Store(pool).ensure_partitions({now_hour - h for h in range(0, DAYS * 24 + 48, 24)})
         started = time.perf_counter()
-        await conn.execute(SEED_SQL.replace("$1", str(DAYS)).replace("$2", str(ARTICLES)))
+        # Set-up steps run as long as they take: the pool's command timeout is a request
+        # path's, and a slower machine seeds 10M rows in more than a minute.
+        seed_sql = SEED_SQL.replace("$1", str(DAYS)).replace("$2", str(ARTICLES))
+        await conn.execute(seed_sql, timeout=None)
         # What autovacuum does on a live database: statistics, and the visibility map that
         # lets the report queries read from their covering indexes alone.
-        await conn.execute("VACUUM (ANALYZE)")
+        await conn.execute("VACUUM (ANALYZE)", timeout=None)
         # The seeding's dirty pages written out now, not while the reports are timed.
-        await conn.execute("CHECKPOINT")
-        rows = await conn.fetchval("SELECT count(*) FROM article_hourly")
+        await conn.execute("CHECKPOINT", timeout=None)
+        rows = await conn.fetchval("SELECT count(*) FROM article_hourly", timeout=None)
         print(f"seeded {rows:,} hourly rows in {time.perf_counter() - started:.0f} s", flush=True)
         return int(rows)
 

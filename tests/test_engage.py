@@ -8,14 +8,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import Client, Clock, MakeClient, flush, sample, stats, view
+from tests.helpers import Client, Clock, MakeClient, flush, morning_clock, sample, stats, view
 from tests.test_report_endpoints import Editor, editor_on, next_midnight
 from tracker.core.settings import Settings
 from tracker.web.app_keys import CLOCK
@@ -39,7 +38,7 @@ async def reader_client(settings: Settings, make_client: MakeClient) -> Client:
         settings.with_overrides(
             trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),), dedup_window_s=1800
         ),
-        clock=Clock(time.time()),
+        clock=morning_clock(),
     )
 
 
@@ -235,9 +234,7 @@ def amp_requests(tracker: str, trigger: str, **platform: str) -> str:
 async def test_amp_configuration_counts_views_shares_and_engagement(
     settings: Settings, make_client: MakeClient
 ) -> None:
-    client = await make_client(
-        settings.with_overrides(dedup_window_s=1800), clock=Clock(time.time())
-    )
+    client = await make_client(settings.with_overrides(dedup_window_s=1800), clock=morning_clock())
     config = amp_config()
     assert config["triggers"]["view"]["on"] == "visible"
     assert config["triggers"]["share"]["on"] == "click"

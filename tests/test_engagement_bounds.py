@@ -9,10 +9,18 @@ engaged readers and read-through 1.0 (the top of `metric=read_through`)."""
 from __future__ import annotations
 
 import ipaddress
-import time
 from typing import Any
 
-from tests.helpers import BROWSER_UA, Client, Clock, MakeClient, sample, stats, view
+from tests.helpers import (
+    BROWSER_UA,
+    Client,
+    Clock,
+    MakeClient,
+    morning_clock,
+    sample,
+    stats,
+    view,
+)
 from tracker.core.settings import Settings
 from tracker.web.app_keys import CLOCK
 
@@ -38,7 +46,7 @@ async def post(
 async def reader_client(settings: Settings, make_client: MakeClient, **changes: Any) -> Client:
     return await make_client(
         settings.with_overrides(dedup_window_s=1800, trusted_proxies=PROXY, **changes),
-        clock=Clock(time.time()),
+        clock=morning_clock(),
     )
 
 

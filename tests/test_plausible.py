@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from aiohttp import ClientResponse
 
 from tests.helpers import BROWSER_UA, Client, MakeClient, flush, sample, stats
 from tracker.core.settings import Settings
+from tracker.events.plausible import PAGE_URL_PATTERN, _host_of
 
 NEWS = "https://news.example"
 ARTICLE = "2026/11/budget-vote"
@@ -382,3 +384,22 @@ async def test_content_type_and_size_are_checked_as_for_tracker_events(
     large = pageview(p={"title": "x" * 300_000})
     assert (await send(client, large)).status == 413
     assert sample(client, "tracker_events_rejected_total", reason="too_large") == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "admitted"),
+    [
+        ("https://news.example/politics/a-1", True),
+        ("HTTp://reader:secret@news.example:8443/a?b#c", True),
+        # What fuzzing found: a bracket in the user part, which urlsplit refuses.
+        ("HTTp://\u009d\u0003\u00bc[@NEX+f01;*KW-30;$v8Vb0:49/", False),
+        ("http://\uff03x@news.example/a", False),  # NFKC folds the fullwidth # into one
+        ("http://news.example\uff0fa", False),
+        ("ftp://news.example/a", False),
+    ],
+)
+def test_a_url_the_schema_admits_has_a_host(url: str, admitted: bool) -> None:
+    """The schema's pattern is the decoder's: what it admits, urlsplit reads with a host."""
+    assert bool(re.search(PAGE_URL_PATTERN, url)) is admitted
+    if admitted:
+        assert _host_of(url)

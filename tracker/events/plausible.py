@@ -61,9 +61,10 @@ ASCII_BLANK: Final = "".join(map(chr, range(0x21)))
 Domains = Annotated[str, msgspec.Meta(max_length=MAX_DOMAINS_LENGTH, pattern=r"[^\x00-\x20,]")]
 # The page's absolute http(s) URL with a host (what the domain check needs), in the same
 # regular expression for msgspec (Python's re) and the schema (ECMA-262): the decoder
-# refuses what the schema does, so the two cannot disagree.
+# refuses what the schema does, so the two cannot disagree. The user part is RFC 3986's
+# characters: a bracket or a character NFKC folds into a delimiter makes urlsplit fail.
 PAGE_URL_PATTERN: Final = (
-    r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\x00]*@)?[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]*)?"
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._~%!$&'()*+,;=:-]*@)?[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]*)?"
     r"([/?#][^\x00]*)?$"
 )
 PageUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048, pattern=PAGE_URL_PATTERN)]

@@ -1,4 +1,5 @@
-"""A per-process cache of per-article stats, each kept for a moment as encoded JSON."""
+"""A per-process cache of per-article stats, each kept as its encoded JSON and ETag,
+refreshed in the background while it is read."""
 
 from __future__ import annotations
 
@@ -17,21 +18,21 @@ Fetch = Callable[[list[str]], Awaitable[list[ArticleStats]]]
 _encoder: Final = msgspec.json.Encoder()
 # Stats of up to this many articles are read from Redis and PostgreSQL together.
 FETCH_CHUNK: Final = 100
-
-
-# What a cached entry costs besides its body and id: the dict slot, the struct, the str.
-_ENTRY_OVERHEAD_BYTES: Final = 250
+# What a cached entry costs besides its body and id: the dict slot, the struct, the strs.
+_ENTRY_OVERHEAD_BYTES: Final = 300
 
 
 class Cached(msgspec.Struct, frozen=True):
     body: bytes  # the article's JSON, encoded once (empty for the shared zero answer)
-    digest: bytes  # of body, for ETags
-    expires: float
+    digest: bytes  # of body
+    etag: str  # the answer's ETag for this article alone, quoted
+    refresh_at: float  # past this (monotonic), a read starts a refresh in the background
+    expires: float  # past this, it is not served: a read waits for a new one
 
 
-def cached(stats: ArticleStats, expires: float) -> Cached:
-    body = _encoder.encode(stats)
-    return Cached(body, hashlib.blake2b(body, digest_size=8).digest(), expires)
+def _tagged(body: bytes, refresh_at: float, expires: float) -> Cached:
+    digest = hashlib.blake2b(body, digest_size=8).digest()
+    return Cached(body, digest, f'"{digest.hex()}"', refresh_at, expires)
 
 
 def _is_zero(stats: ArticleStats) -> bool:
@@ -47,44 +48,60 @@ def _is_zero(stats: ArticleStats) -> bool:
     )
 
 
-def _zero(article_id: str, expires: float) -> Cached:
-    return cached(
-        ArticleStats(
-            article_id=article_id,
-            views=0,
-            uniques=0,
-            shares=dict.fromkeys(CHANNELS, 0),
-            shares_total=0,
-            referrals=dict.fromkeys(CHANNELS, 0),
-            previews=dict.fromkeys(CHANNELS, 0),
-            engaged_readers=0,
-            engaged_avg_s=0.0,
-            read_through=0.0,
-            read_depth={str(q): 0 for q in QUARTERS},
-            imported={"views": 0, "shares_total": 0},
-        ),
-        expires,
+def _zero_stats(article_id: str) -> ArticleStats:
+    return ArticleStats(
+        article_id=article_id,
+        views=0,
+        uniques=0,
+        shares=dict.fromkeys(CHANNELS, 0),
+        shares_total=0,
+        referrals=dict.fromkeys(CHANNELS, 0),
+        previews=dict.fromkeys(CHANNELS, 0),
+        engaged_readers=0,
+        engaged_avg_s=0.0,
+        read_through=0.0,
+        read_depth={str(q): 0 for q in QUARTERS},
+        imported={"views": 0, "shares_total": 0},
     )
 
 
-class StatsCache:
-    """Per-article stats kept for a moment (TRACKER_STATS_CACHE, within the max-age the
-    responses already allow), so that a popular page read thousands of times a second
-    costs one Redis and one PostgreSQL query per article per moment.
+# An article with nothing counted answers this with its id spliced in (the id is the
+# Struct's first field): one encoding at import, not one per read.
+_ZERO_HEAD: Final = b'{"article_id":'
+_ZERO_TAIL: Final = _encoder.encode(_zero_stats(""))[len(_ZERO_HEAD) + 2 :]
 
-    The articles missed in one event-loop tick are fetched together (up to 100 ids per
-    Redis round trip and PostgreSQL statement); concurrent misses of an article share one
+
+def _zero(article_id: str, shared: Cached) -> Cached:
+    body = _ZERO_HEAD + _encoder.encode(article_id) + _ZERO_TAIL
+    return _tagged(body, shared.refresh_at, shared.expires)
+
+
+class StatsCache:
+    """Per-article stats kept per process, so that a page read thousands of times a
+    second costs one Redis and one PostgreSQL read per article per `ttl_s`
+    (TRACKER_STATS_CACHE), and no reader waits for them but the first.
+
+    Stale while revalidating: past `ttl_s`, a read is answered from the entry it finds
+    and starts one refresh of that article in the background (one at a time per
+    article); an entry is served for `max_age_s` (TRACKER_STATS_MAX_AGE, what the
+    answers' Cache-Control allows anyway), after which a read waits for a fresh one.
+    The articles missed or refreshed in one event-loop tick are fetched together (up to
+    100 ids per Redis round trip and PostgreSQL statement); concurrent misses share one
     fetch, so within a process an article's counts never go back.
 
     Anyone can ask for any id: the cache is bounded in bytes, entries go as they expire,
     and ids with nothing counted share one empty entry (their answer is made on a hit).
     """
 
-    def __init__(self, fetch: Fetch, *, ttl_s: float, max_bytes: int = 32 << 20) -> None:
+    def __init__(
+        self, fetch: Fetch, *, ttl_s: float, max_age_s: float = 0.0, max_bytes: int = 32 << 20
+    ) -> None:
         self.fetch = fetch
         self.ttl_s = ttl_s
+        self.serve_s = max(ttl_s, max_age_s)
         self.max_bytes = max_bytes
         self.bytes = 0
+        self.refreshes = 0  # background refreshes started (for tests and metrics)
         # In the order they were stored, so the oldest (first to expire) come first.
         self._entries: dict[str, Cached] = {}
         self._loading: dict[str, asyncio.Future[dict[str, Cached]]] = {}
@@ -92,28 +109,55 @@ class StatsCache:
         self._tick_ids: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def found(self, article_id: str) -> Cached | None:
+        """The article's entry if one may be served now (a refresh started if it is due),
+        without waiting: the read path of every article page."""
+        return self._found(article_id, time.monotonic())
+
+    def _found(self, article_id: str, now: float) -> Cached | None:
+        entry = self._entries.get(article_id)
+        if entry is None or entry.expires <= now:
+            return None
+        if entry.refresh_at <= now and article_id not in self._loading:
+            self.refreshes += 1
+            self._queue(article_id)
+        return entry if entry.body else _zero(article_id, entry)
+
+    def stored(self, article_id: str) -> Cached | None:
+        """The entry kept for the article (the shared empty one for zero counts)."""
+        return self._entries.get(article_id)
+
+    async def one(self, article_id: str) -> Cached:
+        entry = self.found(article_id) if self.ttl_s > 0 else None
+        if entry is not None:
+            return entry
+        (entry,) = await self.get([article_id])
+        return entry
+
     async def get(self, article_ids: Sequence[str]) -> list[Cached]:
         if self.ttl_s <= 0:
             fetched = await self.fetch(list(dict.fromkeys(article_ids)))
-            by_id = {r.article_id: cached(r, 0.0) for r in fetched}
+            by_id = {r.article_id: _tagged(_encoder.encode(r), 0.0, 0.0) for r in fetched}
             return [by_id[article_id] for article_id in article_ids]
         now = time.monotonic()
+        self._evict(now)
         found: dict[str, Cached] = {}
         waiting: dict[str, asyncio.Future[dict[str, Cached]]] = {}
-        self._evict(now)
         for article_id in article_ids:
-            entry = self._entries.get(article_id)
-            if entry is not None and entry.expires > now:
-                found[article_id] = entry if entry.body else _zero(article_id, entry.expires)
-            elif article_id not in waiting:
+            if article_id in found or article_id in waiting:
+                continue
+            entry = self._found(article_id, now)
+            if entry is not None:
+                found[article_id] = entry
+            else:
                 waiting[article_id] = self._loading.get(article_id) or self._queue(article_id)
         for article_id, loading in waiting.items():
             found[article_id] = (await asyncio.shield(loading))[article_id]
         return [found[article_id] for article_id in article_ids]
 
-    def _store(self, article_id: str, stats: ArticleStats, expires: float) -> Cached:
-        entry = cached(stats, expires)
-        kept = Cached(b"", b"", expires) if _is_zero(stats) else entry
+    def _store(self, article_id: str, stats: ArticleStats, now: float) -> Cached:
+        entry = _tagged(_encoder.encode(stats), now + self.ttl_s, now + self.serve_s)
+        kept = Cached(b"", b"", "", entry.refresh_at, entry.expires) if _is_zero(stats) else entry
         old = self._entries.pop(article_id, None)  # re-inserted: the dict stays in age order
         if old is not None:
             self.bytes -= _cost(article_id, old)
@@ -136,7 +180,8 @@ class StatsCache:
         if self._tick is None:
             loop = asyncio.get_running_loop()
             self._tick = loop.create_future()
-            # Retrieved here so that a failure nobody else waited for is not reported twice.
+            # Retrieved here so that a failure nobody waited for (a background refresh:
+            # the entry it would have replaced is served until it expires) is not reported.
             self._tick.add_done_callback(lambda f: f.cancelled() or f.exception())
             loop.call_soon(self._fire)
         self._tick_ids.append(article_id)
@@ -170,12 +215,17 @@ class StatsCache:
             for article_id in article_ids:
                 self._loading.pop(article_id, None)
         now = time.monotonic()
-        expires = now + self.ttl_s
         results = {
-            r.article_id: self._store(r.article_id, r, expires) for chunk in fetched for r in chunk
+            r.article_id: self._store(r.article_id, r, now) for chunk in fetched for r in chunk
         }
         self._evict(now)
         loading.set_result(results)
+
+    async def close(self) -> None:
+        """Background refreshes cancelled (the app is closing its pools)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _cost(article_id: str, entry: Cached) -> int:

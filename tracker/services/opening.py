@@ -30,6 +30,7 @@ from tracker.redis_side.preflight import Preflight
 from tracker.redis_side.readers import SaltStore
 from tracker.redis_side.recorder import Recorder
 from tracker.redis_side.trending import Trending
+from tracker.reports.listings import Listings
 from tracker.reports.popular import Reports
 from tracker.reports.stats import StatsReader
 from tracker.reports.statscache import StatsCache
@@ -51,6 +52,7 @@ class Services:
     # The primary's pool, or a replica's (TRACKER_READ_DATABASE_URL), for stats and reports.
     read_pool: db.Pool
     stats_cache: StatsCache
+    listings: Listings
     reports: Reports
     timeseries: Timeseries
     trending: Trending
@@ -105,6 +107,13 @@ async def open_services(
         # Stats and reports join both sides: Redis' pending pieces, PostgreSQL's totals.
         pending = PendingReader(redis, keys)
         stats = StatsReader(pending, Store(reads), clock)
+        stats_cache = StatsCache(
+            stats.read,
+            ttl_s=settings.stats_cache_s,
+            max_age_s=settings.stats_max_age_s,
+            max_bytes=settings.stats_cache_bytes,
+        )
+        stack.push_async_callback(stats_cache.close)  # its refreshes end before the pools
 
         if run_flusher:
             # On a pool of its own: heavy reads cannot starve it of connections.
@@ -140,9 +149,8 @@ async def open_services(
             batcher=batcher,
             pool=pool,
             read_pool=reads,
-            stats_cache=StatsCache(
-                stats.read, ttl_s=settings.stats_cache_s, max_bytes=settings.stats_cache_bytes
-            ),
+            stats_cache=stats_cache,
+            listings=Listings(stats_cache),
             reports=Reports(
                 pending, reads, clock, read_through_min_readers=settings.read_through_min_readers
             ),

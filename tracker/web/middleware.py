@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from tracker.web.responses import error_response, refusal
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 # How many events a request carries, set by the handlers that record events: a refusal
 # of such a request counts in tracker_events_rejected_total, per request until its body
@@ -31,6 +32,9 @@ ARRIVED_AT: Final = web.RequestKey("arrived_at", float)
 
 # The paths that record events: tracker's own, and Plausible's Events API.
 INGEST_PATHS: Final = frozenset({"/api/v1/events", "/api/event"})
+# POSTs to these are answered by a route that does what this middleware does itself,
+# with headers built once (ingest_route.py): the path every page view takes.
+DEDICATED_PATHS: Final = frozenset({"/api/v1/events"})
 # Paths a page on another origin may call: ingest (both) and the stats reads.
 CORS_PREFIXES: Final = ("/api/v1/events", "/api/event", "/api/v1/articles/", "/api/v1/popular")
 CORS_METHODS: Final = "GET, POST, OPTIONS"
@@ -62,6 +66,8 @@ def reject(request: web.Request, exc: TrackerError, *, events: int) -> web.Respo
 async def tracker_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Requests by route, method and status, timed from the arrival of their head: the
     time a request waited in this process is part of what its client waited."""
+    if request.method == "POST" and request.path in DEDICATED_PATHS:
+        return await handler(request)  # it does all this itself (ingest_route.py)
     loop = asyncio.get_running_loop()
     arrived = request[ARRIVED_AT] = arrived_at(request)
     if request.path.startswith(CORS_PREFIXES):
@@ -78,47 +84,59 @@ async def tracker_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500
     page. Requests are shed while the loop lags, and each has a deadline."""
+    try:
+        return await guarded(request, handler, request.get(ARRIVED_AT))
+    except Exception as exc:
+        return error_answer(request, exc)
+
+
+async def guarded(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[T]], arrived: float | None
+) -> T:
+    """The handler's answer, unless the loop lags (Overloaded at once) or it runs past
+    its deadline (cancelled, then Overloaded)."""
     app = request.app
     loop = asyncio.get_running_loop()
     now = loop.time()
+    if request.path not in NEVER_SHED:
+        waited_s = now - (now if arrived is None else arrived)
+        if app[LOOP_LAG].overloaded or waited_s > app[SETTINGS].max_loop_lag_s:
+            raise Overloaded("the event loop lags; shedding load")
+    deadlines = app[DEADLINES]
+    task = asyncio.current_task(loop)
+    assert task is not None
+    deadlines.enter(task, now)
     try:
-        if request.path not in NEVER_SHED:
-            waited_s = now - request.get(ARRIVED_AT, now)
-            if app[LOOP_LAG].overloaded or waited_s > app[SETTINGS].max_loop_lag_s:
-                raise Overloaded("the event loop lags; shedding load")
-        deadlines = app[DEADLINES]
-        task = asyncio.current_task(loop)
-        assert task is not None
-        deadlines.enter(task, now)
-        try:
-            return await handler(request)
-        except asyncio.CancelledError:
-            # Cancelled for its deadline, and by nothing else (a shutdown): answered.
-            if deadlines.leave(task) and task.uncancel() == 0:
-                raise Overloaded("the request ran past TRACKER_REQUEST_TIMEOUT") from None
-            raise
-        finally:
-            deadlines.leave(task)
-    except TrackerError as exc:
+        return await handler(request)
+    except asyncio.CancelledError:
+        # Cancelled for its deadline, and by nothing else (a shutdown): answered.
+        if deadlines.leave(task) and task.uncancel() == 0:
+            raise Overloaded("the request ran past TRACKER_REQUEST_TIMEOUT") from None
+        raise
+    finally:
+        deadlines.leave(task)
+
+
+def error_answer(request: web.Request, exc: Exception) -> web.Response:
+    """The JSON answer to what a handler raised (an HTTPException under 400 goes on up)."""
+    if isinstance(exc, TrackerError):
         return reject(
             request, exc, events=request.get(EVENTS_IN_REQUEST, _request_of_events(request))
         )
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         name = _STATUS_ERRORS.get(exc.status, exc.reason.lower().replace(" ", "_"))
         headers = {h: v for h, v in exc.headers.items() if h in ("Allow", "Retry-After")}
         return error_response(exc.status, name, {"message": exc.reason}, headers=headers)
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        raise
-    except Exception:
-        log.exception(
-            "unexpected error answering %s %s",
-            request.method,
-            request.path,
-            extra={"event": "request_error", "route": _route_of(request)},
-        )
-        return error_response(500, "internal", {"message": "unexpected error; it was logged"})
+    log.exception(
+        "unexpected error answering %s %s",
+        request.method,
+        request.path,
+        extra={"event": "request_error", "route": _route_of(request)},
+        exc_info=exc,
+    )
+    return error_response(500, "internal", {"message": "unexpected error; it was logged"})
 
 
 def _route_of(request: web.Request) -> str:
@@ -140,10 +158,11 @@ def origin_allowed(request: web.Request, origin: str) -> bool:
     return origin.split("://", 1)[-1] == request.host
 
 
-def _cors_headers(request: web.Request, origin: str) -> dict[str, str]:
-    any_origin = "*" in request.app[SETTINGS].allowed_origins
+def cors_headers(allow_origin: str) -> dict[str, str]:
+    """The CORS headers of an answer to an allowed page: `allow_origin` its origin, or `*`
+    when every origin is allowed."""
     return {
-        "Access-Control-Allow-Origin": "*" if any_origin else origin,
+        "Access-Control-Allow-Origin": allow_origin,
         "Access-Control-Expose-Headers": "ETag, Retry-After",
         "Vary": "Origin",
     }
@@ -155,14 +174,14 @@ async def _with_cors(request: web.Request, handler: Handler) -> web.StreamRespon
     Every answer on these paths varies with Origin, so caches keep them apart."""
     origin = request.headers.get("Origin")
     if origin is None:
-        if request.method == "POST" and not _may_omit_origin(request):
-            return _vary(reject(request, _origin_required(), events=1))
+        if request.method == "POST" and not may_omit_origin(request):
+            return _vary(reject(request, origin_required(), events=1))
         return _vary(await errors_middleware(request, handler))
     allowed = origin_allowed(request, origin)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not allowed:
-            return _vary(reject(request, _not_allowed(origin), events=0))
-        headers = _cors_headers(request, origin)
+            return _vary(reject(request, not_allowed(origin), events=0))
+        headers = cors_headers(_allow_origin(request, origin))
         headers["Access-Control-Allow-Methods"] = CORS_METHODS
         headers["Access-Control-Allow-Headers"] = request.headers.get(
             "Access-Control-Request-Headers", "Content-Type"
@@ -171,15 +190,19 @@ async def _with_cors(request: web.Request, handler: Handler) -> web.StreamRespon
         return web.Response(status=204, headers=headers)
     if not allowed:
         if request.method == "POST":
-            return _vary(reject(request, _not_allowed(origin), events=1))
+            return _vary(reject(request, not_allowed(origin), events=1))
         # Readable by non-browser clients only.
         return _vary(await errors_middleware(request, handler))
     response = await errors_middleware(request, handler)
-    response.headers.update(_cors_headers(request, origin))
+    response.headers.update(cors_headers(_allow_origin(request, origin)))
     return response
 
 
-def _may_omit_origin(request: web.Request) -> bool:
+def _allow_origin(request: web.Request, origin: str) -> str:
+    return "*" if "*" in request.app[SETTINGS].allowed_origins else origin
+
+
+def may_omit_origin(request: web.Request) -> bool:
     """Browsers always send Origin on a POST; only server-side senders omit it. With
     TRACKER_REQUIRE_ORIGIN they must come through a trusted proxy."""
     settings = request.app[SETTINGS]
@@ -193,9 +216,9 @@ def _vary(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
-def _not_allowed(origin: str) -> OriginNotAllowed:
+def not_allowed(origin: str) -> OriginNotAllowed:
     return OriginNotAllowed("Origin", f"{origin} is not allowed")
 
 
-def _origin_required() -> OriginNotAllowed:
+def origin_required() -> OriginNotAllowed:
     return OriginNotAllowed("Origin", "required (TRACKER_REQUIRE_ORIGIN); browsers send it")

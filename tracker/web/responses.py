@@ -94,6 +94,9 @@ def refusal(exc: TrackerError, *, retry_after_s: int) -> web.Response:
 _ACCEPTED_ONE: Final = _encoder.encode(Accepted(1))
 
 
+def accepted_body(count: int) -> bytes:
+    return _ACCEPTED_ONE if count == 1 else _encoder.encode(Accepted(count))
+
+
 def accepted_response(count: int) -> web.Response:
-    body = _ACCEPTED_ONE if count == 1 else _encoder.encode(Accepted(count))
-    return web.Response(body=body, status=202, content_type="application/json")
+    return web.Response(body=accepted_body(count), status=202, content_type="application/json")

@@ -4,9 +4,8 @@ object, answer; errors become JSON in one middleware."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from aiohttp import web
@@ -18,7 +17,8 @@ from tracker.redis_side.client import RedisClient
 from tracker.web import article_views, editors, report_views
 from tracker.web.app_keys import LOOP_LAG, METRICS, MOST_READ, OPENAPI, SERVICES, SETTINGS, SNIPPET
 from tracker.web.editors import editors_only
-from tracker.web.ingest import ingest, pixel, plausible_event
+from tracker.web.ingest import pixel, plausible_event
+from tracker.web.ingest_route import IngestRoute
 from tracker.web.most_read import MostRead
 from tracker.web.responses import error_response, json_response
 from tracker.web.runbook import runbook
@@ -37,21 +37,22 @@ def _stats_response(request: web.Request, body: bytes, etag: str) -> web.Respons
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
-def _etag(digests: Sequence[bytes]) -> str:
-    return '"' + hashlib.blake2b(b"".join(digests), digest_size=12).hexdigest() + '"'
-
-
 async def article_stats(request: web.Request) -> web.Response:
     article_id = validate_article_id(request.match_info["article_id"])
-    (entry,) = await request.app[SERVICES].stats_cache.get([article_id])
-    return _stats_response(request, entry.body, _etag([entry.digest]))
+    entry = await request.app[SERVICES].stats_cache.one(article_id)
+    return _stats_response(request, entry.body, entry.etag)
 
 
 async def articles_stats(request: web.Request) -> web.Response:
-    ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
-    entries = await request.app[SERVICES].stats_cache.get(ids)
-    body = b'{"articles":[' + b",".join(entry.body for entry in entries) + b"]}"
-    return _stats_response(request, body, _etag([entry.digest for entry in entries]))
+    services = request.app[SERVICES]
+    # A listing page asks for the same ids on every view: its answer is kept by the
+    # query as sent, so a repeat is neither parsed nor assembled again.
+    query = request.rel_url.raw_query_string
+    listing = services.listings.found(query)
+    if listing is None:
+        ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
+        listing = services.listings.keep(query, ids, await services.stats_cache.get(ids))
+    return _stats_response(request, listing.body, listing.etag)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -169,7 +170,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/v1/events", ingest)
+    app.router.add_post("/api/v1/events", IngestRoute(app[SETTINGS], app[METRICS]).answer)
     # Plausible's Events API, for sites that keep Plausible's script or clients.
     app.router.add_post("/api/event", plausible_event)
     # Registered before the single-article route; ids may hold '/', hence the regex.

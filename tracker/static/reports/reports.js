@@ -136,7 +136,11 @@
         location.assign("/reports/login");
         throw new Error("Not logged in.");
       }
-      return r.json().catch(function () { return {}; }).then(function (body) {
+      return r.json().catch(function (error) {
+        // Aborted while the body was read (a newer request replaced it): not an answer.
+        if (error.name === "AbortError" || r.ok) throw error;
+        return {};
+      }).then(function (body) {
         if (r.ok) return body;
         var detail = body.detail || {};
         throw new Error(detail.message ? detail.field + ": " + detail.message : "Error " + r.status + ".");

@@ -1,0 +1,199 @@
+"""The stats cache answers every read after the first without waiting: past its time an
+entry is still answered while one refresh per article runs in the background, until the
+answers' max-age; then a read waits for fresh counts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from tests.conftest import wait_until
+from tests.helpers import MakeClient, post_events, stats, view
+from tracker.core.settings import Settings
+from tracker.reports.stats import ArticleStats
+from tracker.reports.statscache import StatsCache, _zero_stats
+
+
+class Source:
+    """What the cache reads: counts that grow by one each time they are read."""
+
+    def __init__(self) -> None:
+        self.views = 0
+        self.fetches: list[list[str]] = []
+        self.fail = False
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, ids: list[str]) -> list[ArticleStats]:
+        self.fetches.append(ids)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail:
+            raise ConnectionError("PostgreSQL went away")
+        self.views += 1
+        return [msgspec.structs.replace(_zero_stats(a), views=self.views) for a in ids]
+
+
+def views_of(body: bytes) -> int:
+    return int(msgspec.json.decode(body)["views"])
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_past_its_time_an_entry_is_answered_and_refreshed_once() -> None:
+    source = Source()
+    cache = StatsCache(source, ttl_s=0.05, max_age_s=5.0)
+    assert views_of((await cache.one("a")).body) == 1
+    await asyncio.sleep(0.06)
+    source.gate = asyncio.Event()
+
+    # 50 reads past the entry's time: all answered at once, from the entry; one refresh.
+    answers = [cache.found("a") for _ in range(50)]
+    assert all(a is not None and views_of(a.body) == 1 for a in answers)
+    await settle()
+    assert len(source.fetches) == 2
+    assert cache.refreshes == 1
+
+    source.gate.set()
+    await settle()
+    fresh = await cache.one("a")
+    assert views_of(fresh.body) == 2
+    assert fresh.etag != answers[0].etag  # type: ignore[union-attr]
+    assert len(source.fetches) == 2
+
+
+async def test_past_max_age_a_read_waits_for_fresh_counts() -> None:
+    source = Source()
+    cache = StatsCache(source, ttl_s=0.02, max_age_s=0.05)
+    await cache.one("a")
+    await asyncio.sleep(0.06)
+
+    assert cache.found("a") is None
+    assert views_of((await cache.one("a")).body) == 2
+
+
+async def test_a_failed_refresh_leaves_the_entry_served_and_is_not_raised() -> None:
+    source = Source()
+    cache = StatsCache(source, ttl_s=0.02, max_age_s=5.0)
+    await cache.one("a")
+    await asyncio.sleep(0.03)
+    source.fail = True
+
+    answer = await cache.one("a")  # answered from the entry; its refresh fails
+    await settle()
+    assert views_of(answer.body) == 1
+    again = await cache.one("a")  # still served, and a refresh tried again
+    await settle()
+    assert views_of(again.body) == 1
+    assert cache.refreshes == 2
+
+    source.fail = False
+    await cache.one("a")
+    await settle()
+    assert views_of((await cache.one("a")).body) == 2
+
+
+async def test_a_miss_and_a_refresh_in_one_tick_share_one_fetch() -> None:
+    source = Source()
+    cache = StatsCache(source, ttl_s=0.02, max_age_s=5.0)
+    await cache.get(["a"])
+    await asyncio.sleep(0.03)
+
+    results = await cache.get(["a", "b", "a"])
+    assert results[0].body == results[2].body
+    assert source.fetches[-1] == ["a", "b"]
+
+
+async def test_many_ids_past_their_time_refresh_together() -> None:
+    source = Source()
+    cache = StatsCache(source, ttl_s=0.02, max_age_s=5.0)
+    ids = [f"a{n}" for n in range(250)]
+    await cache.get(ids)
+    await asyncio.sleep(0.03)
+
+    await cache.get(ids)  # answered from the entries
+    await settle()
+    assert cache.refreshes == 250
+    assert sorted(len(f) for f in source.fetches[-3:]) == [50, 100, 100]
+
+
+@pytest.mark.parametrize("article_id", ["a", 'news/2026/ü "quoted"', "x" * 128])
+def test_the_zero_answer_is_the_encoded_zero_stats(article_id: str) -> None:
+    from tracker.reports.statscache import Cached, _zero
+
+    shared = Cached(b"", b"", "", 1.0, 2.0)
+    assert _zero(article_id, shared).body == msgspec.json.encode(_zero_stats(article_id))
+
+
+async def test_closing_cancels_refreshes_in_flight() -> None:
+    source = Source()
+    cache = StatsCache(source, ttl_s=0.02, max_age_s=5.0)
+    await cache.one("a")
+    await asyncio.sleep(0.03)
+    source.gate = asyncio.Event()
+    cache.found("a")
+    await settle()
+
+    await cache.close()
+    assert not cache._tasks
+
+
+async def test_a_listing_is_reused_while_its_articles_entries_are() -> None:
+    from tracker.reports.listings import Listings
+
+    source = Source()
+    cache = StatsCache(source, ttl_s=0.05, max_age_s=5.0)
+    listings = Listings(cache)
+    ids = ["a", "b", "never-counted"]
+    source.views = 0
+    first = listings.keep("ids=a,b,never-counted", ids, await cache.get(ids))
+
+    assert listings.found("ids=a,b,never-counted") is first
+    assert listings.found("ids=a,b") is None  # another list
+    await asyncio.sleep(0.06)
+    assert listings.found("ids=a,b,never-counted") is None  # due for a refresh: made again
+    again = listings.keep("ids=a,b,never-counted", ids, await cache.get(ids))
+    assert again.body == first.body  # the entries, served while they refresh
+    await settle()
+    fresh = listings.keep("ids=a,b,never-counted", ids, await cache.get(ids))
+    assert fresh.body != first.body
+    assert fresh.etag != first.etag
+
+
+async def test_listings_are_bounded() -> None:
+    from tracker.reports.listings import Listings
+
+    cache = StatsCache(Source(), ttl_s=5.0, max_age_s=5.0)
+    listings = Listings(cache, max_listings=3)
+    for n in range(10):
+        listings.keep(f"ids=a{n}", [f"a{n}"], await cache.get([f"a{n}"]))
+    assert listings.found("ids=a9") is not None
+    assert listings.found("ids=a0") is None
+    assert len(listings._listings) == 3
+
+
+async def test_through_http_a_page_and_a_listing_see_new_counts_one_refresh_later(
+    settings: Settings, make_client: MakeClient
+) -> None:
+    client = await make_client(settings.with_overrides(stats_cache_s=0.2, stats_max_age_s=5))
+    await post_events(client, view("fresh-1"), view("fresh-2"))
+    listing = "/api/v1/articles/stats?ids=fresh-1,fresh-2"
+    first = await (await client.get(listing)).json()
+    assert (await stats(client, "fresh-1"))["views"] == 1
+
+    await post_events(client, view("fresh-1", url="https://news.example/1"))
+    await asyncio.sleep(0.25)
+    # Past the cache's time: answered at once from what it holds, and refreshed meanwhile.
+    assert await (await client.get(listing)).json() == first
+    assert (await stats(client, "fresh-1"))["views"] == 1
+
+    async def refreshed() -> bool:
+        body = await (await client.get(listing)).json()
+        page = await stats(client, "fresh-1")
+        return bool(body["articles"][0]["views"] == 2 and page["views"] == 2)
+
+    await wait_until(refreshed, timeout_s=2)
