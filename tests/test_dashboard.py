@@ -25,7 +25,7 @@ from tracker.core.settings import Settings
 from tracker.events.models import CHANNELS
 from tracker.ops.metrics import EVENT_TYPES, PIXEL_ERRORS, Metrics
 from tracker.web import views
-from tracker.web.app_keys import SETTINGS
+from tracker.web.app_keys import METRICS, SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -166,6 +166,7 @@ def route_templates() -> list[str]:
     """The route templates tracker labels requests with (tracker_middleware)."""
     app = web.Application()
     app[SETTINGS] = Settings()
+    app[METRICS] = Metrics()
     views.add_routes(app)
     return [resource.canonical for resource in app.router.resources()]
 

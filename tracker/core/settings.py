@@ -133,7 +133,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # When the event loop lags more than this, new requests get a fast 503.
     max_loop_lag_s: Positive = 0.5
     stats_max_age_s: Count = 5
-    # Per-process cache of per-article stats, seconds (0: off); within stats_max_age_s.
+    # Per-process stats cache: refreshed in the background after this many seconds
+    # (0: off), answered stale meanwhile up to stats_max_age_s.
     stats_cache_s: NotNegative = 1.0
     stats_cache_bytes: Annotated[int, Meta(ge=1 << 20)] = 32 << 20
     # Per-process cache of User-Agent classifications.

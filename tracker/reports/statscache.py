@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -18,6 +18,9 @@ Fetch = Callable[[list[str]], Awaitable[list[ArticleStats]]]
 _encoder: Final = msgspec.json.Encoder()
 # Stats of up to this many articles are read from Redis and PostgreSQL together.
 FETCH_CHUNK: Final = 100
+# Background refreshes that come due within this long are read together: a page read
+# thousands of times a second costs a share of one read, not one read each.
+REFRESH_GATHER_S: Final = 0.05
 # What a cached entry costs besides its body and id: the dict slot, the struct, the strs.
 _ENTRY_OVERHEAD_BYTES: Final = 300
 
@@ -85,9 +88,10 @@ class StatsCache:
     and starts one refresh of that article in the background (one at a time per
     article); an entry is served for `max_age_s` (TRACKER_STATS_MAX_AGE, what the
     answers' Cache-Control allows anyway), after which a read waits for a fresh one.
-    The articles missed or refreshed in one event-loop tick are fetched together (up to
-    100 ids per Redis round trip and PostgreSQL statement); concurrent misses share one
-    fetch, so within a process an article's counts never go back.
+    The articles missed in one event-loop tick are fetched together (up to 100 ids per
+    Redis round trip and PostgreSQL statement), and so are the refreshes that come due
+    within 50 ms; concurrent misses share one fetch, so within a process an article's
+    counts never go back.
 
     Anyone can ask for any id: the cache is bounded in bytes, entries go as they expire,
     and ids with nothing counted share one empty entry (their answer is made on a hit).
@@ -105,8 +109,8 @@ class StatsCache:
         # In the order they were stored, so the oldest (first to expire) come first.
         self._entries: dict[str, Cached] = {}
         self._loading: dict[str, asyncio.Future[dict[str, Cached]]] = {}
-        self._tick: asyncio.Future[dict[str, Cached]] | None = None
-        self._tick_ids: list[str] = []
+        # The misses of this tick, and the refreshes gathered: each one pending fetch.
+        self._ticks: dict[bool, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def found(self, article_id: str) -> Cached | None:
@@ -120,7 +124,7 @@ class StatsCache:
             return None
         if entry.refresh_at <= now and article_id not in self._loading:
             self.refreshes += 1
-            self._queue(article_id)
+            self._queue(article_id, refresh=True)
         return entry if entry.body else _zero(article_id, entry)
 
     def stored(self, article_id: str) -> Cached | None:
@@ -176,24 +180,31 @@ class StatsCache:
             del entries[article_id]
             self.bytes -= _cost(article_id, entry)
 
-    def _queue(self, article_id: str) -> asyncio.Future[dict[str, Cached]]:
-        if self._tick is None:
+    def _queue(
+        self, article_id: str, *, refresh: bool = False
+    ) -> asyncio.Future[dict[str, Cached]]:
+        pending = self._ticks.get(refresh)
+        if pending is None:
             loop = asyncio.get_running_loop()
-            self._tick = loop.create_future()
+            loading: asyncio.Future[dict[str, Cached]] = loop.create_future()
             # Retrieved here so that a failure nobody waited for (a background refresh:
             # the entry it would have replaced is served until it expires) is not reported.
-            self._tick.add_done_callback(lambda f: f.cancelled() or f.exception())
-            loop.call_soon(self._fire)
-        self._tick_ids.append(article_id)
-        self._loading[article_id] = self._tick
-        return self._tick
+            loading.add_done_callback(lambda f: f.cancelled() or f.exception())
+            fire = (
+                loop.call_later(REFRESH_GATHER_S, self._fire, refresh)
+                if refresh
+                else loop.call_soon(self._fire, refresh)
+            )
+            pending = self._ticks[refresh] = _Pending(loading, [], fire)
+        pending.article_ids.append(article_id)
+        self._loading[article_id] = pending.loading
+        return pending.loading
 
-    def _fire(self) -> None:
-        loading, article_ids = self._tick, self._tick_ids
-        self._tick, self._tick_ids = None, []
-        if loading is None:
+    def _fire(self, refresh: bool) -> None:
+        pending = self._ticks.pop(refresh, None)
+        if pending is None:
             return
-        task = asyncio.create_task(self._load(article_ids, loading))
+        task = asyncio.create_task(self._load(pending.article_ids, pending.loading))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -223,9 +234,21 @@ class StatsCache:
 
     async def close(self) -> None:
         """Background refreshes cancelled (the app is closing its pools)."""
+        for pending in self._ticks.values():
+            pending.fire.cancel()
+            pending.loading.cancel()
+        self._ticks.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _Pending(NamedTuple):
+    """A fetch to come: who waits for it, of which articles, and the call that starts it."""
+
+    loading: asyncio.Future[dict[str, Cached]]
+    article_ids: list[str]
+    fire: asyncio.Handle
 
 
 def _cost(article_id: str, entry: Cached) -> int:
