@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 
 from tracker.core.errors import Unavailable
-from tracker.events.models import parse_article_ids, validate_article_id
 from tracker.pg import db
 from tracker.redis_side.client import RedisClient
 from tracker.web import article_views, editors, report_views
@@ -22,37 +21,7 @@ from tracker.web.ingest_route import IngestRoute
 from tracker.web.most_read import MostRead
 from tracker.web.responses import error_response, json_response
 from tracker.web.runbook import runbook
-
-MAX_IDS: Final = 100
-
-
-def _stats_response(request: web.Request, body: bytes, etag: str) -> web.Response:
-    headers = {
-        "Cache-Control": f"public, max-age={request.app[SETTINGS].stats_max_age_s}",
-        "ETag": etag,
-    }
-    if_none_match = request.headers.get("If-None-Match")
-    if if_none_match and etag in {tag.strip() for tag in if_none_match.split(",")}:
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type="application/json", headers=headers)
-
-
-async def article_stats(request: web.Request) -> web.Response:
-    article_id = validate_article_id(request.match_info["article_id"])
-    entry = await request.app[SERVICES].stats_cache.one(article_id)
-    return _stats_response(request, entry.body, entry.etag)
-
-
-async def articles_stats(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    # A listing page asks for the same ids on every view: its answer is kept by the
-    # query as sent, so a repeat is neither parsed nor assembled again.
-    query = request.rel_url.raw_query_string
-    listing = services.listings.found(query)
-    if listing is None:
-        ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
-        listing = services.listings.keep(query, ids, await services.stats_cache.get(ids))
-    return _stats_response(request, listing.body, listing.etag)
+from tracker.web.stats_route import LISTING_ROUTE, StatsRoute
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -174,9 +143,10 @@ def add_routes(app: web.Application) -> None:
     # Plausible's Events API, for sites that keep Plausible's script or clients.
     app.router.add_post("/api/event", plausible_event)
     # Registered before the single-article route; ids may hold '/', hence the regex.
-    app.router.add_get("/api/v1/articles/stats", articles_stats)
+    stats = StatsRoute(app[SETTINGS], app[METRICS])
+    app.router.add_get(LISTING_ROUTE, stats.listing)
     # [\s\S], not `.`: an id with a newline is a bad id (400), not an unknown route (404).
-    app.router.add_get(r"/api/v1/articles/{article_id:[\s\S]+}/stats", article_stats)
+    app.router.add_get(r"/api/v1/articles/{article_id:[\s\S]+}/stats", stats.article)
     app.router.add_get(
         r"/api/v1/articles/{article_id:[\s\S]+}/timeseries",
         editors_only(report_views.timeseries),
