@@ -198,8 +198,17 @@ def parse_event_dict(raw: dict[str, Any], *, max_events: int = 1) -> list[Event]
     return _checked(events, prefix)
 
 
+# A list as pages send it (ids and commas, nothing else) is checked in one match.
+_PLAIN_ID_LIST: Final = re.compile(rf"{ARTICLE_ID_RE.pattern}(?:,{ARTICLE_ID_RE.pattern})*")
+
+
 def parse_article_ids(raw: str | None, *, max_ids: int) -> list[str]:
     """The `ids` query of the batch stats read: a comma list of article ids, in order."""
+    if raw is not None and _PLAIN_ID_LIST.fullmatch(raw):
+        ids = raw.split(",")
+        if len(ids) > max_ids:
+            raise InvalidInput("ids", f"at most {max_ids} ids, got {len(ids)}")
+        return ids
     if raw is None or not raw.strip():
         raise InvalidInput("ids", "expected a comma-separated list of article ids")
     ids = [part.strip() for part in raw.split(",") if part.strip()]
