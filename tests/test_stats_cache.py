@@ -5,6 +5,7 @@ answers' max-age; then a read waits for fresh counts."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
@@ -166,26 +167,42 @@ async def test_closing_cancels_refreshes_in_flight(make_cache: MakeCache) -> Non
     assert not cache._tasks
 
 
-async def test_a_listing_is_reused_while_its_articles_entries_are(make_cache: MakeCache) -> None:
+async def test_a_listing_is_reused_for_the_caches_time_from_when_it_was_made(
+    make_cache: MakeCache,
+) -> None:
     from tracker.reports.listings import Listings
 
     source = Source()
-    cache = make_cache(source, ttl_s=0.05, max_age_s=5.0)
+    cache = make_cache(source, ttl_s=0.2, max_age_s=5.0)
     listings = Listings(cache)
-    ids = ["a", "b", "never-counted"]
-    source.views = 0
-    first = listings.keep("ids=a,b,never-counted", ids, await cache.get(ids))
+    query, ids = "ids=a,b,never-counted", ["a", "b", "never-counted"]
+    first = listings.keep(query, await cache.get(ids))
 
-    assert listings.found("ids=a,b,never-counted") is first
+    assert listings.found(query) is first
     assert listings.found("ids=a,b") is None  # another list
-    await asyncio.sleep(0.06)
-    assert listings.found("ids=a,b,never-counted") is None  # due for a refresh: made again
-    again = listings.keep("ids=a,b,never-counted", ids, await cache.get(ids))
-    assert again.body == first.body  # the entries, served while they refresh
+    await asyncio.sleep(0.21)
+    assert listings.found(query) is None  # its time is past: made again
+    again = listings.keep(query, await cache.get(ids))
+    assert again.body == first.body  # from the entries, served while they refresh
     await settle()
-    fresh = listings.keep("ids=a,b,never-counted", ids, await cache.get(ids))
+    # Its articles refreshed meanwhile; the listing is kept for its own time still.
+    assert listings.found(query) is again
+    await asyncio.sleep(0.21)
+    assert listings.found(query) is None
+    fresh = listings.keep(query, await cache.get(ids))
     assert fresh.body != first.body
     assert fresh.etag != first.etag
+
+
+async def test_a_listing_is_not_kept_past_its_entries_expiry(make_cache: MakeCache) -> None:
+    from tracker.reports.listings import Listings
+
+    cache = make_cache(Source(), ttl_s=0.05, max_age_s=0.05)
+    listings = Listings(cache)
+    await cache.get(["a"])
+    await asyncio.sleep(0.03)
+    listing = listings.keep("ids=a", await cache.get(["a"]))  # an entry 30 ms old
+    assert listing.refresh_at - time.monotonic() < 0.03
 
 
 async def test_listings_are_bounded(make_cache: MakeCache) -> None:
@@ -194,7 +211,7 @@ async def test_listings_are_bounded(make_cache: MakeCache) -> None:
     cache = make_cache(Source(), ttl_s=5.0, max_age_s=5.0)
     listings = Listings(cache, max_listings=3)
     for n in range(10):
-        listings.keep(f"ids=a{n}", [f"a{n}"], await cache.get([f"a{n}"]))
+        listings.keep(f"ids=a{n}", await cache.get([f"a{n}"]))
     assert listings.found("ids=a9") is not None
     assert listings.found("ids=a0") is None
     assert len(listings._listings) == 3

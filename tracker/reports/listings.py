@@ -16,12 +16,12 @@ from tracker.reports.statscache import Cached, StatsCache
 MAX_LISTINGS: Final = 256
 
 
-class Listing(msgspec.Struct, frozen=True):
-    ids: list[str]
-    kept: list[Cached | None]  # the cache's own entries the answer was made of
+class Listing(msgspec.Struct, frozen=True, gc=False):
     body: bytes
     etag: str
-    refresh_at: float  # the soonest of its members'
+    # Monotonic: past this the answer is made again (at most the cache's time after it
+    # was made, and never past the soonest expiry of the entries it was made of).
+    refresh_at: float
 
 
 def listing_body(entries: Sequence[Cached]) -> bytes:
@@ -34,9 +34,11 @@ def listing_etag(entries: Sequence[Cached]) -> str:
 
 
 class Listings:
-    """An answer is reused, without parsing its ids again, while each of its articles'
-    entries is still the one it was made of and none is due for a refresh; otherwise
-    it is made again from the stats cache (which refreshes what is due)."""
+    """An answer is reused, without parsing its ids again, for the stats cache's time
+    (TRACKER_STATS_CACHE) from when it was made, then made again from the cache's
+    entries (which refreshes those due). Its own time, not its articles': a hundred
+    articles refreshed each at its own moment would change it a hundred times a second.
+    It is never served past the soonest expiry of the entries it was made of."""
 
     def __init__(self, cache: StatsCache, *, max_listings: int = MAX_LISTINGS) -> None:
         self.cache = cache
@@ -47,19 +49,14 @@ class Listings:
         listing = self._listings.get(query)
         if listing is None or listing.refresh_at <= time.monotonic():
             return None
-        stored = self.cache.stored
-        for article_id, kept in zip(listing.ids, listing.kept, strict=True):
-            if stored(article_id) is not kept:
-                return None
         return listing
 
-    def keep(self, query: str, ids: list[str], entries: Sequence[Cached]) -> Listing:
+    def keep(self, query: str, entries: Sequence[Cached]) -> Listing:
+        soonest_expiry = min(entry.expires for entry in entries)
         listing = Listing(
-            ids=ids,
-            kept=[self.cache.stored(article_id) for article_id in ids],
             body=listing_body(entries),
             etag=listing_etag(entries),
-            refresh_at=min(entry.refresh_at for entry in entries),
+            refresh_at=min(time.monotonic() + self.cache.ttl_s, soonest_expiry),
         )
         if self.cache.ttl_s > 0 and len(query) < 1 << 16:
             self._listings.pop(query, None)

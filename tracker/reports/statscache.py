@@ -25,7 +25,7 @@ REFRESH_GATHER_S: Final = 0.05
 _ENTRY_OVERHEAD_BYTES: Final = 300
 
 
-class Cached(msgspec.Struct, frozen=True):
+class Cached(msgspec.Struct, frozen=True, gc=False):
     body: bytes  # the article's JSON, encoded once (empty for the shared zero answer)
     digest: bytes  # of body
     etag: str  # the answer's ETag for this article alone, quoted

@@ -115,6 +115,6 @@ def _listing(query: str) -> _Handler[Listing]:
     async def made(request: web.Request) -> Listing:
         services = request.app[SERVICES]
         ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
-        return services.listings.keep(query, ids, await services.stats_cache.get(ids))
+        return services.listings.keep(query, await services.stats_cache.get(ids))
 
     return made
