@@ -23,8 +23,8 @@ from tracker.redis_side.readers import TrustedProxies
 from tracker.reports.rows import PopularQuery, Report, Row
 from tracker.services.opening import Services
 from tracker.web.app_keys import CLOCK, DEADLINES, LOOP_LAG, METRICS, PROXIES, SERVICES, SETTINGS
-from tracker.web.middleware import errors_middleware
-from tracker.web.most_read import FRESH_S, STALE_S, MostRead
+from tracker.web.middleware import tracker_middleware
+from tracker.web.most_read import FRESH_S, STALE_S, MostRead, PopularRoute
 from tracker.web.overload import Deadlines, LoopLag
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -68,7 +68,7 @@ async def setup(
     aiohttp_client: AiohttpClient, settings: Settings
 ) -> tuple[TestClient[Any, Any], SlowReports, Monotonic]:
     reports, monotonic = SlowReports(), Monotonic()
-    app = web.Application(middlewares=[errors_middleware])
+    app = web.Application(middlewares=[tracker_middleware])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[LOOP_LAG] = LoopLag(settings.max_loop_lag_s)
@@ -77,7 +77,8 @@ async def setup(
     app[SERVICES] = cast(Services, SimpleNamespace(reports=reports))
     app[CLOCK] = time.time
     app[PROXIES] = TrustedProxies(())
-    app.router.add_get("/api/v1/popular", MostRead(monotonic=monotonic).answer)
+    route = PopularRoute(settings, app[METRICS], MostRead(monotonic=monotonic))
+    app.router.add_get("/api/v1/popular", route.answer)
     return await aiohttp_client(app), reports, monotonic
 
 

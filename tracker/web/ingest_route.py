@@ -12,7 +12,6 @@ from aiohttp import web
 
 from tracker.core.settings import Settings
 from tracker.ops.metrics import Metrics
-from tracker.web.header_sets import CorsSets, Headers, frozen
 from tracker.web.ingest import record_events
 from tracker.web.middleware import (
     answers_itself,
@@ -22,6 +21,7 @@ from tracker.web.middleware import (
     not_allowed,
     origin_required,
 )
+from tracker.web.own_answers import CorsSets, Headers, frozen
 from tracker.web.protocol import arrived_at
 from tracker.web.responses import accepted_body
 

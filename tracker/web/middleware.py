@@ -89,7 +89,6 @@ async def tracker_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-@web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500
     page. Requests are shed while the loop lags, and each has a deadline."""

@@ -25,12 +25,18 @@ from aiohttp import web
 
 from tracker.core.errors import Overloaded, RateLimited
 from tracker.core.periods import period_of
+from tracker.core.settings import Settings
+from tracker.ops.metrics import Metrics
 from tracker.redis_side.readers import client_address
 from tracker.reports.metric import metric_of
 from tracker.reports.rows import PopularQuery
 from tracker.web.app_keys import CLOCK, PROXIES, SERVICES
+from tracker.web.middleware import answers_itself, guarded
+from tracker.web.own_answers import ReadRoute
+from tracker.web.protocol import arrived_at
 from tracker.web.report_views import choice_param, int_param, label_param
 
+ROUTE: Final = "/api/v1/popular"
 FRESH_S: Final = 30.0
 # How long a list may be served past FRESH_S while one request refreshes it (longer when
 # PostgreSQL cannot answer: an old list beats an error in a sidebar).
@@ -52,17 +58,10 @@ class Entry:
     fresh_until: float
     body: bytes
     etag: str
-    headers: dict[str, str]
 
     @classmethod
     def of(cls, body: bytes, fresh_until: float) -> Entry:
-        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        headers = {
-            "Content-Type": "application/json",
-            "Cache-Control": f"public, max-age={int(FRESH_S)}",
-            "ETag": etag,
-        }
-        return cls(fresh_until, body, etag, headers)
+        return cls(fresh_until, body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
 
     @property
     def size(self) -> int:
@@ -120,18 +119,26 @@ class MostRead:
         self._reading_labels: asyncio.Future[Labels] | None = None
         self._rate = AddressRate(PUBLIC_RATE_PER_MIN, monotonic)
 
-    async def answer(self, request: web.Request) -> web.Response:
+    def admitted(self, request: web.Request) -> Key:
+        """The list the request asks for, if its address is within its rate (else
+        RateLimited)."""
         forwarded_for = ", ".join(request.headers.getall("X-Forwarded-For", ())) or None
         self._rate.check(client_address(request.remote, forwarded_for, request.app[PROXIES]))
-        key = _key_of(request)
+        return _key_of(request)
+
+    def fresh(self, key: Key) -> Entry | None:
+        """The list if it is kept and fresh, and filters by nothing: answered at once."""
+        entry = self._entries.get(key)
+        if entry is None or key[2] or key[3] or self.monotonic() >= entry.fresh_until:
+            return None
+        return entry
+
+    async def entry(self, request: web.Request, key: Key) -> Entry:
+        """The list, read again if it is stale (or answered stale while another request
+        reads it), or empty from memory when a filter asks for what no article has."""
         if await self._nothing_has(request, key):
-            entry = Entry.of(encode(key[0], []), self.monotonic() + FRESH_S)
-        else:
-            entry = await self._entry(request, key)
-        asked = request.headers.get("If-None-Match")
-        if asked is not None and entry.etag in {t.strip() for t in asked.split(",")}:
-            return web.Response(status=304, headers=entry.headers)
-        return web.Response(body=entry.body, headers=entry.headers)
+            return Entry.of(encode(key[0], []), self.monotonic() + FRESH_S)
+        return await self._entry(request, key)
 
     async def _nothing_has(self, request: web.Request, key: Key) -> bool:
         """Whether a filter asks for a value no article has: answered from memory."""
@@ -220,6 +227,30 @@ class MostRead:
         while self.bytes > self.max_bytes and len(self._entries) > 1:
             _, dropped = self._entries.popitem(last=False)
             self.bytes -= dropped.size
+
+
+class PopularRoute(ReadRoute):
+    """`GET /api/v1/popular`, answering by itself: a fresh list waits on nothing, takes
+    no deadline and is not shed; a refresh waits under the deadline (guarded)."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, most_read: MostRead) -> None:
+        super().__init__(settings, metrics, cache_control=f"public, max-age={int(FRESH_S)}")
+        self.most_read = most_read
+
+    @answers_itself
+    async def answer(self, request: web.Request) -> web.Response:
+        arrived = arrived_at(request)
+        most_read = self.most_read
+        try:
+            key = most_read.admitted(request)
+            entry = most_read.fresh(key)
+            if entry is None:
+                entry = await guarded(request, lambda r: most_read.entry(r, key), arrived)
+            response = self.respond(request, entry.body, entry.etag)
+        except Exception as exc:
+            response = self.refusal(request, exc)
+        self.observe(ROUTE, request, response, arrived)
+        return response
 
 
 def _key_of(request: web.Request) -> Key:

@@ -18,7 +18,8 @@ from tracker.web.app_keys import LOOP_LAG, METRICS, MOST_READ, OPENAPI, SERVICES
 from tracker.web.editors import editors_only
 from tracker.web.ingest import pixel, plausible_event
 from tracker.web.ingest_route import IngestRoute
-from tracker.web.most_read import MostRead
+from tracker.web.most_read import ROUTE as POPULAR_ROUTE
+from tracker.web.most_read import MostRead, PopularRoute
 from tracker.web.responses import error_response, json_response
 from tracker.web.runbook import runbook
 from tracker.web.stats_route import LISTING_ROUTE, StatsRoute
@@ -160,7 +161,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/reports/trending", editors_only(report_views.trending))
     app.router.add_get("/api/v1/reports/takeoff", editors_only(report_views.takeoff))
     most_read = app[MOST_READ] = MostRead()
-    app.router.add_get("/api/v1/popular", most_read.answer)
+    app.router.add_get(POPULAR_ROUTE, PopularRoute(app[SETTINGS], app[METRICS], most_read).answer)
     app.router.add_get("/reports", editors.reports_page)
     app.router.add_get("/reports/login", editors.login_page)
     app.router.add_post("/reports/login", editors.login)
