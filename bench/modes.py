@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Final
 
 import asyncpg
 import psutil
@@ -61,6 +62,8 @@ async def connections(
         await pool.close()
 
 
+# asyncpg reads timeout=None as the pool's command timeout: the anchor gets its own.
+ANCHOR_TIMEOUT_S: Final = 600.0
 ANCHOR_SQL = (
     "CREATE TEMP TABLE anchor_staging (article_id text, hour int, metric text, n bigint)",
     "CREATE TEMP TABLE anchor_counts (article_id text, hour int, metric text, n bigint,"
@@ -78,12 +81,14 @@ async def anchor(pool: asyncpg.Pool, rows: int) -> float:
             await conn.execute(sql)
         started = time.perf_counter()
         async with conn.transaction():
-            await conn.copy_records_to_table("anchor_staging", records=records, timeout=None)
+            await conn.copy_records_to_table(
+                "anchor_staging", records=records, timeout=ANCHOR_TIMEOUT_S
+            )
             await conn.execute(
                 "INSERT INTO anchor_counts SELECT * FROM anchor_staging"
                 " ON CONFLICT (article_id, hour, metric)"
                 " DO UPDATE SET n = anchor_counts.n + EXCLUDED.n",
-                timeout=None,
+                timeout=ANCHOR_TIMEOUT_S,
             )
         took = time.perf_counter() - started
         await conn.execute("DROP TABLE anchor_staging, anchor_counts")

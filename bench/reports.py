@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from redis.asyncio import Redis
@@ -68,6 +68,7 @@ SELECT article_id, day, '\\x00'::bytea, (count * 0.7)::bigint
 FROM article_daily WHERE metric = 'view' ORDER BY day;
 """
 
+SETUP_TIMEOUT_S: Final = 3600.0
 PLANS: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
 
@@ -80,16 +81,17 @@ async def seed(pool: asyncpg.Pool) -> int:
         now_hour = int(time.time() // 3600)
         await Store(pool).ensure_partitions({now_hour - h for h in range(0, DAYS * 24 + 48, 24)})
         started = time.perf_counter()
-        # Set-up steps run as long as they take: the pool's command timeout is a request
-        # path's, and a slower machine seeds 10M rows in more than a minute.
+        # Set-up steps get an hour: the pool's command timeout is a request path's, a slower
+        # machine seeds 10M rows in more than a minute, and asyncpg reads timeout=SETUP_TIMEOUT_S as
+        # "the pool's timeout", not as none.
         seed_sql = SEED_SQL.replace("$1", str(DAYS)).replace("$2", str(ARTICLES))
-        await conn.execute(seed_sql, timeout=None)
+        await conn.execute(seed_sql, timeout=SETUP_TIMEOUT_S)
         # What autovacuum does on a live database: statistics, and the visibility map that
         # lets the report queries read from their covering indexes alone.
-        await conn.execute("VACUUM (ANALYZE)", timeout=None)
+        await conn.execute("VACUUM (ANALYZE)", timeout=SETUP_TIMEOUT_S)
         # The seeding's dirty pages written out now, not while the reports are timed.
-        await conn.execute("CHECKPOINT", timeout=None)
-        rows = await conn.fetchval("SELECT count(*) FROM article_hourly", timeout=None)
+        await conn.execute("CHECKPOINT", timeout=SETUP_TIMEOUT_S)
+        rows = await conn.fetchval("SELECT count(*) FROM article_hourly", timeout=SETUP_TIMEOUT_S)
         print(f"seeded {rows:,} hourly rows in {time.perf_counter() - started:.0f} s", flush=True)
         return int(rows)
 
@@ -117,11 +119,12 @@ async def explain(pool: asyncpg.Pool, reports: Reports) -> None:
         plan = await pool.fetch(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + rq.RANK,
             *args,
-            category,
+            category,  # then lang and author
             None,
             None,
-            20,
-            False,
+            20,  # rows wanted
+            False,  # by group
+            False,  # verified articles only
         )
         print(f"\n--- EXPLAIN ANALYZE: {name}")
         for row in plan:
