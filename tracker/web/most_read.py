@@ -31,9 +31,8 @@ from tracker.redis_side.readers import client_address
 from tracker.reports.metric import metric_of
 from tracker.reports.rows import PopularQuery
 from tracker.web.app_keys import CLOCK, PROXIES, SERVICES
-from tracker.web.middleware import answers_itself, guarded
+from tracker.web.middleware import answers_itself
 from tracker.web.own_answers import ReadRoute
-from tracker.web.protocol import arrived_at
 from tracker.web.report_views import choice_param, int_param, label_param
 
 ROUTE: Final = "/api/v1/popular"
@@ -239,18 +238,19 @@ class PopularRoute(ReadRoute):
 
     @answers_itself
     async def answer(self, request: web.Request) -> web.Response:
-        arrived = arrived_at(request)
         most_read = self.most_read
-        try:
+        key: Key | None = None
+
+        def held() -> Entry | None:
+            nonlocal key
             key = most_read.admitted(request)
-            entry = most_read.fresh(key)
-            if entry is None:
-                entry = await guarded(request, lambda r: most_read.entry(r, key), arrived)
-            response = self.respond(request, entry.body, entry.etag)
-        except Exception as exc:
-            response = self.refusal(request, exc)
-        self.observe(ROUTE, request, response, arrived)
-        return response
+            return most_read.fresh(key)
+
+        async def made(request: web.Request) -> Entry:
+            assert key is not None  # admitted by held()
+            return await most_read.entry(request, key)
+
+        return await self.served(ROUTE, request, held, made)
 
 
 def _key_of(request: web.Request) -> Key:

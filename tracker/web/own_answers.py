@@ -6,14 +6,16 @@ origin), and for the reads the answer with its ETag, a refusal, the request's me
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, Protocol
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from tracker.core.settings import Settings
 from tracker.ops.metrics import Metrics
-from tracker.web.middleware import cors_headers, error_answer, origin_allowed
+from tracker.web.middleware import cors_headers, error_answer, guarded, origin_allowed
+from tracker.web.protocol import arrived_at
 
 # Header sets kept per allowed origin (the configured ones, and the site's own names).
 MAX_KEPT_ORIGINS: Final = 64
@@ -51,6 +53,16 @@ class CorsSets:
         return headers
 
 
+class Answer(Protocol):
+    """A read's answer as kept in memory: its body and ETag."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def etag(self) -> str: ...
+
+
 class ReadRoute:
     """A public read's answers: JSON with `cache_control`, an ETag (304 when the client
     holds it), CORS for allowed pages; refusals as JSON errors; each request counted."""
@@ -60,6 +72,27 @@ class ReadRoute:
         base = {"Cache-Control": cache_control}
         self.headers = CorsSets(settings, {"Content-Type": "application/json", **base})
         self.not_modified = CorsSets(settings, base)
+
+    async def served(
+        self,
+        route: str,
+        request: web.Request,
+        held: Callable[[], Answer | None],
+        made: Callable[[web.Request], Awaitable[Answer]],
+    ) -> web.Response:
+        """The answer `held` in memory, waiting on nothing (no deadline, not shed: it costs
+        less than a refusal would), else the one `made` under the deadline and shedding
+        of every other request; refusals as JSON errors; the request counted."""
+        arrived = arrived_at(request)
+        try:
+            answer = held()
+            if answer is None:
+                answer = await guarded(request, made, arrived)
+            response = self.respond(request, answer.body, answer.etag)
+        except Exception as exc:
+            response = self.refusal(request, exc)
+        self.observe(route, request, response, arrived)
+        return response
 
     def _cors(self, request: web.Request, sets: CorsSets) -> Headers:
         origin = request.headers.get("Origin")

@@ -2,13 +2,12 @@
 every article and listing page makes, answered by routes that do themselves what the
 middleware does for the others (CORS, JSON errors, request metrics) with header sets
 built once. An answer the stats cache holds is made without waiting on anything, so
-it takes no deadline and is not shed (it costs less than a refusal would); a miss
-waits under the deadline and the shedding of every other request (middleware.guarded)."""
+it takes no deadline and is not shed; a miss waits under the deadline and the shedding
+of every other request (own_answers.ReadRoute.served)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
+from typing import Final
 
 from aiohttp import web
 
@@ -18,15 +17,12 @@ from tracker.ops.metrics import Metrics
 from tracker.reports.listings import Listing
 from tracker.reports.statscache import Cached
 from tracker.web.app_keys import SERVICES
-from tracker.web.middleware import answers_itself, guarded
+from tracker.web.middleware import answers_itself
 from tracker.web.own_answers import ReadRoute
-from tracker.web.protocol import arrived_at
 
 ARTICLE_ROUTE: Final = "/api/v1/articles/{article_id}/stats"
 LISTING_ROUTE: Final = "/api/v1/articles/stats"
 MAX_IDS: Final = 100
-T = TypeVar("T")
-_Handler = Callable[[web.Request], Awaitable[T]]
 
 
 class StatsRoute(ReadRoute):
@@ -39,48 +35,29 @@ class StatsRoute(ReadRoute):
 
     @answers_itself
     async def article(self, request: web.Request) -> web.Response:
-        arrived = arrived_at(request)
-        try:
+        cache = request.app[SERVICES].stats_cache
+
+        def held() -> Cached | None:
             article_id = validate_article_id(request.match_info["article_id"])
-            cache = request.app[SERVICES].stats_cache
-            entry = cache.found(article_id) if cache.ttl_s > 0 else None
-            if entry is None:
-                entry = await guarded(request, _one(article_id), arrived)
-            response = self.respond(request, entry.body, entry.etag)
-        except Exception as exc:
-            response = self.refusal(request, exc)
-        self.observe(ARTICLE_ROUTE, request, response, arrived)
-        return response
+            return cache.found(article_id) if cache.ttl_s > 0 else None
+
+        async def made(request: web.Request) -> Cached:
+            return await cache.one(request.match_info["article_id"])
+
+        return await self.served(ARTICLE_ROUTE, request, held, made)
 
     @answers_itself
     async def listing(self, request: web.Request) -> web.Response:
-        arrived = arrived_at(request)
-        try:
-            listings = request.app[SERVICES].listings
-            # A listing page asks for the same ids on every view: its answer is kept by
-            # the query as sent, so a repeat is neither parsed nor assembled again.
-            query = request.rel_url.raw_query_string
-            listing = listings.found(query)
-            if listing is None:
-                listing = await guarded(request, _listing(query), arrived)
-            response = self.respond(request, listing.body, listing.etag)
-        except Exception as exc:
-            response = self.refusal(request, exc)
-        self.observe(LISTING_ROUTE, request, response, arrived)
-        return response
-
-
-def _one(article_id: str) -> _Handler[Cached]:
-    async def one(request: web.Request) -> Cached:
-        return await request.app[SERVICES].stats_cache.one(article_id)
-
-    return one
-
-
-def _listing(query: str) -> _Handler[Listing]:
-    async def made(request: web.Request) -> Listing:
         services = request.app[SERVICES]
-        ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
-        return services.listings.keep(query, await services.stats_cache.get(ids))
+        # A listing page asks for the same ids on every view: its answer is kept by the
+        # query as sent, so a repeat is neither parsed nor assembled again.
+        query = request.rel_url.raw_query_string
 
-    return made
+        def held() -> Listing | None:
+            return services.listings.found(query)
+
+        async def made(request: web.Request) -> Listing:
+            ids = parse_article_ids(request.query.get("ids"), max_ids=MAX_IDS)
+            return services.listings.keep(query, await services.stats_cache.get(ids))
+
+        return await self.served(LISTING_ROUTE, request, held, made)
