@@ -16,8 +16,8 @@ from tracker.redis_side.client import RedisClient
 from tracker.web import article_views, editors, report_views
 from tracker.web.app_keys import LOOP_LAG, METRICS, MOST_READ, OPENAPI, SERVICES, SETTINGS, SNIPPET
 from tracker.web.editors import editors_only
-from tracker.web.ingest import pixel, plausible_event
-from tracker.web.ingest_route import IngestRoute
+from tracker.web.ingest import plausible_event
+from tracker.web.ingest_route import PIXEL_ROUTE, IngestRoute, PixelRoute
 from tracker.web.most_read import ROUTE as POPULAR_ROUTE
 from tracker.web.most_read import MostRead, PopularRoute
 from tracker.web.responses import error_response, json_response
@@ -175,7 +175,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/tracker.js", tracker_js)
     app.router.add_get("/tracker.js.sha384", tracker_js_integrity)
-    app.router.add_get("/p.gif", pixel)
+    app.router.add_get(PIXEL_ROUTE, PixelRoute(app[METRICS]).answer)
     if app[SETTINGS].demo:
         app.router.add_get("/demo", demo)
         app.router.add_get("/demo/{page:listing}", demo)
