@@ -204,19 +204,33 @@ class StatsCache:
         pending = self._ticks.pop(refresh, None)
         if pending is None:
             return
-        task = asyncio.create_task(self._load(pending.article_ids, pending.loading))
+        task = asyncio.create_task(
+            self._load(pending.article_ids, pending.loading, one_by_one=refresh)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _load(
-        self, article_ids: list[str], loading: asyncio.Future[dict[str, Cached]]
+        self,
+        article_ids: list[str],
+        loading: asyncio.Future[dict[str, Cached]],
+        *,
+        one_by_one: bool,
     ) -> None:
+        chunks = [
+            article_ids[start : start + FETCH_CHUNK]
+            for start in range(0, len(article_ids), FETCH_CHUNK)
+        ]
+        results: dict[str, Cached] = {}
         try:
-            chunks = [
-                article_ids[start : start + FETCH_CHUNK]
-                for start in range(0, len(article_ids), FETCH_CHUNK)
-            ]
-            fetched = await asyncio.gather(*(self.fetch(chunk) for chunk in chunks))
+            if one_by_one:
+                # A background refresh, chunk after chunk: the rows of a thousand articles
+                # read at once would hold the loop from every request in the meantime.
+                for chunk in chunks:
+                    self._store_all(await self.fetch(chunk), results)
+            else:  # readers wait: all at once
+                for fetched in await asyncio.gather(*(self.fetch(c) for c in chunks)):
+                    self._store_all(fetched, results)
         except BaseException as exc:
             loading.set_exception(exc)
             if not isinstance(exc, Exception):
@@ -225,12 +239,13 @@ class StatsCache:
         finally:
             for article_id in article_ids:
                 self._loading.pop(article_id, None)
-        now = time.monotonic()
-        results = {
-            r.article_id: self._store(r.article_id, r, now) for chunk in fetched for r in chunk
-        }
-        self._evict(now)
+        self._evict(time.monotonic())
         loading.set_result(results)
+
+    def _store_all(self, fetched: list[ArticleStats], results: dict[str, Cached]) -> None:
+        now = time.monotonic()
+        for stats in fetched:
+            results[stats.article_id] = self._store(stats.article_id, stats, now)
 
     async def close(self) -> None:
         """Background refreshes cancelled (the app is closing its pools)."""
