@@ -208,3 +208,22 @@ async def test_allowed_origin_in_the_list_must_match_exactly(news: Client) -> No
         assert response.status == 403, lookalike
     assert (await stats(news, "cors-lookalike"))["views"] == 0
     assert sample(news, "tracker_events_rejected_total", reason="origin") == 5.0
+
+
+async def test_a_host_header_naming_another_site_does_not_let_that_site_in_later(
+    news: Client,
+) -> None:
+    """The service's own origin is judged by each request's Host: one request that names
+    a foreign site as its Host (and so passes as the service's own) must not leave that
+    site allowed for the requests that follow."""
+    spoofed = await news.post(
+        EVENTS,
+        json=view("cors-host"),
+        headers={"Origin": EVIL, "Host": EVIL.removeprefix("https://")},
+    )
+    assert spoofed.status == 202
+
+    after = await beacon(news, EVIL, "cors-host")
+    assert after.status == 403
+    read = await news.get("/api/v1/articles/cors-host/stats", headers={"Origin": EVIL})
+    assert "Access-Control-Allow-Origin" not in read.headers

@@ -17,8 +17,6 @@ from tracker.ops.metrics import Metrics
 from tracker.web.middleware import cors_headers, error_answer, guarded, origin_allowed
 from tracker.web.protocol import arrived_at
 
-# Header sets kept per allowed origin (the configured ones, and the site's own names).
-MAX_KEPT_ORIGINS: Final = 64
 Headers = CIMultiDictProxy[str]
 
 
@@ -36,7 +34,11 @@ class CorsSets:
         self.any_origin: Headers | None = None
         if "*" in settings.allowed_origins:
             self.any_origin = frozen({**base, **cors_headers("*")})
-        self._by_origin: dict[str, Headers] = {}
+        # Built once for the configured origins only: the service's own origin is judged
+        # by each request's Host, which a client writes (middleware.origin_allowed).
+        self._by_origin = {
+            origin: frozen({**base, **cors_headers(origin)}) for origin in settings.allowed_origins
+        }
 
     def of(self, request: web.Request, origin: str) -> Headers | None:
         """The headers for a page of `origin`; None if it may not call this path."""
@@ -47,10 +49,7 @@ class CorsSets:
             return kept
         if not origin_allowed(request, origin):
             return None
-        headers = frozen({**self.base, **cors_headers(origin)})
-        if len(self._by_origin) < MAX_KEPT_ORIGINS:
-            self._by_origin[origin] = headers
-        return headers
+        return frozen({**self.base, **cors_headers(origin)})
 
 
 class Answer(Protocol):
