@@ -2,7 +2,8 @@
 errors (the one place a refusal is answered and counted), load shedding and deadlines.
 
 One middleware rather than three: each one more is another call and coroutine on every
-request's path."""
+request's path. Handlers marked `answers_itself` pass through it; they use `guarded` and
+`error_answer` from here."""
 
 from __future__ import annotations
 
@@ -82,14 +83,14 @@ async def tracker_middleware(request: web.Request, handler: Handler) -> web.Stre
     if request.path.startswith(CORS_PREFIXES):
         response = await _with_cors(request, handler)
     else:
-        response = await errors_middleware(request, handler)
+        response = await _answered_guarded(request, handler)
     request.app[METRICS].observe_request(
         _route_of(request), request.method, response.status, loop.time() - arrived
     )
     return response
 
 
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _answered_guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors and aiohttp's own become the JSON error shape; nothing leaks a 500
     page. Requests are shed while the loop lags, and each has a deadline."""
     try:
@@ -184,7 +185,7 @@ async def _with_cors(request: web.Request, handler: Handler) -> web.StreamRespon
     if origin is None:
         if request.method == "POST" and not may_omit_origin(request):
             return _vary(reject(request, origin_required(), events=1))
-        return _vary(await errors_middleware(request, handler))
+        return _vary(await _answered_guarded(request, handler))
     allowed = origin_allowed(request, origin)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not allowed:
@@ -200,8 +201,8 @@ async def _with_cors(request: web.Request, handler: Handler) -> web.StreamRespon
         if request.method == "POST":
             return _vary(reject(request, not_allowed(origin), events=1))
         # Readable by non-browser clients only.
-        return _vary(await errors_middleware(request, handler))
-    response = await errors_middleware(request, handler)
+        return _vary(await _answered_guarded(request, handler))
+    response = await _answered_guarded(request, handler)
     response.headers.update(cors_headers(_allow_origin(request, origin)))
     return response
 

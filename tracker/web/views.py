@@ -1,5 +1,6 @@
 """The read and operations handlers, and the route table. Handlers parse, call a domain
-object, answer; errors become JSON in one middleware."""
+object, answer; errors become JSON in the middleware, or in the routes every article page
+takes (ingest_route.py, stats_route.py, most_read.py), which answer by themselves."""
 
 from __future__ import annotations
 
