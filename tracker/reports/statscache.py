@@ -127,10 +127,6 @@ class StatsCache:
             self._queue(article_id, refresh=True)
         return entry if entry.body else _zero(article_id, entry)
 
-    def stored(self, article_id: str) -> Cached | None:
-        """The entry kept for the article (the shared empty one for zero counts)."""
-        return self._entries.get(article_id)
-
     async def one(self, article_id: str) -> Cached:
         entry = self.found(article_id) if self.ttl_s > 0 else None
         if entry is not None:
