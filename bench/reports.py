@@ -86,6 +86,9 @@ async def seed(pool: asyncpg.Pool) -> int:
         # "the pool's timeout", not as none.
         seed_sql = SEED_SQL.replace("$1", str(DAYS)).replace("$2", str(ARTICLES))
         await conn.execute(seed_sql, timeout=SETUP_TIMEOUT_S)
+        # The weeks that have ended are rolled up, as the flusher's upkeep does.
+        weeks = await Store(pool).roll_up_weeks()
+        print(f"rolled up {len(weeks)} weeks in {time.perf_counter() - started:.0f} s so far")
         # What autovacuum does on a live database: statistics, and the visibility map that
         # lets the report queries read from their covering indexes alone.
         await conn.execute("VACUUM (ANALYZE)", timeout=SETUP_TIMEOUT_S)
@@ -114,7 +117,8 @@ async def explain(pool: asyncpg.Pool, reports: Reports) -> None:
     from tracker.reports.data import period_args
 
     period = period_of("30d", None, None, time.time())
-    args = period_args(period, ("view",))
+    async with pool.acquire() as conn:
+        args = await period_args(conn, period, ("view",))
     for name, category in (("30 days, views", None), ("30 days, views, politics", "politics")):
         plan = await pool.fetch(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + rq.RANK,

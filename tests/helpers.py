@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tracker.core.settings import Settings
-from tracker.flush.flusher import FlushResult
+from tracker.flush.loop import FlushResult
 from tracker.web.app_keys import METRICS, SERVICES
 
 Client = TestClient[web.Request, web.Application]
@@ -47,7 +47,8 @@ async def post_events(client: Client, *events: dict[str, Any]) -> int:
 
 
 async def flush(client: Client) -> FlushResult:
-    return await client.app[SERVICES].flusher.flush_once()
+    """One flush run, the reader sketches stored too (their interval aside)."""
+    return await client.app[SERVICES].flusher.flush_once(sketches=True)
 
 
 async def stats(client: Client, article_id: str) -> dict[str, Any]:

@@ -95,14 +95,14 @@ async def test_stale_flusher_cannot_delete_a_newer_batch(client: Client) -> None
     assert old is not None
     await batches.load(old)
     assert (await store.apply(old)).parts_now == 1
-    assert await batches.release(old, now_s=0)
+    assert await batches.release(old)
     await post_events(client, view("z"))
     newer = (await batches.claim(shard.shard)).batch
     assert newer is not None
     assert newer.id != old.id
 
     # The stale flusher wakes up and releases what it holds: the newer batch must stay.
-    assert not await batches.release(old, now_s=0)
+    assert not await batches.release(old)
 
     assert await app[SERVICES].redis.exists(shard.batch) == 1
     assert (await stats(client, "z"))["views"] == 2

@@ -228,7 +228,7 @@ async def test_generated_requests_get_no_server_error(
     }
     expected = accepted - sum(not_counted.values())
     # The flusher counts a batch once its release returns, which is after Redis holds
-    # nothing more (the release's second round trip lets the sketches expire).
+    # nothing more (the sketches of a shard are stored after its batches).
     deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
     while (flushed := sum_of(metrics, "tracker_flush_events_total")) < expected:
         if asyncio.get_running_loop().time() > deadline:

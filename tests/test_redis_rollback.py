@@ -20,7 +20,7 @@ from tests.conftest import wait_until
 from tests.helpers import Client, MakeClient, post_events, sample, stats, view
 from tracker.core.errors import RedisUnavailable
 from tracker.core.settings import Settings
-from tracker.flush.flusher import FlushResult
+from tracker.flush.loop import FlushResult
 from tracker.ops.embedded import EmbeddedRedis, free_port, redis_answers, redis_server_binary
 from tracker.web.app_keys import SERVICES
 

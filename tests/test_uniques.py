@@ -1,5 +1,6 @@
 """Unique readers: per-day HyperLogLog sketches in Redis, stored in Postgres by the
-flusher, merged for any range of days; Redis keeps two days of sketches at most."""
+flusher (apart from the counters: test_sketch_store.py), merged for any range of days;
+Redis keeps two days of sketches at most."""
 
 from __future__ import annotations
 
@@ -74,11 +75,11 @@ async def test_ten_thousand_readers_over_three_days_within_two_percent(
         # Some readers come back later the same day: the same reader, not a new one.
         clock.now += 7_200
         await asyncio.gather(*(visit(client, r, semaphore) for r in batch[:500]))
-        await app[SERVICES].flusher.flush_once()
+        await app[SERVICES].flusher.flush_once(sketches=True)
         first_reader += readers
 
     clock.now = (FIRST_DAY + 3) * DAY_S + 600.0  # the morning after
-    await app[SERVICES].flusher.flush_once()
+    await app[SERVICES].flusher.flush_once(sketches=True)
 
     async def stored_readers() -> list[int]:
         rows = await app[SERVICES].pool.fetch(

@@ -1,6 +1,7 @@
 """Report periods: what an editor asks for (`24h`, `7d`, or from/to) as whole UTC hours,
-split into the full days the daily roll-ups answer and the hours at either end that the
-hourly buckets answer."""
+split into the whole weeks the weekly roll-ups answer (once rolled up), the other full
+days the daily roll-ups answer, and the hours at either end that the hourly buckets
+answer."""
 
 from __future__ import annotations
 
@@ -59,6 +60,39 @@ class Period:
         if end_day * DAY_S < self.end_hour * HOUR_S:
             hours.append((_midnight(end_day), self.end))
         return (_date(first_day), _date(end_day)), hours
+
+
+# Day numbers since 1970-01-01 (a Thursday): day 4 was a Monday. Weeks run Monday to
+# Sunday, UTC.
+_A_MONDAY: Final = 4
+WEEK_DAYS: Final = 7
+
+
+def week_of(day: int) -> int:
+    """The Monday (day number) of the week holding `day`."""
+    return day - (day - _A_MONDAY) % WEEK_DAYS
+
+
+def whole_weeks(first_day: int, end_day: int) -> list[int]:
+    """The Mondays of the weeks wholly inside the days [first_day, end_day)."""
+    monday = week_of(first_day)
+    if monday < first_day:
+        monday += WEEK_DAYS
+    return list(range(monday, end_day - WEEK_DAYS + 1, WEEK_DAYS))
+
+
+def days_besides(first_day: int, end_day: int, weeks: list[int]) -> list[tuple[int, int]]:
+    """The ranges of days [first_day, end_day) that the weeks (Mondays, sorted, each
+    wholly inside) leave."""
+    ranges = []
+    start = first_day
+    for monday in weeks:
+        if start < monday:
+            ranges.append((start, monday))
+        start = monday + WEEK_DAYS
+    if start < end_day:
+        ranges.append((start, end_day))
+    return ranges
 
 
 _LATEST_S: Final = datetime(9999, 1, 1, tzinfo=UTC).timestamp()

@@ -63,6 +63,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
 
     flush_interval_s: Positive = 5.0
+    # Reader sketches are stored apart from the counters, at most this often (reads see
+    # the newer readers in Redis meanwhile).
+    sketch_store_interval_s: Positive = 15.0
     # Flush sooner than the interval once this many events wait in Redis.
     flush_max_pending_events: AtLeastOne = 50_000
     flush_max_backoff_s: Positive = 60.0

@@ -89,8 +89,8 @@ class Batch:
     metadata_source: Source = Source.CLAIM
     # article_id -> its page on a site origin, as its events named it
     page_urls: dict[str, str] = field(default_factory=dict)
-    # the current sketch of every (day, article) whose readers changed
-    sketches: dict[DayArticle, Sketch] = field(default_factory=dict)
+    # every (day, article) whose reader sketch the batch changed (stored apart)
+    sketches_changed: set[DayArticle] = field(default_factory=set)
 
     def split(self) -> list[Batch]:
         """One Batch per part, each with the articles part_of assigns it; the batch's
@@ -116,8 +116,6 @@ class Batch:
             pieces[part_of(article_id, self.parts)].metadata[article_id] = metadata
         for article_id, url in self.page_urls.items():
             pieces[part_of(article_id, self.parts)].page_urls[article_id] = url
-        for day_article, sketch in self.sketches.items():
-            pieces[part_of(day_article[1], self.parts)].sketches[day_article] = sketch
         return pieces
 
 

@@ -25,6 +25,7 @@ from tracker.redis_side.client import RedisClient, RedisNodes
 from tracker.redis_side.keys import Keys
 from tracker.redis_side.lease import Lease, owner_name
 from tracker.redis_side.preflight import Preflight
+from tracker.redis_side.sketches import RedisSketches
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ def make_flusher(
     return Flusher(
         settings,
         RedisBatches(redis, keys, nodes=nodes, wait_timeout_s=settings.redis_timeout_s / 2),
-        Store(pool),
+        RedisSketches(redis, keys),
+        Store(pool, clock=clock),
         leases,
         Lease(redis, keys.upkeep_lease, ttl_s=settings.flush_lease_s, owner=owner),
         metrics,
@@ -111,4 +113,6 @@ async def flushing(flusher: Flusher, settings: Settings) -> AsyncIterator[None]:
         except TimeoutError:
             log.warning("flusher did not stop in time; cancelled")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(flusher.run_once_logged(), settings.shutdown_timeout_s)
+            await asyncio.wait_for(
+                flusher.run_once_logged(sketches=True), settings.shutdown_timeout_s
+            )

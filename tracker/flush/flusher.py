@@ -6,23 +6,25 @@ replica, once the replica has it) delete it. A crash anywhere leaves either the 
 key (resumed next time; skipped in Postgres if its id is already recorded) or nothing to
 redo. Each shard has a lease, so flushers on several hosts share the shards; the leases
 only save work: correctness comes from the recorded ids.
+
+Reader sketches are stored apart, every TRACKER_SKETCH_STORE_INTERVAL_S, outside the
+counters' transaction: storing one again is harmless (redis_side/sketches.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Final
 
 from tracker.core.errors import DatabaseUnavailable, RedisUnavailable
 from tracker.core.metadata import Source, origin_of
 from tracker.core.settings import Settings
 from tracker.events.counts import VIEW, Batch
+from tracker.flush.loop import FlushLoop, FlushResult
 from tracker.ops.metrics import Metrics
 from tracker.pages.reader import PageReader
 from tracker.pg.replica import Replica
@@ -30,34 +32,25 @@ from tracker.pg.store import Store
 from tracker.redis_side.batches import RedisBatches
 from tracker.redis_side.lease import Lease
 from tracker.redis_side.preflight import Preflight
+from tracker.redis_side.sketches import RedisSketches
 
 log = logging.getLogger(__name__)
 
-PRUNE_EVERY_S: Final = 3600.0
+# Pruning and the weekly roll-ups (pg/rollups.py), by one flusher for all shards.
+UPKEEP_EVERY_S: Final = 3600.0
 # A flush run does at most this many batches per shard, so a busy shard cannot starve
 # others; a backlog is drained by runs that follow each other without a pause.
 MAX_BATCHES_PER_SHARD: Final = 8
 
 
-@dataclass(slots=True)
-class FlushResult:
-    lease: bool = True
-    batches: int = 0
-    skipped: int = 0
-    events: int = 0
-    counters: int = 0
-    rollbacks: int = 0
-    # Batches still wait (a backlog): the next run should follow at once.
-    more: bool = False
-
-
-class Flusher:
+class Flusher(FlushLoop):
     """Redis side, PostgreSQL side and the lease, joined only here."""
 
     def __init__(
         self,
         settings: Settings,
         batches: RedisBatches,
+        sketches: RedisSketches,
         store: Store,
         leases: Mapping[int, Lease],
         upkeep: Lease,
@@ -74,6 +67,7 @@ class Flusher:
         self.settings = settings
         self.preflight = preflight
         self.batches = batches
+        self.sketches = sketches
         self.store = store
         self.leases = leases
         self.upkeep = upkeep
@@ -84,13 +78,21 @@ class Flusher:
         self.metrics = metrics
         self.clock = clock
         self.consecutive_failures = 0
-        self._last_prune = 0.0
+        self._last_upkeep = 0.0
+        self._sketches_stored_at = -math.inf  # by self.clock
         # A shard's batch is applied in flush_parallelism parts, a connection each.
         self.shards_at_once = max(1, store.pool.get_max_size() // settings.flush_parallelism)
 
-    async def flush_once(self) -> FlushResult:
-        """One pass over all shards. Raises RedisUnavailable / DatabaseUnavailable."""
+    async def flush_once(self, *, sketches: bool | None = None) -> FlushResult:
+        """One pass over all shards; with `sketches` (by default: when the interval is
+        up) their changed reader sketches are stored too. Raises RedisUnavailable /
+        DatabaseUnavailable."""
         started = time.perf_counter()
+        now_s = self.clock()
+        if sketches is None:
+            # Due by the flusher's clock; one set back (a test's) makes them due too.
+            since = now_s - self._sketches_stored_at
+            sketches = not 0 <= since < self.settings.sketch_store_interval_s
         self.metrics.flush_runs.inc()
         try:
             if self.preflight is not None:
@@ -102,7 +104,7 @@ class Flusher:
             gate = asyncio.Semaphore(self.shards_at_once)
             outcomes = await asyncio.gather(
                 *(
-                    self._flush_leased(shard, lease, result, gate)
+                    self._flush_leased(shard, lease, result, gate, sketches=sketches)
                     for shard, lease in self.leases.items()
                 ),
                 return_exceptions=True,
@@ -113,8 +115,10 @@ class Flusher:
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
+            if sketches and held == len(self.leases):
+                self._sketches_stored_at = now_s
             if result.lease:
-                await self._maybe_prune()
+                await self._maybe_upkeep()
         except (RedisUnavailable, DatabaseUnavailable) as exc:
             reason = "redis" if isinstance(exc, RedisUnavailable) else "postgres"
             self.metrics.flush_failures.labels(reason).inc()
@@ -124,7 +128,13 @@ class Flusher:
         return result
 
     async def _flush_leased(
-        self, shard: int, lease: Lease, result: FlushResult, gate: asyncio.Semaphore
+        self,
+        shard: int,
+        lease: Lease,
+        result: FlushResult,
+        gate: asyncio.Semaphore,
+        *,
+        sketches: bool,
     ) -> bool:
         """Flushes a shard if its lease is free; False if another flusher holds it."""
         async with gate:
@@ -132,6 +142,8 @@ class Flusher:
                 return False
             try:
                 await self._flush_shard(shard, result)
+                if sketches:
+                    await self._store_sketches(shard, result)
             finally:
                 await lease.release()
             return True
@@ -160,7 +172,7 @@ class Flusher:
                 # Redis handed back a batch PostgreSQL had moved past: its records were
                 # pruned long ago, so it was applied again. Redis lost what said so.
                 self._rolled_back(shard, result, f"batch {batch.id} was applied again")
-            await self.batches.release(batch, self.clock())
+            await self.batches.release(batch)
             if self.pages is not None and batch.page_urls:
                 self.pages.offer(_views_of(batch, batch.page_urls))
             if applied.parts_now:
@@ -178,6 +190,19 @@ class Flusher:
                 return  # what came after waits for the next run
         result.more = True
 
+    async def _store_sketches(self, shard: int, result: FlushResult) -> None:
+        """The reader sketches the shard's applied batches changed, as they are now."""
+        taken = await self.sketches.take(shard)
+        if not taken:
+            return
+        found = await self.sketches.read(shard, taken)
+        await self.store.store_sketches(found)
+        if self.replica is not None:
+            await self.replica.caught_up()  # before Redis may let them expire
+        await self.sketches.stored(shard, found, self.clock())
+        result.sketches += len(found)
+        self.metrics.flush_sketches.inc(len(found))
+
     def _describe(self, batch: Batch) -> None:
         """What the batch's events said of their articles, as what (a claim, or trusted
         events' word), and the pages on the site's origins they named."""
@@ -194,7 +219,7 @@ class Flusher:
         total = FlushResult()
         deadline = time.monotonic() + lease_wait_s
         while True:
-            result = await self.flush_once()
+            result = await self.flush_once(sketches=True)
             if not result.lease:
                 if time.monotonic() > deadline:
                     return result
@@ -205,8 +230,12 @@ class Flusher:
             total.events += result.events
             total.counters += result.counters
             total.rollbacks += result.rollbacks
+            total.sketches += result.sketches
             if result.batches == result.skipped == 0:
                 return total
+
+    async def pending_events(self) -> int:
+        return (await self.batches.pending_stats()).events
 
     def _rolled_back(self, shard: int, result: FlushResult, what: str) -> None:
         result.rollbacks += 1
@@ -218,14 +247,17 @@ class Flusher:
             what,
         )
 
-    async def _maybe_prune(self) -> None:
+    async def _maybe_upkeep(self) -> None:
         now = time.monotonic()
-        if now - self._last_prune < PRUNE_EVERY_S:
+        if now - self._last_upkeep < UPKEEP_EVERY_S:
             return
-        self._last_prune = now
+        self._last_upkeep = now
         if not await self.upkeep.acquire():
-            return  # another flusher prunes
+            return  # another flusher does it
         try:
+            rolled = await self.store.roll_up_weeks()
+            if rolled:
+                log.info("rolled up %d week(s), from %s to %s", len(rolled), rolled[0], rolled[-1])
             await self.store.prune(
                 applied_batch_days=self.settings.applied_batch_retention_days,
                 hourly_days=self.settings.hourly_retention_days,
@@ -234,96 +266,6 @@ class Flusher:
             )
         finally:
             await self.upkeep.release()
-
-    def next_delay_s(self) -> float:
-        """The interval, or after failures an exponential backoff with jitter."""
-        interval = self.settings.flush_interval_s
-        if self.consecutive_failures == 0:
-            return interval
-        backoff = min(
-            self.settings.flush_max_backoff_s, interval * 2.0 ** min(self.consecutive_failures, 16)
-        )
-        return backoff * random.uniform(0.5, 1.0)
-
-    async def _due_early(self) -> bool:
-        """Whether enough events wait that the flush should not wait for the interval."""
-        try:
-            pending = await self.batches.pending_stats()
-        except RedisUnavailable:
-            return False
-        return pending.events >= self.settings.flush_max_pending_events
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Flush every interval until `stop` is set; failures back off and are retried;
-        a backlog is drained run after run."""
-        backlog = False
-        while not stop.is_set():
-            delay = 0.0 if backlog and self.consecutive_failures == 0 else self.next_delay_s()
-            deadline = time.monotonic() + delay
-            while not stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=min(remaining, 1.0))
-                if self.consecutive_failures == 0 and delay > 1.0 and await self._due_early():
-                    break
-            if stop.is_set():
-                return
-            result = await self.run_once_logged()
-            backlog = result is not None and result.more
-
-    async def run_once_logged(self) -> FlushResult | None:
-        started = time.perf_counter()
-        try:
-            result = await self.flush_once()
-        except (RedisUnavailable, DatabaseUnavailable) as exc:
-            self.consecutive_failures += 1
-            log.warning(
-                "flush failed (%s: %s); retrying in about %.1f s",
-                type(exc).__name__,
-                exc,
-                self.next_delay_s(),
-                extra={"event": "flush_failed", "cause": f"{type(exc).__name__}: {exc}"},
-            )
-            return None
-        except Exception:
-            # A bug or an unexpected server answer must not end the flusher: log it,
-            # count it, and retry with backoff like any other failure.
-            self.consecutive_failures += 1
-            self.metrics.flush_failures.labels("error").inc()
-            log.exception(
-                "flush failed unexpectedly; retrying in about %.1f s",
-                self.next_delay_s(),
-                extra={"event": "flush_failed", "cause": "unexpected error"},
-            )
-            return None
-        if self.consecutive_failures:
-            log.info(
-                "flush recovered after %d failed attempt(s)",
-                self.consecutive_failures,
-                extra={"event": "flush_recovered", "failures": self.consecutive_failures},
-            )
-        self.consecutive_failures = 0
-        if result.batches or result.skipped:
-            # One line per run that moved something (an idle run says nothing).
-            log.info(
-                "flushed %d batch(es), %d event(s), %d row(s) in %.3f s; %d already applied",
-                result.batches,
-                result.events,
-                result.counters,
-                time.perf_counter() - started,
-                result.skipped,
-                extra={
-                    "event": "flush",
-                    "batches": result.batches,
-                    "events": result.events,
-                    "rows": result.counters,
-                    "skipped": result.skipped,
-                    "duration_s": round(time.perf_counter() - started, 6),
-                },
-            )
-        return result
 
 
 def _views_of(batch: Batch, article_ids: Iterable[str]) -> dict[str, int]:

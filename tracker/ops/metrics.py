@@ -123,6 +123,11 @@ class Metrics:
             "Hourly counter rows written to Postgres (one per article, metric and hour).",
             registry=r,
         )
+        self.flush_sketches = Counter(
+            "tracker_flush_sketches",
+            "Reader sketches (one per article and day) stored in Postgres.",
+            registry=r,
+        )
         self.redis_rollbacks = Counter(
             "tracker_redis_rollbacks",
             "Times Redis was found older than PostgreSQL (a crash with AOF everysec, a "

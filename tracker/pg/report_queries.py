@@ -1,25 +1,33 @@
-"""SQL of the editors' reports, with $n parameters. A period is read from the daily
-roll-ups for its full days and from the hourly buckets for the hours at either end
-(periods.Period.split); all time from the running totals, which hold imported counts.
+"""SQL of the editors' reports, with $n parameters. A period is read from the weekly
+roll-ups for the whole weeks it holds that are rolled up, the daily roll-ups for its other
+full days, and the hourly buckets for the hours at either end (periods.py); all time from
+the running totals, which hold imported counts.
 
-The queries that read a period take their first six parameters alike: $1 the metrics,
-$2 and $3 the full days [first, end), $4 and $5 the hour ranges (starts, ends), $6 true
-for all time. A row's key is the article, or (by group) its group: an article without a
-group is a group of its own. Filters on metadata are NULL for "any".
+The queries that read a period take their first seven parameters alike: $1 the metrics,
+$2 and $3 the ranges of full days (starts, ends), $4 and $5 the hour ranges (starts,
+ends), $6 true for all time, $7 the weeks (their Mondays). A row's key is the article, or
+(by group) its group: an article without a group is a group of its own. Filters on
+metadata are NULL for "any".
 """
 
 from typing import Final
 
 
 def _period_counts(columns: str, articles: str = "") -> str:
-    """A `counts` CTE of the period's rows (`columns` of them): full days from the daily
-    roll-ups, the hours at either end from the hourly buckets, all time from the totals.
-    `articles`: a condition narrowing them, as `AND ...`. Both are constants of this
-    module, never input: values go in as $n parameters."""
+    """A `counts` CTE of the period's rows (`columns` of them): whole weeks from the
+    weekly roll-ups, other full days from the daily ones, the hours at either end from
+    the hourly buckets, all time from the totals. `articles`: a condition narrowing them,
+    as `AND ...`. Both are constants of this module, never input: values go in as $n
+    parameters."""
     return f"""
 WITH counts AS (
+    SELECT {columns} FROM article_weekly
+    WHERE NOT $6 {articles} AND metric = ANY($1::text[]) AND week = ANY($7::date[])
+    UNION ALL
     SELECT {columns} FROM article_daily
-    WHERE NOT $6 {articles} AND metric = ANY($1::text[]) AND day >= $2 AND day < $3
+    JOIN unnest($2::date[], $3::date[]) AS d (first_day, end_day)
+      ON day >= d.first_day AND day < d.end_day
+    WHERE NOT $6 {articles} AND metric = ANY($1::text[])
     UNION ALL
     SELECT {columns} FROM article_hourly
     JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS r (first_hour, end_hour)
@@ -32,42 +40,42 @@ WITH counts AS (
 """  # noqa: S608
 
 
-# The top $10 keys by the sum of the metrics; $7 category, $8 lang, $9 author; $11 by
-# group; $12 only articles whose metadata is verified.
+# The top $11 keys by the sum of the metrics; $8 category, $9 lang, $10 author; $12 by
+# group; $13 only articles whose metadata is verified.
 RANK: Final = (
     _period_counts("article_id, count")
     + """
-SELECT CASE WHEN $11 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
+SELECT CASE WHEN $12 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
        sum(c.count)::bigint AS value
 FROM counts c JOIN articles a USING (article_id)
-WHERE ($7::text IS NULL OR a.category = $7)
-  AND ($8::text IS NULL OR a.lang = $8)
-  AND ($9::text IS NULL OR a.author = $9)
-  AND (NOT $12 OR a.verified)
+WHERE ($8::text IS NULL OR a.category = $8)
+  AND ($9::text IS NULL OR a.lang = $9)
+  AND ($10::text IS NULL OR a.author = $10)
+  AND (NOT $13 OR a.verified)
 GROUP BY 1
 ORDER BY value DESC, key
-LIMIT $10
+LIMIT $11
 """
 )
 
-# The sums of each metric $1 of the period per key; $7 category, $8 lang, $9 author;
-# $10 by group. For ratios of two metrics, which rank in Python after adding Redis's.
+# The sums of each metric $1 of the period per key; $8 category, $9 lang, $10 author;
+# $11 by group. For ratios of two metrics, which rank in Python after adding Redis's.
 SUMS_BY_KEY: Final = (
     _period_counts("article_id, metric, count")
     + """
-SELECT CASE WHEN $10 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
+SELECT CASE WHEN $11 THEN coalesce(a.group_id, a.article_id) ELSE a.article_id END AS key,
        c.metric, sum(c.count)::bigint AS count
 FROM counts c JOIN articles a USING (article_id)
-WHERE ($7::text IS NULL OR a.category = $7)
-  AND ($8::text IS NULL OR a.lang = $8)
-  AND ($9::text IS NULL OR a.author = $9)
+WHERE ($8::text IS NULL OR a.category = $8)
+  AND ($9::text IS NULL OR a.lang = $9)
+  AND ($10::text IS NULL OR a.author = $10)
 GROUP BY 1, 2
 """
 )
 
-# The metrics $1 of the period for the articles $7.
+# The metrics $1 of the period for the articles $8.
 COUNTS_OF: Final = (
-    _period_counts("article_id, metric, count", "AND article_id = ANY($7::text[])")
+    _period_counts("article_id, metric, count", "AND article_id = ANY($8::text[])")
     + """
 SELECT article_id, metric, sum(count)::bigint AS count FROM counts GROUP BY 1, 2
 """
@@ -188,3 +196,6 @@ LANGS: Final = _distinct("lang")
 
 # An article's publication time (the start of a series since publication).
 PUBLISHED_OF: Final = "SELECT published FROM articles WHERE article_id = $1"
+
+# Which of the weeks $1 (Mondays) are rolled up: their weekly rows are their days' sums.
+ROLLED_WEEKS: Final = "SELECT week FROM rolled_weeks WHERE week = ANY($1::date[]) ORDER BY 1"

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from tracker.core.utc import DAY_S, HOUR_S, hour_of
 from tracker.events.counts import Applied, AppliedParts, Batch, Sketch, Stored
 from tracker.pg import metadata_queries as mq
-from tracker.pg import metadata_store, partitions
+from tracker.pg import metadata_store, partitions, rollups
 from tracker.pg import queries as q
 from tracker.pg.db import Pool, database_unavailable_on_error
+from tracker.pg.rollups import ended_weeks_of
 
 if TYPE_CHECKING:
     from tracker.events.counts import DayArticle
-    from tracker.pg.db import Conn
+
+
+def hour_starts_of(part: Batch) -> set[int]:
+    return {hour for _, _, hour in part.counters}
 
 
 def _hour_start(hour: int) -> datetime:
@@ -28,8 +32,9 @@ def _hour_start(hour: int) -> datetime:
 
 
 class Store:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, clock: Callable[[], float] = time.time) -> None:
         self.pool = pool
+        self.clock = clock
         # Months (first day) whose hourly partition is known to exist.
         self._partitions: set[date] = set()
 
@@ -68,7 +73,11 @@ class Store:
             )
             for (article_id, metric, hour), count in part.counters.items()
         ]
+        # A week that has ended may be rolled up: adding to it takes it off that list.
+        ended_weeks = ended_weeks_of(hour_starts_of(part), self.clock())
         async with self.pool.acquire() as conn, conn.transaction():
+            if ended_weeks:
+                await rollups.unroll(conn, ended_weeks)
             inserted = await conn.fetchval(
                 q.INSERT_APPLIED_BATCH,
                 part.id,
@@ -93,11 +102,24 @@ class Store:
                 await conn.execute(
                     mq.SET_PAGE_URLS, [a for a, _ in pages], [url for _, url in pages]
                 )
-            if part.sketches:
-                await _store_sketches(conn, part.sketches)
             if number == 0:  # one row per shard: one part updates it, without contention
                 await conn.execute(q.RAISE_GENERATION, part.shard, part.epoch, part.generation)
             return True
+
+    async def store_sketches(self, sketches: dict[DayArticle, Sketch]) -> None:
+        """Keep each day's reader sketch of an article (its own transaction: storing a
+        sketch again is harmless, a later one holds every reader an earlier one did)."""
+        if not sketches:
+            return
+        wanted = sorted(sketches)
+        with database_unavailable_on_error():
+            await self.pool.execute(
+                q.UPSERT_DAILY_UNIQUES,
+                [article_id for _, article_id in wanted],
+                [day for day, _ in wanted],
+                [sketches[key].data for key in wanted],
+                [sketches[key].readers for key in wanted],
+            )
 
     async def totals_with_applied(
         self, article_ids: Sequence[str], batch_ids: Sequence[str], since_day: int
@@ -160,20 +182,13 @@ class Store:
             cutoff = partitions.month_of(hour_of(now_s - hourly_days * DAY_S))
             return await partitions.drop_before(self.pool, cutoff, self._partitions)
 
+    async def roll_up_weeks(self) -> list[date]:
+        """Roll up the weeks that have ended (rollups.py); returns those rolled now."""
+        return await rollups.roll_up(self.pool, self.clock())
+
     async def ensure_partitions(self, hours: set[int]) -> None:
         """The monthly partitions that rows of these hours go into (created once)."""
         months = {partitions.month_of(hour) for hour in hours} - self._partitions
         if months:
             with database_unavailable_on_error():
                 self._partitions |= await partitions.ensure(self.pool, months)
-
-
-async def _store_sketches(conn: Conn, sketches: dict[DayArticle, Sketch]) -> None:
-    wanted = sorted(sketches)
-    await conn.execute(
-        q.UPSERT_DAILY_UNIQUES,
-        [article_id for _, article_id in wanted],
-        [day for day, _ in wanted],
-        [sketches[key].data for key in wanted],
-        [sketches[key].readers for key in wanted],
-    )

@@ -13,44 +13,33 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import msgspec
 
 from tracker.core.metadata import ArticleMeta, from_dict
-from tracker.core.utc import day_of
-from tracker.events.counts import Batch, DayArticle, PendingStats, Sketch
+from tracker.events.counts import Batch, DayArticle, PendingStats
 from tracker.redis_side import keys as k
 from tracker.redis_side.client import RedisClient, RedisNodes
-from tracker.redis_side.keys import (
-    PERSISTED_SKETCH_TTL_S,
-    Keys,
-    ShardKeys,
-    epoch_candidate,
-    sketch_expires_at,
-)
+from tracker.redis_side.keys import Keys, epoch_candidate
 from tracker.redis_side.scripts import (
     CLAIM,
-    EXPIRE_SKETCHES,
     PENDING,
     RELEASE,
-    SKETCHES,
     Call,
     redis_unavailable_on_error,
     run_calls,
     run_durably,
     run_one,
 )
+from tracker.redis_side.sketches import sketch_members
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _TOTAL_PREFIX: Final = (k.TOTAL + " ").encode()
 _BUCKET_PREFIX: Final = (k.BUCKET + " ").encode()
 # Fields parsed between two yields to the event loop: a large batch never holds it long.
 _PARSE_STEP: Final = 5_000
-# Reader sketches read or given their expiry per script call.
-_SKETCHES_PER_CALL: Final = 1_000
 # How long what INFO said about persistence and replicas is trusted.
 _DURABILITY_CHECK_EVERY_S: Final = 60.0
 
@@ -130,13 +119,12 @@ class RedisBatches:
         return Claimed(batch, rolled_back, cut_live=state == "live", durable=durable)
 
     async def load(self, batch: Batch) -> None:
-        """Fill a claimed batch: its counters and metadata, and the reader sketches it
-        touched as they are now."""
+        """Fill a claimed batch: its counters, metadata, and the reader sketches it
+        changed (stored apart: sketches.py)."""
         shard = self.keys.shard(batch.shard)
         with redis_unavailable_on_error():
             raw = await self.redis.hgetall(shard.batch)
-        touched = await _parse(batch, raw)
-        await self._fetch_sketches(shard, batch, touched)
+        batch.sketches_changed = await _parse(batch, raw)
 
     async def _durability_command(self, key: str) -> tuple[Any, ...] | None:
         """What promises a write on `key`'s node: WAITAOF, WAIT, or nothing it can do."""
@@ -158,26 +146,10 @@ class RedisBatches:
         self._durability[id(node)] = (now, command)
         return command
 
-    async def _fetch_sketches(
-        self, shard: ShardKeys, batch: Batch, touched: set[DayArticle]
-    ) -> None:
-        """The current sketch of every (day, article) the batch touched, with its count."""
-        if not touched:
-            return
-        wanted = sorted(touched)
-        keys = [shard.uniques(day, article_id) for day, article_id in wanted]
-        calls = [Call(SKETCHES, chunk, ()) for chunk in _chunks(keys)]
-        replies = [reply for found in await run_calls(self.redis, calls) for reply in found]
-        for index, day_article in enumerate(wanted):
-            data, readers = replies[2 * index], replies[2 * index + 1]
-            if data:  # sketches expire only once stored: gone means stored and expired
-                batch.sketches[day_article] = Sketch(bytes(data), int(readers))
-
-    async def release(self, batch: Batch, now_s: float) -> bool:
+    async def release(self, batch: Batch) -> bool:
         """Delete the batch key once PostgreSQL holds the batch (only if it is still this
-        batch), and let the sketches it stored expire: a past day's soon, today's at the
-        end of tomorrow unless a reader comes before (recording clears the expiry until
-        the next store). False if the key was gone already."""
+        batch), leaving the sketches it changed to be stored. False if the key was gone
+        already."""
         shard = self.keys.shard(batch.shard)
         held: dict[str, int] = {}
         for (article_id, _, _), count in batch.counters.items():
@@ -186,25 +158,15 @@ class RedisBatches:
             self.redis,
             Call(
                 RELEASE,
-                (shard.batch, shard.activity),
-                (shard.redis_id(batch.id), *(v for pair in held.items() for v in pair)),
+                (shard.batch, shard.activity, shard.sketches_due),
+                (
+                    shard.redis_id(batch.id),
+                    len(held),
+                    *(v for pair in held.items() for v in pair),
+                    *sketch_members(batch.sketches_changed),
+                ),
             ),
         )
-        if batch.sketches:
-            today = day_of(now_s)
-            past_day_expires_at = int(now_s) + PERSISTED_SKETCH_TTL_S
-            expiries = [
-                (
-                    shard.uniques(day, article_id),
-                    past_day_expires_at if day < today else sketch_expires_at(day),
-                )
-                for day, article_id in batch.sketches
-            ]
-            calls = [
-                Call(EXPIRE_SKETCHES, [key for key, _ in chunk], [at for _, at in chunk])
-                for chunk in _chunks(expiries)
-            ]
-            await run_calls(self.redis, calls)
         return bool(deleted)
 
     async def batch_ids(self) -> list[str]:
@@ -258,13 +220,6 @@ def _metadata(given: dict[str, str]) -> ArticleMeta | None:
     except (TypeError, msgspec.ValidationError):
         log.warning("left out metadata that is not tracker's: %.100r", given)
         return None
-
-
-def _chunks(items: list[T]) -> list[list[T]]:
-    return [
-        items[start : start + _SKETCHES_PER_CALL]
-        for start in range(0, len(items), _SKETCHES_PER_CALL)
-    ]
 
 
 def _acknowledged(command: str, reply: Any) -> bool:

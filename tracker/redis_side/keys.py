@@ -25,6 +25,11 @@ Per shard:
                     window with the one before), its head only (record.lua)
   u:<day>:<name>    HyperLogLog of the day's readers of an article (sketch_name); no
                     expiry until the flusher has stored it in PostgreSQL
+  sketches-due      set of `<day> <article>`: sketches whose readers changed in batches
+                    already applied, to be stored (release.lua adds a batch's as it
+                    deletes it)
+  sketches-taking   the same, taken to be stored now (renamed from sketches-due; a
+                    flusher that dies leaves it to be stored again: storing is idempotent)
 
   lease    the flusher that holds this shard now (one flusher per shard at a time)
 
@@ -36,7 +41,8 @@ spans slots; shards spread over the primaries by their slots.
 Fields of a live/batch hash:
   `b <hour> <metric> <article>`  count per hour bucket (what the flusher writes to Postgres)
   `t <metric> <article>`         running count per article (what reads add to Postgres')
-  `u <day> <article>`            the day's reader sketch of the article changed
+  `u <day> <article>`            the day's reader sketch of the article changed (moved
+                                 to sketches-due once the batch is applied)
   `m<field> <article>`           a field of the metadata counted events carried (a claim
                                  keeps the piece's first value, trusted events the latest)
   `_first_ms`, `_events`, `_counters`, `_id`: bookkeeping (age, size, batch id)
@@ -126,6 +132,8 @@ class ShardKeys:
     sealed: str
     lease: str
     activity: str
+    sketches_due: str
+    sketches_taking: str
     # What the scripts put a piece's generation, a trending bucket or a day's sketch
     # after: the names of keys they make are spelled here, never in Lua.
     sealed_prefix: str
@@ -189,6 +197,8 @@ class Keys:
             sealed=f"{base}:sealed",
             lease=f"{base}:lease",
             activity=f"{base}:activity",
+            sketches_due=f"{base}:sketches-due",
+            sketches_taking=f"{base}:sketches-taking",
             sealed_prefix=f"{base}:sealed:",
             trending_prefix=f"{base}:tr:",
             sketch_prefix=f"{base}:u:",

@@ -62,7 +62,8 @@ PENDING: Final = Script("pending")
 RENEW_LEASE: Final = Script("renew_lease")
 DROP_LEASE: Final = Script("drop_lease")
 SKETCHES: Final = Script("sketches")
-EXPIRE_SKETCHES: Final = Script("expire_sketches")
+TAKE_SKETCHES: Final = Script("take_sketches")
+STORED_SKETCHES: Final = Script("stored_sketches")
 FAILURES: Final = Script("failures")
 
 

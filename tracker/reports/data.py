@@ -5,11 +5,11 @@ them (their shapes in report_rows.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from tracker.core.metadata import COLUMNS, FIELDS, TEXT_FIELDS
-from tracker.core.periods import Period
+from tracker.core.periods import Period, days_besides, whole_weeks
 from tracker.events.counts import (
     REFERRAL,
     SHARE,
@@ -57,16 +57,34 @@ async def not_applied(conn: Conn, found: PendingSlice, period: Period) -> Unappl
     return pending
 
 
-def period_args(period: Period, metrics: Iterable[str]) -> tuple[Any, ...]:
-    (first_day, end_day), hours = period.split()
+async def period_args(conn: Conn, period: Period, metrics: Iterable[str]) -> tuple[Any, ...]:
+    """The first parameters of a query of the period's counts (report_queries.py): its
+    whole weeks that are rolled up are read from the weekly roll-ups, its other full days
+    from the daily ones."""
+    (first, end), hours = period.split()
+    first_day, end_day = first.toordinal() - _EPOCH_ORDINAL, end.toordinal() - _EPOCH_ORDINAL
+    weeks: list[int] = []
+    candidates = whole_weeks(first_day, end_day) if not period.all_time else []
+    if candidates:
+        rolled = await conn.fetch(rq.ROLLED_WEEKS, [_date_of(monday) for monday in candidates])
+        weeks = [row["week"].toordinal() - _EPOCH_ORDINAL for row in rolled]
+    days = days_besides(first_day, end_day, weeks) if first_day < end_day else []
     return (
         list(metrics),
-        first_day,
-        end_day,
+        [_date_of(start) for start, _ in days],
+        [_date_of(stop) for _, stop in days],
         [start for start, _ in hours],
-        [end for _, end in hours],
+        [stop for _, stop in hours],
         period.all_time,
+        [_date_of(monday) for monday in weeks],
     )
+
+
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+
+
+def _date_of(day: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + day)
 
 
 async def articles_of(
@@ -127,7 +145,7 @@ async def counts_of(
     conn: Conn, period: Period, ids: list[str], metrics: Iterable[str]
 ) -> dict[str, dict[str, int]]:
     found: dict[str, dict[str, int]] = {}
-    for row in await conn.fetch(rq.COUNTS_OF, *period_args(period, metrics), ids):
+    for row in await conn.fetch(rq.COUNTS_OF, *await period_args(conn, period, metrics), ids):
         found.setdefault(row["article_id"], {})[row["metric"]] = row["count"]
     return found
 

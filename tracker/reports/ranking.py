@@ -28,7 +28,7 @@ async def pg_top(conn: Conn, query: PopularQuery) -> list[tuple[str, int]]:
     if query.metric.metrics:
         rows = await conn.fetch(
             rq.RANK,
-            *period_args(query.period, query.metric.metrics),
+            *await period_args(conn, query.period, query.metric.metrics),
             *filters,
             wanted,
             query.by_group,
@@ -132,7 +132,10 @@ async def ranked_by_ratio(
     filters = (query.category, query.lang, query.author)
     sums: dict[str, dict[str, int]] = {}
     for row in await conn.fetch(
-        rq.SUMS_BY_KEY, *period_args(query.period, query.metric.metrics), *filters, query.by_group
+        rq.SUMS_BY_KEY,
+        *await period_args(conn, query.period, query.metric.metrics),
+        *filters,
+        query.by_group,
     ):
         sums.setdefault(row["key"], {})[row["metric"]] = row["count"]
     articles = await articles_of(conn, pending.counts, pending)
