@@ -21,7 +21,7 @@ def test_bench_runs_and_prints_the_ratio_table(redis_url: str, admin_database_ur
     result = subprocess.run(
         [
             sys.executable, "-m", "bench", "--seconds", "1", "--warmup", "0",
-            "--only", "ceiling,tracker", "--connections", "8",
+            "--only", "ceiling,tracker", "--connections", "8", "--rounds", "1",
             "--redis-url", redis_url, "--database-url", admin_database_url,
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=280,
