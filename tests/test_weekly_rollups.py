@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 from datetime import date
-from typing import Any
 
 import pytest
 
 from tests.helpers import Client, Clock, MakeClient, flush, post_events, view
+from tests.test_reports import report as report_body
+from tests.test_reports import values
 from tracker.core.periods import days_besides, week_of, whole_weeks
 from tracker.core.settings import Settings
 from tracker.core.utc import DAY_S, HOUR_S
@@ -41,14 +42,7 @@ def test_weeks_run_monday_to_sunday_and_the_days_besides_them_are_kept() -> None
 
 
 async def report(client: Client, token: str, **params: str) -> dict[str, int]:
-    response = await client.get(
-        "/api/v1/reports/popular",
-        params={"limit": "100", **params},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status == 200, await response.text()
-    body: dict[str, Any] = await response.json()
-    return {row["article_id"]: row["value"] for row in body["rows"] if row["value"]}
+    return values(await report_body(client, token, **params))
 
 
 async def rolled(client: Client) -> list[date]:

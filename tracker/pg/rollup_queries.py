@@ -11,27 +11,22 @@ LOCK_EXCLUSIVE: Final = "SELECT pg_advisory_xact_lock($1)"
 UNROLL_WEEKS: Final = "DELETE FROM rolled_weeks WHERE week = ANY($1::date[])"
 
 # Every metric of the daily roll-ups, by a skip scan of their (metric, day) index.
-METRICS: Final = """
+_METRICS: Final = """
 WITH RECURSIVE m AS (
     (SELECT metric FROM article_daily ORDER BY metric LIMIT 1)
     UNION ALL
     SELECT (SELECT d.metric FROM article_daily d WHERE d.metric > m.metric ORDER BY 1 LIMIT 1)
     FROM m WHERE m.metric IS NOT NULL
 )
-SELECT metric FROM m WHERE metric IS NOT NULL
 """
+METRICS: Final = _METRICS + "SELECT metric FROM m WHERE metric IS NOT NULL"  # noqa: S608
 
 # The first day counted: the least of each metric's first day (index probes, no scan).
-FIRST_DAY: Final = """
-WITH RECURSIVE m AS (
-    (SELECT metric FROM article_daily ORDER BY metric LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.metric FROM article_daily d WHERE d.metric > m.metric ORDER BY 1 LIMIT 1)
-    FROM m WHERE m.metric IS NOT NULL
-)
+_LEAST_FIRST_DAY: Final = """
 SELECT min((SELECT min(d.day) FROM article_daily d WHERE d.metric = m.metric))
 FROM m WHERE m.metric IS NOT NULL
 """
+FIRST_DAY: Final = _METRICS + _LEAST_FIRST_DAY
 
 ROLLED_AMONG: Final = "SELECT week FROM rolled_weeks WHERE week = ANY($1::date[])"
 
