@@ -54,6 +54,11 @@ async def test_old_partitions_are_dropped_whole_and_every_total_stays(
         await post_events(client, *[view(f"ret/{n % 3}")] * (n + 1))
         await flush(client)  # each month's partition created as its rows come
 
+    # Every day rolled up, the last one included (the flusher's upkeep does it once a day
+    # has ended): the daily rows hold all, and stay when the hours go.
+    store: Store = client.app[SERVICES].flusher.store
+    clock.now = moments[-1].timestamp() + 2 * 86_400
+    assert len((await store.roll_up()).days) >= 100
     daily_sql = "SELECT article_id, metric, day, count FROM article_daily ORDER BY 1, 2, 3"
     totals_sql = "SELECT article_id, metric, count FROM article_totals ORDER BY 1, 2"
     daily, totals = (
@@ -65,7 +70,6 @@ async def test_old_partitions_are_dropped_whole_and_every_total_stays(
     )
     before = await partitions(settings.database_url or "")
 
-    store: Store = client.app[SERVICES].flusher.store
     dropped = await store.prune(
         applied_batch_days=30, hourly_days=40, now_s=moments[-1].timestamp()
     )

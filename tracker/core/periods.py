@@ -1,12 +1,11 @@
 """Report periods: what an editor asks for (`24h`, `7d`, or from/to) as whole UTC hours,
-split into the whole weeks the weekly roll-ups answer (once rolled up), the other full
-days the daily roll-ups answer, and the hours at either end that the hourly buckets
-answer."""
+read as the rolled-up whole weeks the weekly roll-ups answer, the other rolled-up days the
+daily roll-ups answer, and every other hour, which the hourly buckets answer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 from tracker.core.errors import InvalidInput
@@ -48,18 +47,54 @@ class Period:
         """[first, end) UTC day numbers the period touches (for readers, per day)."""
         return self.first_hour * HOUR_S // DAY_S, -(-self.end_hour * HOUR_S // DAY_S)
 
-    def split(self) -> tuple[tuple[date, date], list[tuple[datetime, datetime]]]:
-        """(full days [first, end) for the daily table, hour ranges for the hourly one)."""
+    def reading(self, rolled_days: set[int], rolled_weeks: set[int]) -> Reading:
+        """Where each of the period's hours is read: the rolled-up weeks wholly inside it
+        from the weekly roll-ups, its other rolled-up full days from the daily ones,
+        every other hour from the hourly buckets (all time reads the totals instead)."""
+        if self.all_time:
+            return Reading([], [], [])
         first_day = -(-self.first_hour * HOUR_S // DAY_S)  # the first day begun at midnight
         end_day = self.end_hour * HOUR_S // DAY_S
         if first_day >= end_day:  # no full day inside: hours only
-            return (_date(0), _date(0)), [(self.start, self.end)]
-        hours = []
-        if self.first_hour * HOUR_S < first_day * DAY_S:
-            hours.append((self.start, _midnight(first_day)))
-        if end_day * DAY_S < self.end_hour * HOUR_S:
-            hours.append((_midnight(end_day), self.end))
-        return (_date(first_day), _date(end_day)), hours
+            return Reading([], [], [(self.first_hour, self.end_hour)])
+        weeks = [w for w in whole_weeks(first_day, end_day) if w in rolled_weeks]
+        in_weeks = {w + n for w in weeks for n in range(WEEK_DAYS)}
+        days: list[tuple[int, int]] = []
+        hours: list[tuple[int, int]] = [(self.first_hour, first_day * 24)]
+        for day in range(first_day, end_day):
+            if day in in_weeks:
+                continue
+            if day in rolled_days:
+                _extend(days, day, day + 1)
+            else:
+                _extend(hours, day * 24, day * 24 + 24)
+        _extend(hours, end_day * 24, self.end_hour)
+        return Reading(weeks, days, [(a, b) for a, b in hours if a < b])
+
+    @property
+    def full_days(self) -> tuple[int, int]:
+        """[first, end) of the UTC days wholly inside the period."""
+        return -(-self.first_hour * HOUR_S // DAY_S), self.end_hour * HOUR_S // DAY_S
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Where a period is read: weeks (their Mondays' day numbers), ranges of days and
+    ranges of hours, each [start, end)."""
+
+    weeks: list[int]
+    days: list[tuple[int, int]]
+    hours: list[tuple[int, int]]
+
+
+def _extend(ranges: list[tuple[int, int]], start: int, end: int) -> None:
+    """Add [start, end) to ranges, joined to the last one where they meet."""
+    if start >= end:
+        return
+    if ranges and ranges[-1][1] == start:
+        ranges[-1] = (ranges[-1][0], end)
+    else:
+        ranges.append((start, end))
 
 
 # Day numbers since 1970-01-01 (a Thursday): day 4 was a Monday. Weeks run Monday to
@@ -81,29 +116,7 @@ def whole_weeks(first_day: int, end_day: int) -> list[int]:
     return list(range(monday, end_day - WEEK_DAYS + 1, WEEK_DAYS))
 
 
-def days_besides(first_day: int, end_day: int, weeks: list[int]) -> list[tuple[int, int]]:
-    """The ranges of days [first_day, end_day) that the weeks (Mondays, sorted, each
-    wholly inside) leave."""
-    ranges = []
-    start = first_day
-    for monday in weeks:
-        if start < monday:
-            ranges.append((start, monday))
-        start = monday + WEEK_DAYS
-    if start < end_day:
-        ranges.append((start, end_day))
-    return ranges
-
-
 _LATEST_S: Final = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
-
-
-def _date(day: int) -> date:
-    return date(1970, 1, 1) + timedelta(days=day)
-
-
-def _midnight(day: int) -> datetime:
-    return datetime.fromtimestamp(day * DAY_S, tz=UTC)
 
 
 def period_of(

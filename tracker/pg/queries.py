@@ -46,14 +46,6 @@ ORDER BY article_id, metric, hour
 ON CONFLICT (article_id, metric, hour) DO UPDATE SET count = h.count + EXCLUDED.count
 """
 
-ADD_DAILY: Final = """
-INSERT INTO article_daily AS d (article_id, metric, day, count)
-SELECT article_id, metric, (hour AT TIME ZONE 'UTC')::date, sum(count) FROM incoming_counters
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
-ON CONFLICT (article_id, metric, day) DO UPDATE SET count = d.count + EXCLUDED.count
-"""
-
 # Every counted article has a row (for reports' filters), even before any event carried
 # its metadata; first seen, it was published in the hour of its first event.
 ADD_ARTICLES: Final = """

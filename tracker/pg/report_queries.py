@@ -1,10 +1,10 @@
 """SQL of the editors' reports, with $n parameters. A period is read from the weekly
 roll-ups for the whole weeks it holds that are rolled up, the daily roll-ups for its other
-full days, and the hourly buckets for the hours at either end (periods.py); all time from
-the running totals, which hold imported counts.
+rolled-up days, and the hourly buckets for every other hour (periods.Period.reading); all
+time from the running totals, which hold imported counts.
 
 The queries that read a period take their first seven parameters alike: $1 the metrics,
-$2 and $3 the ranges of full days (starts, ends), $4 and $5 the hour ranges (starts,
+$2 and $3 the ranges of rolled-up days (starts, ends), $4 and $5 the hour ranges (starts,
 ends), $6 true for all time, $7 the weeks (their Mondays). A row's key is the article, or
 (by group) its group: an article without a group is a group of its own. Filters on
 metadata are NULL for "any".
@@ -127,16 +127,26 @@ APPLIED: Final = """
 SELECT batch_id, part, parts FROM applied_batches WHERE batch_id = ANY($1::text[])
 """
 
-# One article's counts per hour over [$2, $3) (hourly), or per day over [$2, $3) (daily).
+# One article's counts per hour over [$2, $3) (hourly), or per day over [$2, $3) (daily:
+# a rolled-up day from its roll-up, any other from its hours).
 HOURLY_OF: Final = """
 SELECT hour AS start, metric, count FROM article_hourly
 WHERE article_id = $1 AND hour >= $2 AND hour < $3
 """
 DAILY_OF: Final = """
+WITH days AS (
+    SELECT day FROM rolled_days
+    WHERE day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
+      AND day < ($3::timestamptz AT TIME ZONE 'UTC')::date
+)
 SELECT day::timestamp AT TIME ZONE 'UTC' AS start, metric, count FROM article_daily
-WHERE article_id = $1
-  AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
-  AND day < ($3::timestamptz AT TIME ZONE 'UTC')::date
+WHERE article_id = $1 AND day IN (SELECT day FROM days)
+UNION ALL
+SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', metric, sum(count)::bigint
+FROM article_hourly
+WHERE article_id = $1 AND hour >= $2 AND hour < $3
+  AND (hour AT TIME ZONE 'UTC')::date NOT IN (SELECT day FROM days)
+GROUP BY 1, 2
 """
 READERS_OF: Final = """
 SELECT (day - date '1970-01-01') AS day, readers FROM article_daily_uniques
@@ -197,5 +207,9 @@ LANGS: Final = _distinct("lang")
 # An article's publication time (the start of a series since publication).
 PUBLISHED_OF: Final = "SELECT published FROM articles WHERE article_id = $1"
 
-# Which of the weeks $1 (Mondays) are rolled up: their weekly rows are their days' sums.
-ROLLED_WEEKS: Final = "SELECT week FROM rolled_weeks WHERE week = ANY($1::date[]) ORDER BY 1"
+# The days in [$1, $2) and the weeks wholly inside it that are rolled up.
+ROLLED_IN: Final = """
+SELECT 'd' AS kind, day FROM rolled_days WHERE day >= $1::date AND day < $2::date
+UNION ALL
+SELECT 'w', week FROM rolled_weeks WHERE week >= $1::date AND week + 7 <= $2::date
+"""

@@ -1,17 +1,18 @@
-"""Weekly roll-ups of the daily counts, made apart from the flush.
+"""Daily and weekly roll-ups, made apart from the flush.
 
-A week is rolled up once it has ended (by ROLL_UP_MARGIN_S, for clocks that differ a
-little between hosts), in a transaction of its own that holds ROLLUP_LOCK alone; a flush
-whose batch adds to a week that has ended (or is about to) holds the same lock shared
-and takes that week off `rolled_weeks` in its transaction. So a week is listed only while
-its weekly rows equal the sums of its days, and reports read a week from its roll-up
-only then.
+A day is rolled up (its daily rows summed from its hourly ones) once it has ended, a week
+once its seven days are; each in a transaction of its own holding ROLLUP_LOCK alone. Every
+flush transaction holds that lock shared and adds the counts it brings for rolled-up days
+and weeks to their roll-ups (rolled_over): so a listed day's or week's roll-up always
+equals its hours, whatever arrives late, and nothing is ever rolled up twice. Reports
+read a period's rolled-up weeks and days from the roll-ups, the rest from the hours.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from tracker.core.periods import WEEK_DAYS, week_of
@@ -22,50 +23,94 @@ from tracker.pg.db import Pool, database_unavailable_on_error
 if TYPE_CHECKING:
     from tracker.pg.db import Conn
 
-ROLL_UP_MARGIN_S: Final = 2 * 3600
-# Weeks rolled up per upkeep run: a long history is rolled up over a few runs.
-MAX_WEEKS_PER_RUN: Final = 52
+# A day is rolled up this long after it ended: most of what arrives late has come by then
+# (what comes later is added to the roll-up by its flush).
+ROLL_UP_MARGIN_S: Final = 600
 _EPOCH: Final = date(1970, 1, 1)
 
 
-def monday_date(monday: int) -> date:
-    return _EPOCH + timedelta(days=monday)
+def date_of(day: int) -> date:
+    return _EPOCH + timedelta(days=day)
 
 
-def ended_weeks_of(hours: Iterable[int], now_s: float) -> list[date]:
-    """The weeks of these hours that have ended, or end within the margin: a batch
-    adding to them must take them off the rolled-up list."""
-    weeks = {week_of(hour * HOUR_S // DAY_S) for hour in hours}
-    return sorted(
-        monday_date(monday)
-        for monday in weeks
-        if (monday + WEEK_DAYS) * DAY_S <= now_s + ROLL_UP_MARGIN_S
-    )
+def day_number(when: date) -> int:
+    return (when - _EPOCH).days
 
 
-async def unroll(conn: Conn, weeks: list[date]) -> None:
-    """In a flush's transaction, before it adds to the weeks: they are no longer rolled
-    up (waits for a roll-up under way to commit first)."""
+@dataclass(frozen=True, slots=True)
+class Rolled:
+    days: list[date]
+    weeks: list[date]
+
+
+async def hold_shared(conn: Conn) -> None:
+    """First in a flush's transaction: no roll-up runs until it ends (and it waits for
+    one under way)."""
     await conn.execute(q.LOCK_SHARED, q.ROLLUP_LOCK_ID)
-    await conn.execute(q.UNROLL_WEEKS, weeks)
 
 
-async def roll_up(pool: Pool, now_s: float) -> list[date]:
-    """Roll up the weeks that have ended and are not rolled up (at most
-    MAX_WEEKS_PER_RUN, oldest first); returns them."""
-    last_monday = week_of(int((now_s - ROLL_UP_MARGIN_S) // DAY_S)) - WEEK_DAYS
+async def rolled_over(conn: Conn, hours: Iterable[int]) -> None:
+    """In a flush's transaction (hold_shared), once its counters are in
+    incoming_counters: add those of rolled-up days and weeks to their roll-ups."""
+    days = {hour * HOUR_S // DAY_S for hour in hours}
+    weeks = {week_of(day) for day in days}
+    rolled = await conn.fetch(
+        q.ROLLED_OF, [date_of(day) for day in days], [date_of(week) for week in weeks]
+    )
+    rolled_days = [row["day"] for row in rolled if row["kind"] == "d"]
+    rolled_weeks = [row["day"] for row in rolled if row["kind"] == "w"]
+    if rolled_days:
+        await conn.execute(q.ADD_ROLLED_DAYS, rolled_days)
+    if rolled_weeks:
+        await conn.execute(q.ADD_ROLLED_WEEKS, rolled_weeks)
+
+
+async def roll_up(pool: Pool, now_s: float) -> Rolled:
+    """Roll up every day that has ended (by ROLL_UP_MARGIN_S) since the first the hourly
+    buckets hold, then every week whose days all are; oldest first."""
     with database_unavailable_on_error():
-        first_day = await pool.fetchval(q.FIRST_DAY)
-        if first_day is None:
-            return []
-        first_monday = week_of((first_day - _EPOCH).days)
-        wanted = [monday_date(m) for m in range(first_monday, last_monday + 1, WEEK_DAYS)]
-        rolled = {row["week"] for row in await pool.fetch(q.ROLLED_AMONG, wanted)}
-        due = [week for week in wanted if week not in rolled][:MAX_WEEKS_PER_RUN]
-        metrics = [row["metric"] for row in await pool.fetch(q.METRICS)]
-        for week in due:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(q.LOCK_EXCLUSIVE, q.ROLLUP_LOCK_ID)
-                await conn.execute(q.ROLL_UP_WEEK, week, metrics)
-                await conn.execute(q.MARK_ROLLED, week)
+        first_hour: datetime | None = await pool.fetchval(q.FIRST_HOUR)
+        last_day = int((now_s - ROLL_UP_MARGIN_S) // DAY_S) - 1  # the last day ended
+        days: list[date] = []
+        if first_hour is not None:
+            first_day = int(first_hour.timestamp() // DAY_S)
+            wanted = [date_of(day) for day in range(first_day, last_day + 1)]
+            if wanted:
+                end = wanted[-1] + timedelta(days=1)
+                done = {r["day"] for r in await pool.fetch(q.ROLLED_DAYS_IN, wanted[0], end)}
+                days = [day for day in wanted if day not in done]
+                metrics = [row["metric"] for row in await pool.fetch(q.HOURLY_METRICS)]
+                for day in days:
+                    async with pool.acquire() as conn, conn.transaction():
+                        await conn.execute(q.LOCK_EXCLUSIVE, q.ROLLUP_LOCK_ID)
+                        await conn.execute(q.ROLL_UP_DAY, day, metrics)
+                        await conn.execute(q.MARK_DAY, day)
+        weeks = await _roll_up_weeks(pool, last_day)
+    return Rolled(days, weeks)
+
+
+async def _roll_up_weeks(pool: Pool, last_day: int) -> list[date]:
+    """The weeks whose seven days are rolled up, rolled up themselves."""
+    first_rolled = await pool.fetchval(q.FIRST_ROLLED_DAY)
+    if first_rolled is None:
+        return []
+    start = date_of(week_of(day_number(first_rolled)))
+    end = date_of(last_day + 1)
+    rolled_days = {r["day"] for r in await pool.fetch(q.ROLLED_DAYS_IN, start, end)}
+    rolled_weeks = {r["week"] for r in await pool.fetch(q.ROLLED_WEEKS_IN, start, end)}
+    mondays = (start + timedelta(days=n) for n in range(0, (end - start).days, WEEK_DAYS))
+    due = [
+        monday
+        for monday in mondays
+        if monday not in rolled_weeks
+        and all(monday + timedelta(days=n) in rolled_days for n in range(WEEK_DAYS))
+    ]
+    if not due:
+        return []
+    metrics = [row["metric"] for row in await pool.fetch(q.DAILY_METRICS)]
+    for week in due:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(q.LOCK_EXCLUSIVE, q.ROLLUP_LOCK_ID)
+            await conn.execute(q.ROLL_UP_WEEK, week, metrics)
+            await conn.execute(q.MARK_WEEK, week)
     return due

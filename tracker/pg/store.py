@@ -17,14 +17,9 @@ from tracker.pg import metadata_queries as mq
 from tracker.pg import metadata_store, partitions, rollups
 from tracker.pg import queries as q
 from tracker.pg.db import Pool, database_unavailable_on_error
-from tracker.pg.rollups import ended_weeks_of
 
 if TYPE_CHECKING:
     from tracker.events.counts import DayArticle
-
-
-def hour_starts_of(part: Batch) -> set[int]:
-    return {hour for _, _, hour in part.counters}
 
 
 def _hour_start(hour: int) -> datetime:
@@ -73,11 +68,8 @@ class Store:
             )
             for (article_id, metric, hour), count in part.counters.items()
         ]
-        # A week that has ended may be rolled up: adding to it takes it off that list.
-        ended_weeks = ended_weeks_of(hour_starts_of(part), self.clock())
         async with self.pool.acquire() as conn, conn.transaction():
-            if ended_weeks:
-                await rollups.unroll(conn, ended_weeks)
+            await rollups.hold_shared(conn)
             inserted = await conn.fetchval(
                 q.INSERT_APPLIED_BATCH,
                 part.id,
@@ -93,7 +85,7 @@ class Store:
                 await conn.execute(q.CREATE_INCOMING)
                 await conn.copy_records_to_table(q.INCOMING_TABLE, records=rows)
                 await conn.execute(q.ADD_HOURLY)
-                await conn.execute(q.ADD_DAILY)
+                await rollups.rolled_over(conn, hour_starts)
                 await conn.execute(q.ADD_TOTALS)
                 await conn.execute(q.ADD_ARTICLES)
             await metadata_store.write(conn, part.metadata, part.metadata_source)
@@ -170,9 +162,11 @@ class Store:
     ) -> list[str]:
         """Forget applied batch ids older than `applied_batch_days`, except `keep` (the
         batches still in Redis), and drop the monthly partitions of hourly rows whose
-        every hour is older than `hourly_days` (0: never; their days stay in the daily
-        roll-ups, written by the same transactions). Returns the partitions dropped."""
+        every hour is older than `hourly_days` (0: never), once every day that has ended
+        is rolled up (their days stay in the daily roll-ups). Returns the partitions
+        dropped."""
         now_s = time.time() if now_s is None else now_s
+        await rollups.roll_up(self.pool, now_s)
         with database_unavailable_on_error():
             await self.pool.execute(q.PRUNE_APPLIED_BATCHES, applied_batch_days, list(keep))
             # Months ahead are made ready too, off the flush path.
@@ -182,8 +176,8 @@ class Store:
             cutoff = partitions.month_of(hour_of(now_s - hourly_days * DAY_S))
             return await partitions.drop_before(self.pool, cutoff, self._partitions)
 
-    async def roll_up_weeks(self) -> list[date]:
-        """Roll up the weeks that have ended (rollups.py); returns those rolled now."""
+    async def roll_up(self) -> rollups.Rolled:
+        """Roll up the days and weeks that have ended (rollups.py)."""
         return await rollups.roll_up(self.pool, self.clock())
 
     async def ensure_partitions(self, hours: set[int]) -> None:

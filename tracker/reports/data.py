@@ -5,11 +5,12 @@ them (their shapes in report_rows.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from tracker.core.metadata import COLUMNS, FIELDS, TEXT_FIELDS
-from tracker.core.periods import Period, days_besides, whole_weeks
+from tracker.core.periods import Period
+from tracker.core.utc import HOUR_S
 from tracker.events.counts import (
     REFERRAL,
     SHARE,
@@ -59,24 +60,24 @@ async def not_applied(conn: Conn, found: PendingSlice, period: Period) -> Unappl
 
 async def period_args(conn: Conn, period: Period, metrics: Iterable[str]) -> tuple[Any, ...]:
     """The first parameters of a query of the period's counts (report_queries.py): its
-    whole weeks that are rolled up are read from the weekly roll-ups, its other full days
-    from the daily ones."""
-    (first, end), hours = period.split()
-    first_day, end_day = first.toordinal() - _EPOCH_ORDINAL, end.toordinal() - _EPOCH_ORDINAL
-    weeks: list[int] = []
-    candidates = whole_weeks(first_day, end_day) if not period.all_time else []
-    if candidates:
-        rolled = await conn.fetch(rq.ROLLED_WEEKS, [_date_of(monday) for monday in candidates])
-        weeks = [row["week"].toordinal() - _EPOCH_ORDINAL for row in rolled]
-    days = days_besides(first_day, end_day, weeks) if first_day < end_day else []
+    rolled-up weeks and days read from their roll-ups, every other hour from the hourly
+    buckets (periods.Period.reading)."""
+    rolled_days: set[int] = set()
+    rolled_weeks: set[int] = set()
+    first_day, end_day = period.full_days
+    if first_day < end_day and not period.all_time:
+        for row in await conn.fetch(rq.ROLLED_IN, _date_of(first_day), _date_of(end_day)):
+            day = row["day"].toordinal() - _EPOCH_ORDINAL
+            (rolled_days if row["kind"] == "d" else rolled_weeks).add(day)
+    reading = period.reading(rolled_days, rolled_weeks)
     return (
         list(metrics),
-        [_date_of(start) for start, _ in days],
-        [_date_of(stop) for _, stop in days],
-        [start for start, _ in hours],
-        [stop for _, stop in hours],
+        [_date_of(start) for start, _ in reading.days],
+        [_date_of(end) for _, end in reading.days],
+        [_hour_start(start) for start, _ in reading.hours],
+        [_hour_start(end) for _, end in reading.hours],
         period.all_time,
-        [_date_of(monday) for monday in weeks],
+        [_date_of(monday) for monday in reading.weeks],
     )
 
 
@@ -85,6 +86,10 @@ _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
 def _date_of(day: int) -> date:
     return date.fromordinal(_EPOCH_ORDINAL + day)
+
+
+def _hour_start(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * HOUR_S, tz=UTC)
 
 
 async def articles_of(
