@@ -79,20 +79,16 @@ class Flusher(FlushLoop):
         self.clock = clock
         self.consecutive_failures = 0
         self._last_upkeep = 0.0
-        self._sketches_stored_at = -math.inf  # by self.clock
+        # When each shard's sketches were last stored, by self.clock.
+        self._sketches_stored_at: dict[int, float] = {}
         # A shard's batch is applied in flush_parallelism parts, a connection each.
         self.shards_at_once = max(1, store.pool.get_max_size() // settings.flush_parallelism)
 
     async def flush_once(self, *, sketches: bool | None = None) -> FlushResult:
-        """One pass over all shards; with `sketches` (by default: when the interval is
+        """One pass over all shards; with `sketches` (by default: when a shard's interval is
         up) their changed reader sketches are stored too. Raises RedisUnavailable /
         DatabaseUnavailable."""
         started = time.perf_counter()
-        now_s = self.clock()
-        if sketches is None:
-            # Due by the flusher's clock; one set back (a test's) makes them due too.
-            since = now_s - self._sketches_stored_at
-            sketches = not 0 <= since < self.settings.sketch_store_interval_s
         self.metrics.flush_runs.inc()
         try:
             if self.preflight is not None:
@@ -115,8 +111,6 @@ class Flusher(FlushLoop):
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            if sketches and held == len(self.leases):
-                self._sketches_stored_at = now_s
             if result.lease:
                 await self._maybe_upkeep()
         except (RedisUnavailable, DatabaseUnavailable) as exc:
@@ -134,7 +128,7 @@ class Flusher(FlushLoop):
         result: FlushResult,
         gate: asyncio.Semaphore,
         *,
-        sketches: bool,
+        sketches: bool | None,
     ) -> bool:
         """Flushes a shard if its lease is free; False if another flusher holds it."""
         async with gate:
@@ -142,8 +136,10 @@ class Flusher(FlushLoop):
                 return False
             try:
                 await self._flush_shard(shard, result)
-                if sketches:
+                now_s = self.clock()
+                if sketches if sketches is not None else self._sketches_due(shard, now_s):
                     await self._store_sketches(shard, result)
+                    self._sketches_stored_at[shard] = now_s
             finally:
                 await lease.release()
             return True
@@ -189,6 +185,12 @@ class Flusher(FlushLoop):
             if claimed.cut_live:
                 return  # what came after waits for the next run
         result.more = True
+
+    def _sketches_due(self, shard: int, now_s: float) -> bool:
+        """Whether the shard's interval is up, by the flusher's clock (one set back, as
+        tests do, makes them due too)."""
+        since = now_s - self._sketches_stored_at.get(shard, -math.inf)
+        return not 0 <= since < self.settings.sketch_store_interval_s
 
     async def _store_sketches(self, shard: int, result: FlushResult) -> None:
         """The reader sketches the shard's applied batches changed, as they are now."""
