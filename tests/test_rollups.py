@@ -5,6 +5,7 @@ from the roll-ups and every other hour from the hourly buckets, and answer the s
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from datetime import date
@@ -18,8 +19,9 @@ from tests.test_reports import values
 from tracker.core.periods import Period, week_of, whole_weeks
 from tracker.core.settings import Settings
 from tracker.core.utc import DAY_S, HOUR_S
+from tracker.pg import rollups
 from tracker.pg.auth import Tokens
-from tracker.pg.rollups import ROLL_UP_MARGIN_S
+from tracker.pg.rollups import ROLL_UP_MARGIN_S, date_of
 from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -149,3 +151,60 @@ async def test_roll_ups_answer_what_the_hours_do_and_take_late_counts_in_the_flu
 
 def _iso(day: int) -> str:
     return date.fromordinal(date(1970, 1, 1).toordinal() + day).isoformat()
+
+
+async def test_roll_ups_racing_flushes_of_late_counts_keep_every_roll_up_equal_to_its_hours(
+    settings: Settings, make_client: MakeClient
+) -> None:
+    """Views of a Sunday's last hour flushed in many small batches while that day and its
+    week are rolled up: whichever commits first, each roll-up ends equal to its hours."""
+    monday = week_of(int(time.time() // DAY_S)) + 9 * 7
+    clock = Clock((monday - 1) * DAY_S + 23 * HOUR_S)  # Sunday 23:00
+    client = await make_client(
+        settings.with_overrides(rate_limit_per_min=0, dedup_window_s=0), clock=clock
+    )
+    services = client.app[SERVICES]
+    # The week's other days have counts of their own, flushed and rolled up as they end.
+    for day in range(monday - 7, monday - 1):
+        clock.now = day * DAY_S + 12 * HOUR_S
+        assert await post_events(client, view("race/early")) == 202
+    clock.now = (monday - 1) * DAY_S + 23 * HOUR_S
+    await flush(client)
+    await rollups.roll_up(services.pool, (monday - 1) * DAY_S + 2 * HOUR_S)  # up to Saturday
+
+    async def late_views() -> None:
+        for n in range(40):
+            assert await post_events(client, *[view(f"race/{n % 4}")] * 5) == 202
+            await services.flusher.flush_once()
+
+    async def roll_ups() -> None:
+        after = monday * DAY_S + ROLL_UP_MARGIN_S + HOUR_S
+        for _ in range(20):
+            await rollups.roll_up(services.pool, after)
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(late_views(), roll_ups())
+    await services.flusher.flush_once()
+    await rollups.roll_up(services.pool, monday * DAY_S + ROLL_UP_MARGIN_S + HOUR_S)
+
+    pool = services.pool
+    assert await listed(client, "rolled_weeks") == [date_of(monday - 7)]
+    hourly = await pool.fetch(
+        "SELECT article_id, metric, (hour AT TIME ZONE 'UTC')::date AS day, sum(count) AS n"
+        " FROM article_hourly GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    )
+    daily = await pool.fetch(
+        "SELECT article_id, metric, day, count AS n FROM article_daily ORDER BY 1, 2, 3"
+    )
+    weekly = await pool.fetch(
+        "SELECT article_id, metric, sum(count) AS n FROM article_weekly GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    assert [tuple(r) for r in daily] == [tuple(r) for r in hourly]
+    per_article: dict[tuple[str, str], int] = {}
+    for row in hourly:
+        key = (row["article_id"], row["metric"])
+        per_article[key] = per_article.get(key, 0) + row["n"]
+    assert {(r["article_id"], r["metric"]): r["n"] for r in weekly} == per_article
+    assert sum(n for (article, _), n in per_article.items() if article.startswith("race/")) == (
+        6 + 200
+    )
