@@ -192,3 +192,24 @@ async def test_unexpected_error_does_not_end_the_background_flusher(
     await wait_until(flushed, timeout_s=10)
     assert sample(client, "tracker_flush_failures_total", reason="error") == 1
     assert await stored_totals(settings) == {("bug", "view"): 1}
+
+
+async def test_a_release_takes_the_batch_off_each_articles_pending_activity(
+    client: Client,
+) -> None:
+    """The shard's activity (an upper bound of each article's pending counts, for
+    reports) loses what the released batch held: an article all in it leaves the set, one
+    counted again since keeps what came after, one never in it is untouched."""
+    app = client.app
+    redis = app[SERVICES].redis
+    activity = app[KEYS].shard(0).activity
+    await post_events(client, view("act/all"), view("act/all"), view("act/again"))
+    batches, store = app[SERVICES].batches, Store(app[SERVICES].pool)
+    batch = (await batches.claim(0)).batch
+    assert batch is not None
+    await post_events(client, view("act/again"), view("act/new"))
+    await batches.load(batch)
+    await store.apply(batch)
+    assert await batches.release(batch)
+    scores = dict(await redis.zrange(activity, 0, -1, withscores=True))
+    assert scores == {b"act/again": 1.0, b"act/new": 1.0}
