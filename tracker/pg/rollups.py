@@ -68,49 +68,57 @@ async def rolled_over(conn: Conn, hours: Iterable[int]) -> None:
 async def roll_up(pool: Pool, now_s: float) -> Rolled:
     """Roll up every day that has ended (by ROLL_UP_MARGIN_S) since the first the hourly
     buckets hold, then every week whose days all are; oldest first."""
+    last_day = int((now_s - ROLL_UP_MARGIN_S) // DAY_S) - 1  # the last day ended
     with database_unavailable_on_error():
-        first_hour: datetime | None = await pool.fetchval(q.FIRST_HOUR)
-        last_day = int((now_s - ROLL_UP_MARGIN_S) // DAY_S) - 1  # the last day ended
-        days: list[date] = []
-        if first_hour is not None:
-            first_day = int(first_hour.timestamp() // DAY_S)
-            wanted = [date_of(day) for day in range(first_day, last_day + 1)]
-            if wanted:
-                end = wanted[-1] + timedelta(days=1)
-                done = {r["day"] for r in await pool.fetch(q.ROLLED_DAYS_IN, wanted[0], end)}
-                days = [day for day in wanted if day not in done]
-                metrics = [row["metric"] for row in await pool.fetch(q.HOURLY_METRICS)]
-                for day in days:
-                    async with pool.acquire() as conn, conn.transaction():
-                        await conn.execute(q.LOCK_EXCLUSIVE, q.ROLLUP_LOCK_ID)
-                        await conn.execute(q.ROLL_UP_DAY, day, metrics)
-                        await conn.execute(q.MARK_DAY, day)
-        weeks = await _roll_up_weeks(pool, last_day)
+        days = await _days_due(pool, last_day)
+        if days:
+            metrics = [row["metric"] for row in await pool.fetch(q.HOURLY_METRICS)]
+            await _roll_up_each(pool, days, q.ROLL_UP_DAY, q.MARK_DAY, metrics)
+        weeks = await _weeks_due(pool, last_day)
+        if weeks:
+            metrics = [row["metric"] for row in await pool.fetch(q.DAILY_METRICS)]
+            await _roll_up_each(pool, weeks, q.ROLL_UP_WEEK, q.MARK_WEEK, metrics)
     return Rolled(days, weeks)
 
 
-async def _roll_up_weeks(pool: Pool, last_day: int) -> list[date]:
-    """The weeks whose seven days are rolled up, rolled up themselves."""
+async def _days_due(pool: Pool, last_day: int) -> list[date]:
+    """The days up to `last_day` since the first hour held that are not rolled up."""
+    first_hour: datetime | None = await pool.fetchval(q.FIRST_HOUR)
+    if first_hour is None:
+        return []
+    first_day = int(first_hour.timestamp() // DAY_S)
+    if first_day > last_day:
+        return []
+    start, end = date_of(first_day), date_of(last_day + 1)
+    done = {row["day"] for row in await pool.fetch(q.ROLLED_DAYS_IN, start, end)}
+    wanted = (date_of(day) for day in range(first_day, last_day + 1))
+    return [day for day in wanted if day not in done]
+
+
+async def _weeks_due(pool: Pool, last_day: int) -> list[date]:
+    """The weeks up to `last_day` whose seven days are rolled up and they are not."""
     first_rolled = await pool.fetchval(q.FIRST_ROLLED_DAY)
     if first_rolled is None:
         return []
     start = date_of(week_of(day_number(first_rolled)))
     end = date_of(last_day + 1)
-    rolled_days = {r["day"] for r in await pool.fetch(q.ROLLED_DAYS_IN, start, end)}
-    rolled_weeks = {r["week"] for r in await pool.fetch(q.ROLLED_WEEKS_IN, start, end)}
+    rolled_days = {row["day"] for row in await pool.fetch(q.ROLLED_DAYS_IN, start, end)}
+    rolled_weeks = {row["week"] for row in await pool.fetch(q.ROLLED_WEEKS_IN, start, end)}
     mondays = (start + timedelta(days=n) for n in range(0, (end - start).days, WEEK_DAYS))
-    due = [
+    return [
         monday
         for monday in mondays
         if monday not in rolled_weeks
         and all(monday + timedelta(days=n) in rolled_days for n in range(WEEK_DAYS))
     ]
-    if not due:
-        return []
-    metrics = [row["metric"] for row in await pool.fetch(q.DAILY_METRICS)]
-    for week in due:
+
+
+async def _roll_up_each(
+    pool: Pool, periods: list[date], roll_up_sql: str, mark_sql: str, metrics: list[str]
+) -> None:
+    """Each period in a transaction of its own, holding ROLLUP_LOCK alone."""
+    for period in periods:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(q.LOCK_EXCLUSIVE, q.ROLLUP_LOCK_ID)
-            await conn.execute(q.ROLL_UP_WEEK, week, metrics)
-            await conn.execute(q.MARK_WEEK, week)
-    return due
+            await conn.execute(roll_up_sql, period, metrics)
+            await conn.execute(mark_sql, period)
