@@ -19,7 +19,7 @@ from tests.test_reports import values
 from tracker.core.periods import Period, week_of, whole_weeks
 from tracker.core.settings import Settings
 from tracker.core.utc import DAY_S, HOUR_S
-from tracker.pg import rollups
+from tracker.pg import rollup_queries, rollups
 from tracker.pg.auth import Tokens
 from tracker.pg.rollups import ROLL_UP_MARGIN_S, date_of
 from tracker.web.app_keys import SERVICES
@@ -208,3 +208,22 @@ async def test_roll_ups_racing_flushes_of_late_counts_keep_every_roll_up_equal_t
     assert sum(n for (article, _), n in per_article.items() if article.startswith("race/")) == (
         6 + 200
     )
+
+
+async def test_a_day_another_flusher_rolled_up_meanwhile_is_left_as_it_is(
+    settings: Settings, make_client: MakeClient
+) -> None:
+    """Two upkeeps that both found a day due: the second leaves it, even once its hours
+    are gone (pruned), rather than summing what is left of them."""
+    day = week_of(int(time.time() // DAY_S)) + 70
+    clock = Clock(day * DAY_S + 9 * HOUR_S)
+    client = await make_client(settings.with_overrides(rate_limit_per_min=0), clock=clock)
+    assert await post_events(client, *[view("twice/a")] * 3) == 202
+    await flush(client)
+    pool = client.app[SERVICES].pool
+    assert (await rollups.roll_up(pool, (day + 2) * DAY_S)).days == [date_of(day)]
+    await pool.execute("DELETE FROM article_hourly")  # as pruning its month would
+    await rollups._roll_up_each(  # the second upkeep, its due list in hand
+        pool, [date_of(day)], rollup_queries.ROLL_UP_DAY, rollup_queries.MARK_DAY, ["view"]
+    )
+    assert await pool.fetchval("SELECT sum(count) FROM article_daily") == 3

@@ -76,7 +76,10 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 ON CONFLICT (article_id, metric, day) DO UPDATE SET count = EXCLUDED.count
 """
-MARK_DAY: Final = "INSERT INTO rolled_days (day) VALUES ($1) ON CONFLICT (day) DO NOTHING"
+# Listed first: no row back means another flusher rolled the day up already.
+MARK_DAY: Final = (
+    "INSERT INTO rolled_days (day) VALUES ($1) ON CONFLICT (day) DO NOTHING RETURNING day"
+)
 
 # The week's sums from its seven days, all rolled up ($2: every metric).
 ROLL_UP_WEEK: Final = """
@@ -87,4 +90,6 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 ON CONFLICT (article_id, metric, week) DO UPDATE SET count = EXCLUDED.count
 """
-MARK_WEEK: Final = "INSERT INTO rolled_weeks (week) VALUES ($1) ON CONFLICT (week) DO NOTHING"
+MARK_WEEK: Final = (
+    "INSERT INTO rolled_weeks (week) VALUES ($1) ON CONFLICT (week) DO NOTHING RETURNING week"
+)

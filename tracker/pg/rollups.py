@@ -116,9 +116,11 @@ async def _weeks_due(pool: Pool, last_day: int) -> list[date]:
 async def _roll_up_each(
     pool: Pool, periods: list[date], roll_up_sql: str, mark_sql: str, metrics: list[str]
 ) -> None:
-    """Each period in a transaction of its own, holding ROLLUP_LOCK alone."""
+    """Each period in a transaction of its own, holding ROLLUP_LOCK alone; one another
+    flusher rolled up meanwhile is left as it is (its hours may be pruned since)."""
     for period in periods:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(q.LOCK_EXCLUSIVE, q.ROLLUP_LOCK_ID)
+            if await conn.fetchval(mark_sql, period) is None:
+                continue
             await conn.execute(roll_up_sql, period, metrics)
-            await conn.execute(mark_sql, period)
