@@ -75,9 +75,9 @@ TRENDING_SHARES: Final = "s"
 # Trending counts per bucket of this many seconds (a window is whole buckets).
 TRENDING_BUCKET_S: Final = 300
 
-# A day's reader sketch expires at the end of the next day, stored or not (Redis holds
-# two days of sketches at most); once a past day's sketch is stored, the flusher
-# shortens that to PERSISTED_SKETCH_TTL_S.
+# A day's reader sketch has no expiry while PostgreSQL lacks its latest readers (recording
+# a new reader clears it); once stored, it expires at the end of the next day (Redis
+# holds two days of stored sketches at most), a past day's PERSISTED_SKETCH_TTL_S after.
 SKETCH_DAYS_KEPT: Final = 2
 PERSISTED_SKETCH_TTL_S: Final = 3_600
 
