@@ -5,6 +5,7 @@ shard's sketches-due set, and a take of that set ends only once PostgreSQL holds
 from __future__ import annotations
 
 import ipaddress
+import time
 
 from redis.asyncio import Redis
 
@@ -108,3 +109,36 @@ async def test_sketches_are_stored_at_most_once_an_interval_and_on_drain(
     assert (await stats(client, "sk/3"))["uniques"] == 2
     assert (await flusher.drain()).sketches == 1  # a drain leaves nothing behind
     assert await stored_readers(client) == {"sk/3": 2}
+
+
+async def test_a_late_flusher_ending_its_take_leaves_a_newer_take_alone(
+    settings: Settings, make_client: MakeClient, redis: Redis
+) -> None:
+    """A flusher whose lease lapsed mid-store finishes after another took the shard, stored
+    the same take and took again: it removes from the take only what it stored."""
+    client = await make_client(proxied(settings, sketch_store_interval_s=3600.0))
+    services = client.app[SERVICES]
+    sketches, store = services.flusher.sketches, services.flusher.store
+    shard_number = client.app[KEYS].for_article("sk/4").shard
+    shard = client.app[KEYS].shard(shard_number)
+    await view(client, "sk/4", "203.0.113.1")
+    await services.flusher.flush_once(sketches=False)
+    late = await sketches.take(shard_number)  # the flusher whose lease lapses
+    prompt = await sketches.take(shard_number)  # the one that took the shard over
+    assert late == prompt
+    found = await sketches.read(shard_number, prompt)
+    await store.store_sketches(found)
+    await sketches.stored(shard_number, prompt, found, time.time())
+    assert not await redis.exists(shard.sketches_taking)
+    await view(client, "sk/5", "203.0.113.2")  # same shard: one shard here
+    await services.flusher.flush_once(sketches=False)
+    newer = await sketches.take(shard_number)
+    assert [article for _, article in newer] == ["sk/5"]
+
+    found_late = await sketches.read(shard_number, late)
+    await store.store_sketches(found_late)
+    await sketches.stored(shard_number, late, found_late, time.time())
+    assert len(await redis.smembers(shard.sketches_taking)) == 1  # sk/5 still taken
+    await services.flusher.flush_once(sketches=True)
+    assert await stored_readers(client) == {"sk/4": 1, "sk/5": 1}
+    assert not await redis.exists(shard.sketches_due, shard.sketches_taking)

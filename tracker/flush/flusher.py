@@ -201,7 +201,7 @@ class Flusher(FlushLoop):
         await self.store.store_sketches(found)
         if self.replica is not None:
             await self.replica.caught_up()  # before Redis may let them expire
-        await self.sketches.stored(shard, found, self.clock())
+        await self.sketches.stored(shard, taken, found, self.clock())
         result.sketches += len(found)
         self.metrics.flush_sketches.inc(len(found))
 

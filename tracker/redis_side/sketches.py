@@ -4,14 +4,14 @@ them expire once PostgreSQL holds them.
 Storing a sketch is idempotent (a later read of it holds every reader an earlier one
 did), so sketches are stored on their own, every few seconds, outside the exactly-once
 transaction of the counters: a batch's release leaves the sketches it changed in the
-shard's sketches-due set; a take renames that set, and the take is deleted only once
-what it named is stored. A flusher that dies in between leaves the take to be stored
-again.
+shard's sketches-due set; a take renames that set, and each sketch leaves the take only
+once PostgreSQL holds it. A flusher that dies in between leaves the rest of the take to be
+stored again; one whose lease lapsed and that finishes late removes only what it stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Final, TypeVar
 
 from tracker.core.utc import day_of
@@ -71,30 +71,38 @@ class RedisSketches:
                 sketches[day_article] = Sketch(bytes(data), int(readers))
         return sketches
 
-    async def stored(self, shard: int, stored: Iterable[DayArticle], now_s: float) -> None:
+    async def stored(
+        self,
+        shard: int,
+        taken: list[DayArticle],
+        stored: Collection[DayArticle],
+        now_s: float,
+    ) -> None:
         """End the take: the sketches PostgreSQL now holds may expire, a past day's soon,
         today's at the end of tomorrow unless a reader comes before (recording clears
-        the expiry until the next store)."""
+        the expiry until the next store); each leaves the take with those that were gone."""
         shard_keys = self.keys.shard(shard)
         today = day_of(now_s)
         past_day_expires_at = int(now_s) + PERSISTED_SKETCH_TTL_S
-        expiries = [
-            (
-                shard_keys.uniques(day, article_id),
-                past_day_expires_at if day < today else sketch_expires_at(day),
+        calls = []
+        for piece in chunks(taken):
+            kept = [day_article for day_article in piece if day_article in stored]
+            calls.append(
+                Call(
+                    STORED_SKETCHES,
+                    (
+                        shard_keys.sketches_taking,
+                        *(shard_keys.uniques(day, article_id) for day, article_id in kept),
+                    ),
+                    (
+                        *(
+                            past_day_expires_at if day < today else sketch_expires_at(day)
+                            for day, _ in kept
+                        ),
+                        *sketch_members(piece),
+                    ),
+                )
             )
-            for day, article_id in stored
-        ]
-        pieces = chunks(expiries) or [[]]
-        calls = [
-            Call(
-                STORED_SKETCHES,
-                (shard_keys.sketches_taking, *(key for key, _ in piece)),
-                (*(at for _, at in piece), 1 if n == len(pieces) - 1 else 0),
-            )
-            for n, piece in enumerate(pieces)
-        ]
-        # One round trip, in order: the take ends with its last call.
         await run_calls(self.redis, calls)
 
 
