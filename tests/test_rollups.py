@@ -18,10 +18,10 @@ from tests.test_reports import report as report_body
 from tests.test_reports import values
 from tracker.core.periods import Period, week_of, whole_weeks
 from tracker.core.settings import Settings
-from tracker.core.utc import DAY_S, HOUR_S
+from tracker.core.utc import DAY_S, HOUR_S, date_of
 from tracker.pg import rollup_queries, rollups
 from tracker.pg.auth import Tokens
-from tracker.pg.rollups import ROLL_UP_MARGIN_S, date_of
+from tracker.pg.rollups import ROLL_UP_MARGIN_S
 from tracker.web.app_keys import SERVICES
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -32,7 +32,7 @@ MONDAY = 4  # 1970-01-05, day 4, was a Monday
 def test_weeks_run_monday_to_sunday() -> None:
     assert [week_of(MONDAY + n) for n in range(7)] == [MONDAY] * 7
     assert week_of(MONDAY + 7) == MONDAY + 7
-    assert date.fromordinal(date(1970, 1, 1).toordinal() + week_of(20_000)).weekday() == 0
+    assert date_of(week_of(20_000)).weekday() == 0
     wednesday = MONDAY + 702
     assert whole_weeks(wednesday, wednesday + 30) == [MONDAY + 707, MONDAY + 714, MONDAY + 721]
     assert whole_weeks(wednesday, wednesday + 6) == []
@@ -150,7 +150,7 @@ async def test_roll_ups_answer_what_the_hours_do_and_take_late_counts_in_the_flu
 
 
 def _iso(day: int) -> str:
-    return date.fromordinal(date(1970, 1, 1).toordinal() + day).isoformat()
+    return date_of(day).isoformat()
 
 
 async def test_roll_ups_racing_flushes_of_late_counts_keep_every_roll_up_equal_to_its_hours(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from tracker.core.errors import InvalidInput
-from tracker.core.utc import DAY_S, HOUR_S
+from tracker.core.utc import DAY_S, HOUR_S, hour_start
 
 # Hours back from the current one (which is included, as far as it has gone).
 HOUR_PERIODS: Final = {"1h": 1, "24h": 24}
@@ -33,11 +33,11 @@ class Period:
 
     @property
     def start(self) -> datetime:
-        return datetime.fromtimestamp(self.first_hour * HOUR_S, tz=UTC)
+        return hour_start(self.first_hour)
 
     @property
     def end(self) -> datetime:
-        return datetime.fromtimestamp(self.end_hour * HOUR_S, tz=UTC)
+        return hour_start(self.end_hour)
 
     def reaches(self, hour: int) -> bool:
         return self.first_hour <= hour < self.end_hour

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from tracker.core.utc import HOUR_S
+from tracker.core.utc import hour_start
 from tracker.pg import queries as q
 from tracker.pg.db import Pool
 
 
 def month_of(hour: int) -> date:
     """The first day of the UTC month an hour (since the epoch) falls in."""
-    moment = datetime.fromtimestamp(hour * HOUR_S, tz=UTC)
+    moment = hour_start(hour)
     return date(moment.year, moment.month, 1)
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from tracker.core.periods import WEEK_DAYS, week_of
-from tracker.core.utc import DAY_S, HOUR_S
+from tracker.core.utc import DAY_S, HOUR_S, date_of, day_number
 from tracker.pg import rollup_queries as q
 from tracker.pg.db import Pool, database_unavailable_on_error
 
@@ -26,15 +26,6 @@ if TYPE_CHECKING:
 # A day is rolled up this long after it ended: most of what arrives late has come by then
 # (what comes later is added to the roll-up by its flush).
 ROLL_UP_MARGIN_S: Final = 600
-_EPOCH: Final = date(1970, 1, 1)
-
-
-def date_of(day: int) -> date:
-    return _EPOCH + timedelta(days=day)
-
-
-def day_number(when: date) -> int:
-    return (when - _EPOCH).days
 
 
 @dataclass(frozen=True, slots=True)

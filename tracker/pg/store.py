@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from tracker.core.utc import DAY_S, HOUR_S, hour_of
+from tracker.core.utc import DAY_S, hour_of, hour_start
 from tracker.events.counts import Applied, AppliedParts, Batch, Sketch, Stored
 from tracker.pg import metadata_queries as mq
 from tracker.pg import metadata_store, partitions, rollups
@@ -20,10 +20,6 @@ from tracker.pg.db import Pool, database_unavailable_on_error
 
 if TYPE_CHECKING:
     from tracker.events.counts import DayArticle
-
-
-def _hour_start(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * HOUR_S, tz=UTC)
 
 
 class Store:
@@ -63,7 +59,7 @@ class Store:
             (
                 article_id,
                 metric,
-                hour_starts.get(hour) or hour_starts.setdefault(hour, _hour_start(hour)),
+                hour_starts.get(hour) or hour_starts.setdefault(hour, hour_start(hour)),
                 count,
             )
             for (article_id, metric, hour), count in part.counters.items()

@@ -5,12 +5,12 @@ them (their shapes in report_rows.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from tracker.core.metadata import COLUMNS, FIELDS, TEXT_FIELDS
 from tracker.core.periods import Period
-from tracker.core.utc import HOUR_S
+from tracker.core.utc import date_of, day_number, hour_start
 from tracker.events.counts import (
     REFERRAL,
     SHARE,
@@ -66,30 +66,19 @@ async def period_args(conn: Conn, period: Period, metrics: Iterable[str]) -> tup
     rolled_weeks: set[int] = set()
     first_day, end_day = period.full_days
     if first_day < end_day and not period.all_time:
-        for row in await conn.fetch(rq.ROLLED_IN, _date_of(first_day), _date_of(end_day)):
-            day = row["day"].toordinal() - _EPOCH_ORDINAL
+        for row in await conn.fetch(rq.ROLLED_IN, date_of(first_day), date_of(end_day)):
+            day = day_number(row["day"])
             (rolled_days if row["kind"] == "d" else rolled_weeks).add(day)
     reading = period.reading(rolled_days, rolled_weeks)
     return (
         list(metrics),
-        [_date_of(start) for start, _ in reading.days],
-        [_date_of(end) for _, end in reading.days],
-        [_hour_start(start) for start, _ in reading.hours],
-        [_hour_start(end) for _, end in reading.hours],
+        [date_of(start) for start, _ in reading.days],
+        [date_of(end) for _, end in reading.days],
+        [hour_start(start) for start, _ in reading.hours],
+        [hour_start(end) for _, end in reading.hours],
         period.all_time,
-        [_date_of(monday) for monday in reading.weeks],
+        [date_of(monday) for monday in reading.weeks],
     )
-
-
-_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
-
-
-def _date_of(day: int) -> date:
-    return date.fromordinal(_EPOCH_ORDINAL + day)
-
-
-def _hour_start(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * HOUR_S, tz=UTC)
 
 
 async def articles_of(
