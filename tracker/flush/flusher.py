@@ -36,7 +36,8 @@ from tracker.redis_side.sketches import RedisSketches
 
 log = logging.getLogger(__name__)
 
-# The daily and weekly roll-ups (pg/rollups.py) and pruning, by one flusher for all shards.
+# Pruning, which first rolls up the days and weeks that ended (pg/rollups.py), by one
+# flusher for all shards.
 UPKEEP_EVERY_S: Final = 3600.0
 # A flush run does at most this many batches per shard, so a busy shard cannot starve
 # others; a backlog is drained by runs that follow each other without a pause.
@@ -257,9 +258,6 @@ class Flusher(FlushLoop):
         if not await self.upkeep.acquire():
             return  # another flusher does it
         try:
-            rolled = await self.store.roll_up()
-            if rolled.days or rolled.weeks:
-                log.info("rolled up %d day(s), %d week(s)", len(rolled.days), len(rolled.weeks))
             await self.store.prune(
                 applied_batch_days=self.settings.applied_batch_retention_days,
                 hourly_days=self.settings.hourly_retention_days,

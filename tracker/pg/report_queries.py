@@ -206,10 +206,3 @@ LANGS: Final = _distinct("lang")
 
 # An article's publication time (the start of a series since publication).
 PUBLISHED_OF: Final = "SELECT published FROM articles WHERE article_id = $1"
-
-# The days in [$1, $2) and the weeks wholly inside it that are rolled up.
-ROLLED_IN: Final = """
-SELECT 'd' AS kind, day FROM rolled_days WHERE day >= $1::date AND day < $2::date
-UNION ALL
-SELECT 'w', week FROM rolled_weeks WHERE week >= $1::date AND week + 7 <= $2::date
-"""

@@ -61,8 +61,12 @@ FIRST_HOUR: Final = _over_metrics(
 )
 
 FIRST_ROLLED_DAY: Final = "SELECT min(day) FROM rolled_days"
-ROLLED_DAYS_IN: Final = "SELECT day FROM rolled_days WHERE day >= $1::date AND day < $2::date"
-ROLLED_WEEKS_IN: Final = "SELECT week FROM rolled_weeks WHERE week >= $1::date AND week < $2::date"
+# The days in [$1, $2) and the weeks wholly inside it that are rolled up ('d' or 'w').
+ROLLED_IN: Final = """
+SELECT 'd' AS kind, day FROM rolled_days WHERE day >= $1::date AND day < $2::date
+UNION ALL
+SELECT 'w', week FROM rolled_weeks WHERE week >= $1::date AND week + 7 <= $2::date
+"""
 
 # The day's sums from its hours ($2: every metric, so the (metric, hour) index is used).
 # They replace what may be there: what a flush of an earlier version wrote.

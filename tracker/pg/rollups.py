@@ -10,6 +10,7 @@ read a period's rolled-up weeks and days from the roll-ups, the rest from the ho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,6 +23,8 @@ from tracker.pg.db import Pool, database_unavailable_on_error
 
 if TYPE_CHECKING:
     from tracker.pg.db import Conn
+
+log = logging.getLogger(__name__)
 
 # A day is rolled up this long after it ended: most of what arrives late has come by then
 # (what comes later is added to the roll-up by its flush).
@@ -56,6 +59,15 @@ async def rolled_over(conn: Conn, hours: Iterable[int]) -> None:
         await conn.execute(q.ADD_ROLLED_WEEKS, rolled_weeks)
 
 
+async def rolled_in(conn: Pool | Conn, start: date, end: date) -> tuple[set[date], set[date]]:
+    """The rolled-up days in [start, end), and the rolled-up weeks wholly inside it."""
+    days: set[date] = set()
+    weeks: set[date] = set()
+    for row in await conn.fetch(q.ROLLED_IN, start, end):
+        (days if row["kind"] == "d" else weeks).add(row["day"])
+    return days, weeks
+
+
 async def roll_up(pool: Pool, now_s: float) -> Rolled:
     """Roll up every day that has ended (by ROLL_UP_MARGIN_S) since the first the hourly
     buckets hold, then every week whose days all are; oldest first."""
@@ -69,6 +81,8 @@ async def roll_up(pool: Pool, now_s: float) -> Rolled:
         if weeks:
             metrics = [row["metric"] for row in await pool.fetch(q.DAILY_METRICS)]
             await _roll_up_each(pool, weeks, q.ROLL_UP_WEEK, q.MARK_WEEK, metrics)
+    if days or weeks:
+        log.info("rolled up %d day(s), %d week(s)", len(days), len(weeks))
     return Rolled(days, weeks)
 
 
@@ -80,8 +94,7 @@ async def _days_due(pool: Pool, last_day: int) -> list[date]:
     first_day = int(first_hour.timestamp() // DAY_S)
     if first_day > last_day:
         return []
-    start, end = date_of(first_day), date_of(last_day + 1)
-    done = {row["day"] for row in await pool.fetch(q.ROLLED_DAYS_IN, start, end)}
+    done, _ = await rolled_in(pool, date_of(first_day), date_of(last_day + 1))
     wanted = (date_of(day) for day in range(first_day, last_day + 1))
     return [day for day in wanted if day not in done]
 
@@ -93,8 +106,7 @@ async def _weeks_due(pool: Pool, last_day: int) -> list[date]:
         return []
     start = date_of(week_of(day_number(first_rolled)))
     end = date_of(last_day + 1)
-    rolled_days = {row["day"] for row in await pool.fetch(q.ROLLED_DAYS_IN, start, end)}
-    rolled_weeks = {row["week"] for row in await pool.fetch(q.ROLLED_WEEKS_IN, start, end)}
+    rolled_days, rolled_weeks = await rolled_in(pool, start, end)
     mondays = (start + timedelta(days=n) for n in range(0, (end - start).days, WEEK_DAYS))
     return [
         monday

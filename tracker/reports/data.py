@@ -22,6 +22,7 @@ from tracker.events.counts import (
 )
 from tracker.events.models import CHANNELS
 from tracker.pg import report_queries as rq
+from tracker.pg.rollups import rolled_in
 from tracker.reports.rows import ROW_METRICS, Article, PopularQuery, Row, Unapplied, iso
 
 if TYPE_CHECKING:
@@ -66,9 +67,9 @@ async def period_args(conn: Conn, period: Period, metrics: Iterable[str]) -> tup
     rolled_weeks: set[int] = set()
     first_day, end_day = period.full_days
     if first_day < end_day and not period.all_time:
-        for row in await conn.fetch(rq.ROLLED_IN, date_of(first_day), date_of(end_day)):
-            day = day_number(row["day"])
-            (rolled_days if row["kind"] == "d" else rolled_weeks).add(day)
+        days, weeks = await rolled_in(conn, date_of(first_day), date_of(end_day))
+        rolled_days = {day_number(day) for day in days}
+        rolled_weeks = {day_number(week) for week in weeks}
     reading = period.reading(rolled_days, rolled_weeks)
     return (
         list(metrics),
