@@ -23,10 +23,12 @@ from tracker.redis_side.readers import Visitor
 from tracker.redis_side.record_call import (
     LAYOUT,
     EventRecord,
+    FieldGroup,
     RecordHead,
     RequestRecord,
     UnitRecord,
     arguments,
+    raw_text,
 )
 from tracker.redis_side.recorder import Recorder
 from tracker.redis_side.scripts import RECORD, Call, run_one
@@ -53,9 +55,9 @@ async def test_metadata_of_thousands_of_articles_in_one_call(
 
 
 def well_formed(shard: ShardKeys) -> list[Any]:
-    """One request (no rate key) of one event: state key 6, no sketch, trending 'v',
-    article x, metadata text 1, no id, one unit (de-duplicated as `view`, a view, amount
-    1, no part) adding to one field: the arguments, so that a test can break any."""
+    """One request (no rate key) of one event: state `x`, no sketch, trending 'v', article
+    x, metadata text 1, no id, one unit (de-duplicated as `view`, a view, amount 1, no
+    part) adding to field group 1 (`t view x`): the call, so that a test can break any."""
     head = RecordHead(
         now_ms=int(time.time() * 1000),
         window_s=60,
@@ -69,44 +71,53 @@ def well_formed(shard: ShardKeys) -> list[Any]:
         epoch_candidate="epoch",
         sealed_prefix=shard.sealed_prefix,
         trending_prefix=shard.trending_prefix,
+        state_prefix=shard.state_prefix,
+        rate_prefix=shard.rate_prefix,
+        sketch_prefix=shard.sketch_prefix,
         first_claim=True,
     )
-    unit = UnitRecord("view", "v", 1, "", ["t view x"])
-    event = EventRecord(6, 0, "v", "x", b"r" * 16, 1, "", [unit])
-    return arguments(head, ['{"title":"T"}'], [RequestRecord(0, [event])])
+    unit = UnitRecord("view", "v", 1, "", 1)
+    event = EventRecord("x", "", "v", "x", raw_text(b"r" * 16), 1, "", [unit])
+    groups = [FieldGroup("x", ["t view x"])]
+    return arguments(head, ['{"title":"T"}'], groups, [RequestRecord("", [event])])
 
 
 def shard_call(redis_prefix: str, change: Callable[[list[Any]], object]) -> tuple[Call, list[str]]:
     shard = Keys(redis_prefix, 1).shard(0)
     args = well_formed(shard)
     change(args)
-    keys = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity, f"{shard.base}:s:x"]
-    return Call(RECORD, keys, args), keys
+    keys = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity]
+    return Call(RECORD, keys, args), [*keys, f"{shard.state_prefix}x"]
 
 
-def head_with(args: list[Any], **changes: Any) -> None:
-    call = msgspec.msgpack.decode(args[0])
-    for name, value in changes.items():
-        part, _, field = name.partition("__")
-        if value is None:
-            call[part].pop(field)
-        else:
-            call[part][field] = value
-    args[0] = msgspec.msgpack.encode(call)
+def changed(change: Callable[[dict[str, Any]], object]) -> Callable[[list[Any]], object]:
+    """A change of the call's one argument, decoded, made by `change(call)`."""
+
+    def apply(args: list[Any]) -> None:
+        call = msgspec.msgpack.decode(args[0])
+        change(call)
+        args[0] = msgspec.msgpack.encode(call)
+
+    return apply
 
 
-# The arguments: [0] the head, [1] requests, [2] rate key, [3] events, [4..10] the event's
-# values (state key 4, metadata 9), [11] units, [12..15] the unit's, [16] fields, [17].
+def event_of(call: dict[str, Any]) -> list[Any]:
+    return call["requests"][0][1][0]  # type: ignore[no-any-return]
+
+
 BREAKS: dict[str, Callable[[list[Any]], object]] = {
-    "events": lambda a: a.__setitem__(3, "2"),  # two events, one sent
-    "key": lambda a: a.__setitem__(4, "9"),  # reader state key 9 of 6
-    "metadata": lambda a: a.__setitem__(9, "2"),  # metadata text 2 of 1
-    "fields": lambda a: a.__setitem__(16, "3"),  # 3 fields, 1 sent
-    "trailing": lambda a: a.append("extra"),  # an argument past the last event
+    "events": changed(lambda c: c["requests"][0].__setitem__(1, 2)),  # not a list
+    "state": changed(lambda c: event_of(c).__setitem__(0, 9)),  # a number, not a name
+    "metadata": changed(lambda c: event_of(c).__setitem__(5, 2)),  # metadata text 2 of 1
+    "fields": changed(lambda c: event_of(c)[7][0].__setitem__(4, 2)),  # field group 2 of 1
+    "group": changed(lambda c: c["groups"][0][1].append(7)),  # a field that is no name
+    "trailing": lambda a: a.append("extra"),  # an argument past the call
     "not_msgpack": lambda a: a.__setitem__(0, b"\xc1"),
-    "head": lambda a: head_with(a, head__now_ms=None),
-    "claim": lambda a: head_with(a, head__first_claim=1),
-    "layout": lambda a: head_with(a, layout__unit=["fields", "dedup", "kind", "amount", "part"]),
+    "head": changed(lambda c: c["head"].pop("now_ms")),
+    "claim": changed(lambda c: c["head"].__setitem__("first_claim", 1)),
+    "layout": changed(
+        lambda c: c["layout"].__setitem__("unit", ["fields", "dedup", "kind", "amount", "part"])
+    ),
 }
 
 
@@ -129,13 +140,15 @@ async def test_the_well_formed_call_those_break_is_recorded(
     assert await redis.hget(keys[0], "t view x") == b"1"
     assert await redis.hget(keys[0], "mtitle x") == b"T"
     assert await redis.zscore(keys[4], "x") == 1
-    assert await redis.hexists(keys[5], "r" * 8 + "v")
+    state = msgspec.msgpack.decode(await redis.get(keys[5]))
+    assert state["n"] == 1
+    assert state["r" * 8]["g"] == 0
 
 
 def test_the_script_reads_every_name_python_declares_and_no_other() -> None:
     """record_call.py declares the call; record.lua reads the head as `head.<name>` and
-    the records as `R.<name>`, `E.<name>`, `U.<name>` (places from the layout sent with
-    each call). A field added on one side and not the other fails here."""
+    the records as `R.<name>`, `E.<name>`, `U.<name>`, `G.<name>` (places from the layout
+    sent with each call). A field added on one side and not the other fails here."""
     from importlib.resources import files
 
     script = files("tracker.redis_side").joinpath("lua/record.lua").read_text()
@@ -144,6 +157,7 @@ def test_the_script_reads_every_name_python_declares_and_no_other() -> None:
         "request": set(re.findall(r"\bR\.(\w+)", script)),
         "event": set(re.findall(r"\bE\.(\w+)", script)),
         "unit": set(re.findall(r"\bU\.(\w+)", script)),
+        "group": set(re.findall(r"\bG\.(\w+)", script)),
     }
     declared = {"head": set(RecordHead.__struct_fields__)} | {
         kind: set(names) for kind, names in LAYOUT.items()
@@ -191,3 +205,29 @@ async def test_the_keys_the_record_script_makes_are_those_python_names(
     assert sorted(trending) == [f"contract/{n}".encode() for n in range(3)]
     for n in range(3):
         assert await redis.pfcount(shard.uniques(day_of(now), f"contract/{n}")) == 1
+
+
+async def test_a_state_kept_as_a_hash_before_is_read_as_it_was(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """States were hashes of text fields before they were one MessagePack text each: a
+    reader whose view counted just before the upgrade is a repeat after it, and its
+    engaged seconds still count from that view (the old hash is replaced as it changes)."""
+    keys = Keys(redis_prefix, 1)
+    settings = Settings(redis_prefix=redis_prefix, dedup_window_s=1800)
+    recorder = Recorder(redis, keys, settings)
+    visitor = Visitor(reader=b"r" * 16, agent=READER, address=b"a" * 8)
+    now = time.time()
+    viewed = int(now) - 100
+    state = keys.shard(0).state(b"a" * 8, "legacy")
+    await redis.hset(state, mapping={"w": f"{viewed}:1", "r" * 8 + "v": f"{viewed}:30"})
+
+    again = await recorder.record([[(Event(type="view", article_id="legacy"), visitor)]], now)
+    engaged = Event(type="engage", article_id="legacy", engaged_s=120, seq=1)
+    seconds = await recorder.record([[(engaged, visitor)]], now)
+
+    assert (again.counted, again.repeats) == (0, 1)
+    assert seconds.counted == 1
+    live = keys.shard(0).live
+    assert await redis.hget(live, "t engaged_s legacy") == b"70"  # 100 s since, 30 granted
+    assert msgspec.msgpack.decode(await redis.get(state))["r" * 8] == {"v": viewed, "g": 100}

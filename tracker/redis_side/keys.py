@@ -52,6 +52,7 @@ Metrics are named in counts.py.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import zlib
@@ -139,6 +140,8 @@ class ShardKeys:
     sealed_prefix: str
     trending_prefix: str
     sketch_prefix: str
+    state_prefix: str
+    rate_prefix: str
 
     base: str
 
@@ -152,24 +155,30 @@ class ShardKeys:
 
     def state(self, address: bytes, article_id: str) -> str:
         """The readers of an address on an article (record.lua says what it holds)."""
-        return f"{self.base}:s:{_digest(address, article_id)}"
+        return self.state_prefix + state_name(address, article_id)
 
     def rate(self, address: bytes) -> str:
-        return f"{self.base}:r:{address.hex()}"
+        return self.rate_prefix + address.hex()
 
     def uniques(self, day: int, article_id: str) -> str:
-        return f"{self.sketch_prefix}{day}:{sketch_name(article_id)}"
+        return self.sketch_prefix + uniques_name(day, article_id)
 
 
-def _digest(first: bytes, *rest: str) -> str:
-    """A short key name for the parts (each followed by NUL, so no two splits collide)."""
+def state_name(address: bytes, article_id: str) -> str:
+    """A short name for an address's readers on an article (each part followed by NUL,
+    so no two splits collide): what follows a shard's state_prefix."""
     digest = hashlib.blake2b(digest_size=10)
-    digest.update(first)
+    digest.update(address)
     digest.update(b"\x00")
-    for part in rest:
-        digest.update(part.encode())
-        digest.update(b"\x00")
+    digest.update(article_id.encode())
+    digest.update(b"\x00")
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=8192)
+def uniques_name(day: int, article_id: str) -> str:
+    """What follows a shard's sketch_prefix in the name of an article's sketch of a day."""
+    return f"{day}:{sketch_name(article_id)}"
 
 
 class Keys:
@@ -202,6 +211,8 @@ class Keys:
             sealed_prefix=f"{base}:sealed:",
             trending_prefix=f"{base}:tr:",
             sketch_prefix=f"{base}:u:",
+            state_prefix=f"{base}:s:",
+            rate_prefix=f"{base}:r:",
         )
 
     def shard(self, shard: int) -> ShardKeys:

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,15 +28,17 @@ from tracker.events.models import MAX_ENGAGED_S, Event
 from tracker.events.referrals import referral_channel
 from tracker.redis_side import keys as k
 from tracker.redis_side.client import RedisClient, RedisNodes
-from tracker.redis_side.keys import Keys, ShardKeys, epoch_candidate
+from tracker.redis_side.keys import Keys, ShardKeys, epoch_candidate, state_name, uniques_name
 from tracker.redis_side.preflight import Preflight
 from tracker.redis_side.readers import Visitor
 from tracker.redis_side.record_call import (
     EventRecord,
+    FieldGroup,
     RecordHead,
     RequestRecord,
     UnitRecord,
     arguments,
+    raw_text,
 )
 from tracker.redis_side.scripts import RECORD, Call, run_calls, run_durably
 
@@ -131,10 +134,15 @@ def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
     return (event.metric,)
 
 
+_metadata_values: Final = operator.attrgetter(*FIELDS)
+_NO_METADATA: Final = (None,) * len(FIELDS)
+
+
 def _metadata_text(event: Event) -> str:
     """What the event says of its article, as the record script keeps it (JSON); events
     of one page say the same, so each text is made once."""
-    return _metadata_of(tuple(getattr(event, name) for name in FIELDS))
+    values = _metadata_values(event)
+    return "" if values == _NO_METADATA else _metadata_of(values)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -143,9 +151,22 @@ def _metadata_of(values: tuple[Any, ...]) -> str:
     return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False) if metadata else ""
 
 
-def _event_id(event_id: str) -> bytes:
+def _event_id(event_id: str) -> msgspec.Raw:
     """A client's event id, kept compactly (8 bytes) in the reader's state."""
-    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return raw_text(hashlib.blake2b(event_id.encode(), digest_size=8).digest())
+
+
+@functools.lru_cache(maxsize=8192)
+def _fields(hour: int, day: int | None, metrics: tuple[str, ...], article_id: str) -> list[str]:
+    """The live hash's fields a unit adds to: per metric its hourly bucket and total, and
+    for a reader's view its sketch's marker. A story's fields are made once an hour."""
+    fields = []
+    for metric in metrics:
+        fields.append(k.bucket_field(hour, metric, article_id))
+        fields.append(k.total_field(metric, article_id))
+    if day is not None:
+        fields.append(k.uniques_field(day, article_id))
+    return fields
 
 
 class _ShardCall:
@@ -153,23 +174,19 @@ class _ShardCall:
 
     def __init__(self, shard: ShardKeys, head: RecordHead) -> None:
         self.shard = shard
-        self.keys: list[str] = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity]
-        self._index: dict[str, int] = {}
         self._head = msgspec.structs.replace(
             head,
             epoch_candidate=epoch_candidate(),
             sealed_prefix=shard.sealed_prefix,
             trending_prefix=shard.trending_prefix,
+            state_prefix=shard.state_prefix,
+            rate_prefix=shard.rate_prefix,
+            sketch_prefix=shard.sketch_prefix,
         )
         self.parts: dict[int, RequestRecord] = {}
         self._metas: dict[str, int] = {}
-
-    def key_index(self, key: str) -> int:
-        index = self._index.get(key)
-        if index is None:
-            self.keys.append(key)
-            index = self._index[key] = len(self.keys)
-        return index
+        self._groups: dict[tuple[int, str, tuple[str, ...], str], int] = {}
+        self._group_list: list[FieldGroup] = []
 
     def meta_index(self, text: str) -> int:
         if not text:
@@ -179,17 +196,29 @@ class _ShardCall:
             index = self._metas[text] = len(self._metas) + 1
         return index
 
-    def part(self, request: int, rate_key: str | None) -> RequestRecord:
+    def group_index(
+        self, hour: int, day: int | None, metrics: tuple[str, ...], article_id: str
+    ) -> int:
+        """The call's field group of these fields (1-based), sent once however many
+        events add to it."""
+        key = (hour, "" if day is None else str(day), metrics, article_id)
+        index = self._groups.get(key)
+        if index is None:
+            self._group_list.append(FieldGroup(article_id, _fields(hour, day, metrics, article_id)))
+            index = self._groups[key] = len(self._group_list)
+        return index
+
+    def part(self, request: int, rate: str) -> RequestRecord:
         part = self.parts.get(request)
         if part is None:
-            rate = self.key_index(rate_key) if rate_key is not None else 0
             part = self.parts[request] = RequestRecord(rate, [])
         return part
 
     def call(self) -> Call:
-        return Call(
-            RECORD, self.keys, arguments(self._head, list(self._metas), list(self.parts.values()))
-        )
+        keys = [self.shard.live, self.shard.sealed, self.shard.gen, self.shard.epoch]
+        keys.append(self.shard.activity)
+        args = arguments(self._head, list(self._metas), self._group_list, list(self.parts.values()))
+        return Call(RECORD, keys, args)
 
 
 class Recorder:
@@ -243,6 +272,9 @@ class Recorder:
             epoch_candidate="",  # each shard's call draws its own
             sealed_prefix="",
             trending_prefix="",
+            state_prefix="",
+            rate_prefix="",
+            sketch_prefix="",
             first_claim=self.first_claim,
         )
         shards: dict[int, _ShardCall] = {}
@@ -252,12 +284,8 @@ class Recorder:
                 shard = shards.get(shard_keys.shard)
                 if shard is None:
                     shard = shards[shard_keys.shard] = _ShardCall(shard_keys, head)
-                rate_key = (
-                    shard_keys.rate(visitor.address)
-                    if self.event_cost_ms and visitor.address
-                    else None
-                )
-                self._add(shard, shard.part(index, rate_key), event, visitor, hour, day)
+                rate = visitor.address.hex() if self.event_cost_ms and visitor.address else ""
+                self._add(shard, shard.part(index, rate), event, visitor, hour, day)
         return [(shard.call(), list(shard.parts)) for shard in shards.values()]
 
     def _add(
@@ -269,31 +297,23 @@ class Recorder:
         hour: int,
         day: int,
     ) -> None:
-        shard_keys = shard.shard
         article_id = event.article_id
         units = event_units(event, visitor)
         first = units[0].metrics[0] if units else ""
-        sketch = 0
-        if visitor.agent.kind == HUMAN and event.type == "view":
-            sketch = shard.key_index(shard_keys.uniques(day, article_id))
-        state = shard_keys.state(visitor.address or visitor.reader, article_id)
+        reader_view = visitor.agent.kind == HUMAN and event.type == "view"
         records = []
         for unit in units:
-            fields = []
-            for metric in unit.metrics:
-                fields.append(k.bucket_field(hour, metric, article_id))
-                fields.append(k.total_field(metric, article_id))
-            if sketch and unit.kind == VIEW_UNIT:
-                fields.append(k.uniques_field(day, article_id))
+            sketch_day = day if reader_view and unit.kind == VIEW_UNIT else None
+            fields = shard.group_index(hour, sketch_day, unit.metrics, article_id)
             dedup = unit.metrics[0] if unit.dedup else ""
             records.append(UnitRecord(dedup, unit.kind, unit.amount, unit.part, fields))
         part.events.append(
             EventRecord(
-                state_key=shard.key_index(state),
-                sketch_key=sketch,
+                state=state_name(visitor.address or visitor.reader, article_id),
+                sketch=uniques_name(day, article_id) if reader_view else "",
                 trend=TRENDING_KINDS.get(first.partition(":")[0], "-"),
                 article_id=article_id,
-                reader=visitor.reader,
+                reader=raw_text(visitor.reader),
                 metadata=shard.meta_index(_metadata_text(event)),
                 event_id=_event_id(event.id) if event.id else "",
                 units=records,

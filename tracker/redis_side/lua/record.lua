@@ -1,24 +1,23 @@
 -- Records the events of one shard (one hash slot) in one call.
 --
 -- KEYS[1] the live hash, KEYS[2] the list of sealed pieces, KEYS[3] gen, KEYS[4] epoch,
--- KEYS[5] the pending activity per article (a sorted set); KEYS[6..] the per-event keys
--- the records name by index (0: none).
+-- KEYS[5] the pending activity per article (a sorted set). The keys events name are
+-- made here: the head's prefixes (keys.py's, each with the shard's hash tag) followed by
+-- the names the records send.
 --
--- The layout is record_call.py's; this script reads it by name. ARGV[1] is one
--- MessagePack map: `head` the call's values (now_ms, the windows and limits, the key
--- prefixes keys.py makes), `layout` the field names of a request, an event and a unit
--- record in the order they are sent (each record's list last), and `metas` the metadata
--- texts (JSON objects). ARGV[2] the number of requests; then the records, each its
--- fields in layout order, its list as a count followed by its items: per request its
--- rate key and events; per event its state key (the address's readers on the article),
--- sketch key, trending kind ('v', 's' or '-'), article, reader, metadata (index of a
+-- ARGV[1], the whole call, one MessagePack map (record_call.py's): `head` the call's
+-- values (now_ms, the windows and limits, the prefixes), `layout` the field names of a
+-- request, an event, a unit and a field group in the order their arrays hold them,
+-- `metas` the metadata texts (JSON objects), `groups` the live hash's fields units add
+-- to (per group its article and fields) and `requests`. Per request its rate key's
+-- name and events; per event its state's name (the address's readers on the article),
+-- sketch's name, trending kind ('v', 's' or '-'), article, reader, metadata (index of a
 -- text, 0: none), event id ('' none) and units; per unit its de-duplication name (''
 -- none), kind ('v' a view; 's' engaged seconds, 'r' an engaged reader or quarter, both
--- only after the reader's counted view; 'p' other), amount, id part, and the fields it
--- adds to (each +amount). Readers and ids are bytes: they travel as arguments, which
--- MessagePack in Redis could not carry.
+-- only after the reader's counted view; 'p' other), amount, id part, and field group
+-- (each of its fields +amount).
 --
--- Every argument is checked before the first write, so a bad call changes nothing.
+-- Every value is checked before the first write, so a bad call changes nothing.
 -- Returns {counted, repeats, address_limited, retried, no_view, engaged_limit,
 -- {retry after (ms) per request}}: events, each told by its first unit.
 
@@ -41,50 +40,34 @@ local function text_of(value, what)
   return value
 end
 
-local function number_at(i)
-  local value = tonumber(ARGV[i])
-  if value == nil then
-    error('record: argument ' .. i .. ' is not a number')
+local function list_of(value, what)
+  if type(value) ~= 'table' then
+    error('record: ' .. what .. ' is not a list')
   end
   return value
 end
 
-local function key_index_at(i)
-  local index = number_at(i)
-  if index < 0 or index > #KEYS or index ~= math.floor(index) then
-    error('record: argument ' .. i .. ' names no key')
-  end
-  return index
+if #ARGV ~= 1 then
+  error('record: ' .. #ARGV .. ' arguments, not one')
 end
-
-local function text_at(i)
-  if ARGV[i] == nil then
-    error('record: argument ' .. i .. ' is missing')
-  end
-  return ARGV[i]
-end
-
-local ok, call = pcall(cmsgpack.unpack, ARGV[1] or '')
+local ok, call = pcall(cmsgpack.unpack, ARGV[1])
 if not ok or type(call) ~= 'table' or type(call.head) ~= 'table'
-  or type(call.layout) ~= 'table' or type(call.metas) ~= 'table' then
+  or type(call.layout) ~= 'table' or type(call.metas) ~= 'table'
+  or type(call.groups) ~= 'table' or type(call.requests) ~= 'table' then
   error('record: argument 1 is not a record call')
 end
 local head = call.head
 
--- A record's field name -> its offset in the record, from the layout sent; its list
--- (named `list`) must come last, its items following the record's own values.
-local function offsets(what, list)
-  local names = call.layout[what]
-  if type(names) ~= 'table' or names[#names] ~= list then
-    error('record: the layout of ' .. what .. ' does not end with ' .. list)
-  end
+-- A record's field name -> its place in the record's array, from the layout sent.
+local function places(what)
+  local names = list_of(call.layout[what], 'the layout of ' .. what)
   local at = {}
   for place, name in ipairs(names) do
-    at[text_of(name, 'a field name of ' .. what)] = place - 1
+    at[text_of(name, 'a field name of ' .. what)] = place
   end
   return at
 end
-local R, E, U = offsets('request', 'events'), offsets('event', 'units'), offsets('unit', 'fields')
+local R, E, U, G = places('request'), places('event'), places('unit'), places('group')
 
 local now = number_of(head.now_ms, 'now_ms')
 -- A reader's state keeps times in seconds (what its windows are counted in): shorter.
@@ -100,6 +83,9 @@ local bucket = math.floor(now / number_of(head.trending_bucket_ms, 'trending_buc
 local epoch_candidate = text_of(head.epoch_candidate, 'epoch_candidate')
 local sealed_prefix = text_of(head.sealed_prefix, 'sealed_prefix')
 local trending_prefix = text_of(head.trending_prefix, 'trending_prefix')
+local state_prefix = text_of(head.state_prefix, 'state_prefix')
+local rate_prefix = text_of(head.rate_prefix, 'rate_prefix')
+local sketch_prefix = text_of(head.sketch_prefix, 'sketch_prefix')
 if type(head.first_claim) ~= 'boolean' then
   error('record: first_claim is not a boolean')
 end
@@ -108,46 +94,57 @@ local meta_texts = call.metas
 for m, text in ipairs(meta_texts) do
   text_of(text, 'metas[' .. m .. ']')
 end
-
--- Checks: walk the whole layout once, into plain tables, so the writes below read
--- each value once and never meet a bad one.
-local requests = {}
-local i = 2
-local n_requests = number_at(i)
-i = i + 1
-for r = 1, n_requests do
-  local request = {rate = key_index_at(i + R.rate_key), events = {}}
-  local n_events = number_at(i + R.events)
-  i = i + R.events + 1
-  for e = 1, n_events do
-    local meta = number_at(i + E.metadata)
-    if meta < 0 or meta > #meta_texts or meta ~= math.floor(meta) then
-      error('record: argument ' .. (i + E.metadata) .. ' names no metadata')
-    end
-    local event = {
-      state = key_index_at(i + E.state_key), sketch = key_index_at(i + E.sketch_key),
-      trend = text_at(i + E.trend), article = text_at(i + E.article_id),
-      reader = text_at(i + E.reader), meta = meta, id = text_at(i + E.event_id), units = {},
-    }
-    local n_units = number_at(i + E.units)
-    i = i + E.units + 1
-    for u = 1, n_units do
-      local unit = {dedup = text_at(i + U.dedup), kind = text_at(i + U.kind),
-        amount = number_at(i + U.amount), part = text_at(i + U.part), fields = {}}
-      local n_fields = number_at(i + U.fields)
-      i = i + U.fields + 1
-      for f = 1, n_fields do
-        unit.fields[f] = text_at(i + f - 1)
-      end
-      event.units[u] = unit
-      i = i + n_fields
-    end
-    request.events[e] = event
+local groups = call.groups
+for g, group in ipairs(groups) do
+  local what = 'groups[' .. g .. ']'
+  text_of(list_of(group, what)[G.article_id], what .. '.article_id')
+  for f, field in ipairs(list_of(group[G.fields], what .. '.fields')) do
+    text_of(field, what .. '.fields[' .. f .. ']')
   end
-  requests[r] = request
 end
-if i ~= #ARGV + 1 then
-  error('record: ' .. (#ARGV + 1 - i) .. ' arguments past the last event')
+
+-- Checks: every value of every record, once, so the writes below never meet a bad one.
+-- One test per record, no call per value: the checks cost less than a tenth of the call.
+local function bad(what, r, e, u)
+  local at = 'requests[' .. r .. ']'
+  if e then
+    at = at .. '.events[' .. e .. ']'
+  end
+  if u then
+    at = at .. '.units[' .. u .. ']'
+  end
+  error('record: ' .. at .. ' is not a well-formed ' .. what)
+end
+local n_metas, n_groups = #meta_texts, #groups
+local requests = call.requests
+for r, request in ipairs(requests) do
+  if type(request) ~= 'table' or type(request[R.rate]) ~= 'string'
+    or type(request[R.events]) ~= 'table' then
+    bad('request', r)
+  end
+  for e, event in ipairs(request[R.events]) do
+    if type(event) ~= 'table' or type(event[E.state]) ~= 'string'
+      or type(event[E.sketch]) ~= 'string' or type(event[E.trend]) ~= 'string'
+      or type(event[E.article_id]) ~= 'string' or type(event[E.reader]) ~= 'string'
+      or type(event[E.event_id]) ~= 'string' or type(event[E.units]) ~= 'table' then
+      bad('event', r, e)
+    end
+    local meta = event[E.metadata]
+    if type(meta) ~= 'number' or meta < 0 or meta > n_metas or meta ~= math.floor(meta) then
+      bad('event (its metadata names no text)', r, e)
+    end
+    for u, unit in ipairs(event[E.units]) do
+      if type(unit) ~= 'table' or type(unit[U.dedup]) ~= 'string'
+        or type(unit[U.kind]) ~= 'string' or type(unit[U.amount]) ~= 'number'
+        or type(unit[U.part]) ~= 'string' then
+        bad('unit', r, e, u)
+      end
+      local group = unit[U.fields]
+      if type(group) ~= 'number' or group < 1 or group > n_groups or group ~= math.floor(group) then
+        bad('unit (its fields name no group)', r, e, u)
+      end
+    end
+  end
 end
 
 -- Generic cell rate algorithm: one key per address holds the time at which its bucket
@@ -166,107 +163,141 @@ local function retry_after(key, events)
 end
 
 -- What the script keeps of readers on an article, per address (one key serves the
--- address's bound and its readers' repeats): 'w' the window's start and the readers
--- admitted in it ("ms:readers"); per reader (fields prefixed with 8 bytes of its id) 'v' its counted
--- view and the engaged seconds granted since ("ms:seconds"), when each other
--- de-duplicated metric last counted, and 'i<id><part>' its counted event ids. A reader
--- that counted in the window was admitted in it. Read once per event, written once.
-local function read_state(state, event)
-  local me = string.sub(event.reader, 1, 8)
-  local names = {'w', me .. 'v'}
-  for _, unit in ipairs(event.units) do
-    if unit.dedup ~= '' then
-      names[#names + 1] = me .. unit.dedup
+-- address's bound and its readers' repeats), one MessagePack map: `w` the window's start
+-- and `n` the readers admitted in it; per reader (keyed by 8 bytes of its id) a map of
+-- `v` its counted view and `g` the engaged seconds granted since, when each other
+-- de-duplicated metric last counted (by its name), and 'i<id><part>' its counted event
+-- ids. A reader that counted in the window was admitted in it. Times in seconds.
+--
+-- The states of a call's events are read in one MGET and each changed one written once
+-- (SET with its expiry): three commands per event were most of the call's time.
+
+-- Before, a state was a hash of text fields: 'w' "start:readers", per reader (8 bytes
+-- of its id followed by) 'v' "view:granted", a metric's name its last time, 'i<id><part>'
+-- "1". Read as such until the last expires (state_ttl_s after the upgrade).
+local function from_hash(fields)
+  local state = {}
+  for j = 1, #fields, 2 do
+    local field, value = fields[j], fields[j + 1]
+    if field == 'w' then
+      local start, readers = string.match(value, '^(%d+):(%d+)$')
+      state.w, state.n = tonumber(start), tonumber(readers)
+    elseif #field > 8 then
+      local me, name = string.sub(field, 1, 8), string.sub(field, 9)
+      local reader = state[me] or {}
+      state[me] = reader
+      if name == 'v' then
+        local at, granted = string.match(value, '^(%d+):(%d+)$')
+        reader.v, reader.g = tonumber(at), tonumber(granted)
+      else
+        reader[name] = tonumber(value)
+      end
     end
-    if event.id ~= '' then
-      names[#names + 1] = me .. 'i' .. event.id .. unit.part
+  end
+  return state
+end
+
+local STATES_PER_READ = 1000 -- keys per MGET (unpack's stack)
+local function read_states()
+  local names, wanted = {}, {}
+  for _, request in ipairs(requests) do
+    for _, event in ipairs(request[R.events]) do
+      local name = event[E.state]
+      if name ~= '' and not wanted[name] then
+        wanted[name] = true
+        names[#names + 1] = state_prefix .. name
+      end
     end
   end
-  local values = redis.call('HMGET', state, unpack(names))
-  local found = {me = me}
-  for j, name in ipairs(names) do
-    found[name] = values[j]
+  local states, missing = {}, {}
+  for j = 1, #names, STATES_PER_READ do
+    local keys = {unpack(names, j, math.min(j + STATES_PER_READ - 1, #names))}
+    local values = redis.call('MGET', unpack(keys))
+    for n, key in ipairs(keys) do
+      local value = values[n]
+      if value then
+        states[key] = cmsgpack.unpack(value)
+      else
+        states[key] = {}
+        missing[#missing + 1] = key
+      end
+    end
   end
-  local view = found[me .. 'v']
-  if view then
-    local at, granted = string.match(view, '^(%d+):(%d+)$')
-    found.view, found.granted = tonumber(at), tonumber(granted)
+  -- A key MGET found no text in may hold a state as it was kept before (a hash).
+  for j = 1, #missing, STATES_PER_READ do
+    local keys = {unpack(missing, j, math.min(j + STATES_PER_READ - 1, #missing))}
+    if redis.call('EXISTS', unpack(keys)) > 0 then
+      for _, key in ipairs(keys) do
+        states[key] = from_hash(redis.call('HGETALL', key))
+      end
+    end
   end
-  if found.w then
-    local start, readers = string.match(found.w, '^(%d+):(%d+)$')
-    found.start, found.readers = tonumber(start), tonumber(readers)
-  end
-  return found
+  return states
 end
 
 -- Whether the reader may count from its address: admitted once per window (it counted
 -- in it: its view, or the metric asked about), while fewer than per_address readers were.
-local function admitted(found, changes, last)
+local function admitted(state, reader, last)
   if per_address <= 0 then
     return true
   end
-  if not found.start or now_s - found.start >= window then
-    found.start, found.readers = now_s, 0
+  if not state.w or now_s - state.w >= window then
+    state.w, state.n = now_s, 0
   end
-  if math.max(found.view or -1, last or -1) >= found.start then
+  if math.max(reader.v or -1, last or -1) >= state.w then
     return true
   end
-  if found.readers >= per_address then
+  if state.n >= per_address then
     return false
   end
-  found.readers = found.readers + 1
-  changes.w = found.start .. ':' .. found.readers
+  state.n = state.n + 1
   return true
 end
 
 -- What one unit adds (its amount; engaged seconds cut to what the reader's counted view
--- allows), or nil and why not; what it changes of the state goes into `changes`.
-local function outcome(found, changes, unit, id_field)
-  if id_field and found[id_field] then
+-- allows), or nil and why not; what it changes it changes in the state.
+local function outcome(state, reader, unit, id_field)
+  if id_field and reader[id_field] then
     return nil, 'retried'
   end
-  local kind, amount, me = unit.kind, unit.amount, found.me
+  local kind, amount, dedup = unit[U.kind], unit[U.amount], unit[U.dedup]
   local last = nil
   if kind == 'v' then
-    last = found.view
-  elseif unit.dedup ~= '' then
-    last = tonumber(found[me .. unit.dedup] or '-1')
+    last = reader.v
+  elseif dedup ~= '' then
+    last = reader[dedup]
   end
-  if last and last >= 0 and window > 0 and unit.dedup ~= '' and now_s - last < window then
+  if last and window > 0 and dedup ~= '' and now_s - last < window then
     return nil, 'repeat'
   end
   if kind == 'v' or kind == 'p' then
-    if not admitted(found, changes, last) then
+    if not admitted(state, reader, last) then
       return nil, 'address'
     end
     if kind == 'v' then
-      found.view, found.granted = now_s, 0
-      changes[me .. 'v'] = now_s .. ':0'
-    elseif unit.dedup ~= '' then
-      changes[me .. unit.dedup] = now_s
+      reader.v, reader.g = now_s, 0
+    elseif dedup ~= '' then
+      reader[dedup] = now_s
     end
-  elseif not found.view then
+  elseif not reader.v then
     return nil, 'no_view'
   else
     if kind == 's' then
-      local since_view = math.max(0, now_s - found.view)
-      amount = math.min(amount, math.min(since_view, max_engaged) - found.granted)
+      local since_view = math.max(0, now_s - reader.v)
+      amount = math.min(amount, math.min(since_view, max_engaged) - reader.g)
       if amount <= 0 then
         return nil, 'engaged'
       end
-      found.granted = found.granted + amount
-      changes[me .. 'v'] = found.view .. ':' .. found.granted
+      reader.g = reader.g + amount
     end
-    if unit.dedup ~= '' then
-      found[me .. unit.dedup] = now_s
-      changes[me .. unit.dedup] = now_s
+    if dedup ~= '' then
+      reader[dedup] = now_s
     end
   end
   -- A retry of a unit that repeats count no more is caught as a repeat: its id is kept
   -- only where nothing else would catch it (engaged seconds, or no window).
-  if id_field and (unit.dedup == '' or window <= 0) then
-    found[id_field] = 1
-    changes[id_field] = 1
+  if id_field and (dedup == '' or window <= 0) then
+    reader[id_field] = 1
   end
   return amount
 end
@@ -274,41 +305,39 @@ end
 local told = {counted = 0, ['repeat'] = 0, address = 0, retried = 0, no_view = 0, engaged = 0}
 local waits = {}
 local new_counters = 0
--- What counted events add is summed first, then written once per field, set, article
--- and sketch: a story read by many at once costs a few writes per call, not per reader.
+-- What counted events add is summed first (per field group), then written once per
+-- field, set, article and sketch: a story read by many at once costs a few writes per
+-- call, not per reader.
 local trending = {}
-local increments = {}
-local activity = {}
+local sums = {}
 local sketch_readers = {}
 local metas = {}
 local decoded = {}
 -- What a counted unit of an event adds to the call's sums.
 local function add(event, unit, amount, first)
-  if first and event.trend ~= '-' then
-    local key = trending_prefix .. event.trend .. ':' .. bucket
-    local articles = trending[key]
+  local article = event[E.article_id]
+  local trend = event[E.trend]
+  if first and trend ~= '-' then
+    local articles = trending[trend]
     if not articles then
       articles = {}
-      trending[key] = articles
+      trending[trend] = articles
     end
-    articles[event.article] = (articles[event.article] or 0) + 1
+    articles[article] = (articles[article] or 0) + 1
   end
-  for _, name in ipairs(unit.fields) do
-    increments[name] = (increments[name] or 0) + amount
-    if string.byte(name) == 116 then -- 't <metric> <article>': a metric's total
-      activity[event.article] = (activity[event.article] or 0) + amount
-    end
-  end
-  if first and event.meta > 0 then
-    local given = decoded[event.meta]
+  local group = unit[U.fields]
+  sums[group] = (sums[group] or 0) + amount
+  local meta_index = event[E.metadata]
+  if first and meta_index > 0 then
+    local given = decoded[meta_index]
     if not given then
-      given = cjson.decode(meta_texts[event.meta])
-      decoded[event.meta] = given
+      given = cjson.decode(meta_texts[meta_index])
+      decoded[meta_index] = given
     end
-    local meta = metas[event.article]
+    local meta = metas[article]
     if not meta then
       meta = {}
-      metas[event.article] = meta
+      metas[article] = meta
     end
     for name, value in pairs(given) do
       if not (first_claim and meta[name]) then
@@ -316,27 +345,47 @@ local function add(event, unit, amount, first)
       end
     end
   end
-  if event.sketch > 0 and unit.kind == 'v' then
-    local readers = sketch_readers[event.sketch]
+  local sketch = event[E.sketch]
+  if sketch ~= '' and unit[U.kind] == 'v' then
+    local readers = sketch_readers[sketch]
     if not readers then
       readers = {}
-      sketch_readers[event.sketch] = readers
+      sketch_readers[sketch] = readers
     end
-    readers[#readers + 1] = event.reader
+    readers[#readers + 1] = event[E.reader]
   end
 end
 
+local states = read_states()
+local changed_states = {}
+
 local function record(event)
-  local state = event.state > 0 and KEYS[event.state]
-  local found = state and read_state(state, event) or {}
-  local changes = {}
-  for u, unit in ipairs(event.units) do
-    local id_field = state and event.id ~= '' and (found.me .. 'i' .. event.id .. unit.part) or nil
+  local units = event[E.units]
+  local name = event[E.state]
+  local key = name ~= '' and (state_prefix .. name)
+  local state = key and states[key]
+  local reader, id
+  if state then
+    local me = string.sub(event[E.reader], 1, 8)
+    reader = state[me]
+    if not reader then
+      reader = {}
+      state[me] = reader
+    end
+    id = event[E.event_id]
+  end
+  for u, unit in ipairs(units) do
     local amount, why
+    local kind = unit[U.kind]
     if state then
-      amount, why = outcome(found, changes, unit, id_field)
-    elseif unit.kind == 'v' or unit.kind == 'p' then
-      amount = unit.amount -- nothing kept of this reader: no window, no id
+      local id_field = id ~= '' and ('i' .. id .. unit[U.part]) or nil
+      amount, why = outcome(state, reader, unit, id_field)
+      -- (A state changes only as a unit counts.)
+      if amount then
+        changed_states[key] = state
+      end
+    elseif kind == 'v' or kind == 'p' then
+      amount = unit[U.amount] -- nothing kept of this reader: no window, no id
     else
       why = 'no_view'
     end
@@ -348,34 +397,43 @@ local function record(event)
       add(event, unit, amount, u == 1)
     end
   end
-  local flat = {}
-  for name, value in pairs(changes) do
-    flat[#flat + 1] = name
-    flat[#flat + 1] = value
-  end
-  if #flat > 0 then
-    redis.call('HSET', state, unpack(flat))
-    redis.call('EXPIRE', state, state_ttl)
-  end
 end
 
 for r, request in ipairs(requests) do
   local wait = 0
-  if request.rate > 0 and event_cost > 0 then
-    wait = retry_after(KEYS[request.rate], math.max(1, #request.events))
+  local events = request[R.events]
+  if request[R.rate] ~= '' and event_cost > 0 then
+    wait = retry_after(rate_prefix .. request[R.rate], math.max(1, #events))
   end
   waits[r] = wait
   if wait == 0 then
-    for _, event in ipairs(request.events) do
+    for _, event in ipairs(events) do
       record(event)
+    end
+  end
+end
+for key, state in pairs(changed_states) do
+  redis.call('SET', key, cmsgpack.pack(state), 'EX', state_ttl)
+end
+
+-- The groups' sums, per field (groups may share one: an article's total) and article.
+local increments = {}
+local activity = {}
+for g, amount in pairs(sums) do
+  local group = groups[g]
+  local article = group[G.article_id]
+  for _, field in ipairs(group[G.fields]) do
+    increments[field] = (increments[field] or 0) + amount
+    if string.byte(field) == 116 then -- 't <metric> <article>': a metric's total
+      activity[article] = (activity[article] or 0) + amount
     end
   end
 end
 
 local live = KEYS[1]
-for name, amount in pairs(increments) do
+for field, amount in pairs(increments) do
   -- 98 is 'b': a new hourly bucket field is one more counter to flush.
-  if redis.call('HINCRBY', live, name, amount) == amount and string.byte(name) == 98 then
+  if redis.call('HINCRBY', live, field, amount) == amount and string.byte(field) == 98 then
     new_counters = new_counters + 1
   end
 end
@@ -383,17 +441,19 @@ for article, amount in pairs(activity) do
   redis.call('ZINCRBY', KEYS[5], amount, article)
 end
 for sketch, readers in pairs(sketch_readers) do
+  local key = sketch_prefix .. sketch
   local changed = 0
   for j = 1, #readers, CHUNK do
-    changed = changed + redis.call('PFADD', KEYS[sketch], unpack(readers, j, math.min(j + CHUNK - 1, #readers)))
+    changed = changed + redis.call('PFADD', key, unpack(readers, j, math.min(j + CHUNK - 1, #readers)))
   end
   -- Changed since PostgreSQL stored it: it must not expire until it is stored again.
   -- (Unchanged, what PostgreSQL holds is what it holds.)
   if changed > 0 then
-    redis.call('PERSIST', KEYS[sketch])
+    redis.call('PERSIST', key)
   end
 end
-for key, articles in pairs(trending) do
+for trend, articles in pairs(trending) do
+  local key = trending_prefix .. trend .. ':' .. bucket
   for article, count in pairs(articles) do
     redis.call('ZINCRBY', key, count, article)
   end
