@@ -55,9 +55,9 @@ async def test_metadata_of_thousands_of_articles_in_one_call(
 
 
 def well_formed(shard: ShardKeys) -> list[Any]:
-    """One request (no rate key) of one event: state `x`, no sketch, trending 'v', article
-    x, metadata text 1, no id, one unit (de-duplicated as `view`, a view, amount 1, no
-    part) adding to field group 1 (`t view x`): the call, so that a test can break any."""
+    """One request (no rate key) of one event: state `x`, metadata text 1, no id, one unit
+    of kind 1 (de-duplicated as `view`, a view, amount 1, no part, trending 'v') adding
+    to group 1 (article x, no sketch, field `t view x`): the call, for tests to break."""
     head = RecordHead(
         now_ms=int(time.time() * 1000),
         window_s=60,
@@ -76,10 +76,10 @@ def well_formed(shard: ShardKeys) -> list[Any]:
         sketch_prefix=shard.sketch_prefix,
         first_claim=True,
     )
-    unit = UnitRecord("view", "v", 1, "", 1)
-    event = EventRecord("x", "", "v", "x", raw_text(b"r" * 16), 1, "", [unit])
-    groups = [FieldGroup("x", ["t view x"])]
-    return arguments(head, ['{"title":"T"}'], groups, [RequestRecord("", [event])])
+    units = [UnitRecord("view", "v", 1, "", "v")]
+    groups = [FieldGroup("x", "", ["t view x"])]
+    event = EventRecord("x", raw_text(b"r" * 16), 1, "", [1, 1])
+    return arguments(head, ['{"title":"T"}'], units, groups, [RequestRecord("", [event])])
 
 
 def shard_call(redis_prefix: str, change: Callable[[list[Any]], object]) -> tuple[Call, list[str]]:
@@ -108,15 +108,18 @@ def event_of(call: dict[str, Any]) -> list[Any]:
 BREAKS: dict[str, Callable[[list[Any]], object]] = {
     "events": changed(lambda c: c["requests"][0].__setitem__(1, 2)),  # not a list
     "state": changed(lambda c: event_of(c).__setitem__(0, 9)),  # a number, not a name
-    "metadata": changed(lambda c: event_of(c).__setitem__(5, 2)),  # metadata text 2 of 1
-    "fields": changed(lambda c: event_of(c)[7][0].__setitem__(4, 2)),  # field group 2 of 1
-    "group": changed(lambda c: c["groups"][0][1].append(7)),  # a field that is no name
+    "metadata": changed(lambda c: event_of(c).__setitem__(2, 2)),  # metadata text 2 of 1
+    "unit": changed(lambda c: event_of(c)[4].__setitem__(0, 2)),  # unit kind 2 of 1
+    "fields": changed(lambda c: event_of(c)[4].__setitem__(1, 2)),  # field group 2 of 1
+    "pairs": changed(lambda c: event_of(c)[4].append(1)),  # a unit without its group
+    "kind": changed(lambda c: c["units"][0].__setitem__(2, "1")),  # an amount that is text
+    "group": changed(lambda c: c["groups"][0][2].append(7)),  # a field that is no name
     "trailing": lambda a: a.append("extra"),  # an argument past the call
     "not_msgpack": lambda a: a.__setitem__(0, b"\xc1"),
     "head": changed(lambda c: c["head"].pop("now_ms")),
     "claim": changed(lambda c: c["head"].__setitem__("first_claim", 1)),
     "layout": changed(
-        lambda c: c["layout"].__setitem__("unit", ["fields", "dedup", "kind", "amount", "part"])
+        lambda c: c["layout"].__setitem__("unit", ["amount", "dedup", "kind", "part", "trend"])
     ),
 }
 

@@ -14,11 +14,12 @@ Per shard:
   activity          sorted set: per article, what the live hash, sealed pieces and batch
                     hold of it (the sum of its totals' increments): an upper bound of any
                     of its pending counts, for reports that rank without reading them all
-  s:<digest>        an address's readers on an article (hash, kept an hour or the dedup
-                    window): the readers admitted in the window (the bound per address),
-                    and per reader when its view, shares, engaged quarters last counted
-                    (repeats within the window are not), the engaged seconds granted since
-                    its view, the ids of its counted events (record.lua)
+  s:<digest>        an address's readers on an article (one MessagePack map, kept an hour
+                    or the dedup window): the readers admitted in the window (the bound
+                    per address), and per reader when its view, shares, engaged quarters
+                    last counted (repeats within the window are not), the engaged seconds
+                    granted since its view, the ids of its counted events (record.lua;
+                    hashes of text fields before, still read)
   r:<address>       the address's rate-limit state (when its bucket is empty again, ms)
   tr:<v|s>:<n>      sorted set: counted views or shares per article in the n-th 5-minute
                     bucket since the epoch, kept two hours (trending compares the last

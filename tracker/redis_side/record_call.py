@@ -1,15 +1,17 @@
 """The record script's call, declared once here: one MessagePack map (ARGV[1]) that
 record.lua reads by these names. The head's values by name; each record (request,
-event, unit) an array whose places record.lua takes from the `layout` sent with the
-call, so Python and Lua never agree by position.
+event, unit, field group) an array whose places record.lua takes from the `layout` sent
+with the call, so Python and Lua never agree by position.
 
-One argument, not one per value: a round trip of 400 events was 6,400 arguments and
-700 keys (about 15 µs of Python per event to build and pack, 2 µs of Redis to parse;
-issue 20). The keys an event names (its readers' state, its sketch, its address's rate)
-are sent as names the script puts after the head's prefixes: every one carries the
-shard's hash tag, so the call still touches one slot. Readers and event ids are bytes,
-which Redis' MessagePack decodes only as strings: they are sent as MessagePack strings
-of their bytes (`raw_text`)."""
+One argument, not one per value: a round trip of 400 events was 6,400 arguments and 700
+keys (about 15 µs of Python per event to build and pack, 2 µs of Redis to parse; issue
+20). What many events share is sent once per call and named by index: the kinds of
+unit, an article's fields, the metadata texts; an event is five values. The keys an
+event names (its readers' state, its sketch, its address's rate) are sent as names the
+script puts after the head's prefixes: every one carries the shard's hash tag, so the
+call still touches one slot. Readers and event ids are bytes, which Redis' MessagePack
+decodes only as strings: they are sent as MessagePack strings of their bytes
+(`raw_text`)."""
 
 from __future__ import annotations
 
@@ -19,38 +21,39 @@ import msgspec
 
 
 class UnitRecord(NamedTuple):
-    """What one unit of an event adds: a view, engaged seconds, a reader, a share..."""
+    """What a unit of an event is: a view, engaged seconds, a reader, a share... Sent once
+    per call however many events of the call are of it."""
 
     dedup: str  # the metric it is de-duplicated as ('' none)
     kind: str  # 'v' a view; 's' engaged seconds, 'r' an engaged reader or quarter; 'p' other
     amount: int
     part: str  # its part of the event id (a retried event counts no unit twice)
-    fields: int  # index (1-based) of the call's field group it adds `amount` to
+    trend: str  # the trending kind of an event it is the first unit of: 'v', 's' or '-'
+
+
+class FieldGroup(NamedTuple):
+    """What a unit adds to for an article, sent once per call however many events of the
+    call add to it: the live hash's fields (its hourly bucket, its total, its sketch's
+    marker; what it adds to a total counts towards the article's pending activity) and
+    the day's readers sketch it adds its reader to ('' none: not a reader's view)."""
+
+    article_id: str
+    sketch: str
+    fields: list[str]
 
 
 class EventRecord(NamedTuple):
     state: str  # name of the address's readers on the article ('' none: nothing kept)
-    sketch: str  # name of the day's readers sketch ('' none: not a reader's view)
-    trend: str  # trending kind: 'v', 's' or '-'
-    article_id: str
     reader: msgspec.Raw  # raw_text of the reader's id
     metadata: int  # index into `metas` (1-based; 0: none)
     event_id: msgspec.Raw | str  # raw_text of the compact id ('' none)
-    units: list[UnitRecord]
+    # Per unit, two indexes (1-based): of its UnitRecord in `units`, of its FieldGroup.
+    units: list[int]
 
 
 class RequestRecord(NamedTuple):
     rate: str  # name of the address's rate key ('' no limit)
     events: list[EventRecord]
-
-
-class FieldGroup(NamedTuple):
-    """Fields of the live hash that a unit adds to, sent once per call however many
-    events of the call add to them: an article's hourly bucket, its total, its sketch's
-    marker (what it adds to a total counts towards the article's pending activity)."""
-
-    article_id: str
-    fields: list[str]
 
 
 class RecordHead(msgspec.Struct, frozen=True):
@@ -89,6 +92,7 @@ class RecordCall(msgspec.Struct, frozen=True):
     head: RecordHead
     layout: dict[str, tuple[str, ...]]  # LAYOUT
     metas: list[str]  # metadata texts (JSON objects), named by index by events
+    units: list[UnitRecord]
     groups: list[FieldGroup]
     requests: list[RequestRecord]
 
@@ -103,7 +107,11 @@ def raw_text(data: bytes) -> msgspec.Raw:
 
 
 def arguments(
-    head: RecordHead, metas: list[str], groups: list[FieldGroup], requests: list[RequestRecord]
+    head: RecordHead,
+    metas: list[str],
+    units: list[UnitRecord],
+    groups: list[FieldGroup],
+    requests: list[RequestRecord],
 ) -> list[bytes]:
     """ARGV: the call, one MessagePack map."""
-    return [_encoder.encode(RecordCall(head, LAYOUT, metas, groups, requests))]
+    return [_encoder.encode(RecordCall(head, LAYOUT, metas, units, groups, requests))]

@@ -156,6 +156,14 @@ def _event_id(event_id: str) -> msgspec.Raw:
     return raw_text(hashlib.blake2b(event_id.encode(), digest_size=8).digest())
 
 
+@functools.lru_cache(maxsize=256)
+def _unit_record(unit: Unit) -> UnitRecord:
+    """What the record script is told of a kind of unit (a few dozen kinds, made once)."""
+    dedup = unit.metrics[0] if unit.dedup else ""
+    trend = TRENDING_KINDS.get(unit.metrics[0].partition(":")[0], "-")
+    return UnitRecord(dedup, unit.kind, unit.amount, unit.part, trend)
+
+
 @functools.lru_cache(maxsize=8192)
 def _fields(hour: int, day: int | None, metrics: tuple[str, ...], article_id: str) -> list[str]:
     """The live hash's fields a unit adds to: per metric its hourly bucket and total, and
@@ -185,7 +193,8 @@ class _ShardCall:
         )
         self.parts: dict[int, RequestRecord] = {}
         self._metas: dict[str, int] = {}
-        self._groups: dict[tuple[int, str, tuple[str, ...], str], int] = {}
+        self._units: dict[Unit, int] = {}
+        self._groups: dict[tuple[int, int | None, tuple[str, ...], str], int] = {}
         self._group_list: list[FieldGroup] = []
 
     def meta_index(self, text: str) -> int:
@@ -196,15 +205,24 @@ class _ShardCall:
             index = self._metas[text] = len(self._metas) + 1
         return index
 
+    def unit_index(self, unit: Unit) -> int:
+        """The call's record of this kind of unit (1-based)."""
+        index = self._units.get(unit)
+        if index is None:
+            index = self._units[unit] = len(self._units) + 1
+        return index
+
     def group_index(
         self, hour: int, day: int | None, metrics: tuple[str, ...], article_id: str
     ) -> int:
-        """The call's field group of these fields (1-based), sent once however many
-        events add to it."""
-        key = (hour, "" if day is None else str(day), metrics, article_id)
+        """The call's field group (1-based) of an article's metrics in an hour, with the
+        day's sketch for a reader's view."""
+        key = (hour, day, metrics, article_id)
         index = self._groups.get(key)
         if index is None:
-            self._group_list.append(FieldGroup(article_id, _fields(hour, day, metrics, article_id)))
+            sketch = "" if day is None else uniques_name(day, article_id)
+            fields = _fields(hour, day, metrics, article_id)
+            self._group_list.append(FieldGroup(article_id, sketch, fields))
             index = self._groups[key] = len(self._group_list)
         return index
 
@@ -217,7 +235,10 @@ class _ShardCall:
     def call(self) -> Call:
         keys = [self.shard.live, self.shard.sealed, self.shard.gen, self.shard.epoch]
         keys.append(self.shard.activity)
-        args = arguments(self._head, list(self._metas), self._group_list, list(self.parts.values()))
+        units = [_unit_record(unit) for unit in self._units]
+        args = arguments(
+            self._head, list(self._metas), units, self._group_list, list(self.parts.values())
+        )
         return Call(RECORD, keys, args)
 
 
@@ -298,25 +319,19 @@ class Recorder:
         day: int,
     ) -> None:
         article_id = event.article_id
-        units = event_units(event, visitor)
-        first = units[0].metrics[0] if units else ""
         reader_view = visitor.agent.kind == HUMAN and event.type == "view"
-        records = []
-        for unit in units:
+        units = []
+        for unit in event_units(event, visitor):
             sketch_day = day if reader_view and unit.kind == VIEW_UNIT else None
-            fields = shard.group_index(hour, sketch_day, unit.metrics, article_id)
-            dedup = unit.metrics[0] if unit.dedup else ""
-            records.append(UnitRecord(dedup, unit.kind, unit.amount, unit.part, fields))
+            units.append(shard.unit_index(unit))
+            units.append(shard.group_index(hour, sketch_day, unit.metrics, article_id))
         part.events.append(
             EventRecord(
                 state=state_name(visitor.address or visitor.reader, article_id),
-                sketch=uniques_name(day, article_id) if reader_view else "",
-                trend=TRENDING_KINDS.get(first.partition(":")[0], "-"),
-                article_id=article_id,
                 reader=raw_text(visitor.reader),
                 metadata=shard.meta_index(_metadata_text(event)),
                 event_id=_event_id(event.id) if event.id else "",
-                units=records,
+                units=units,
             )
         )
 

@@ -8,14 +8,15 @@
 -- ARGV[1], the whole call, one MessagePack map (record_call.py's): `head` the call's
 -- values (now_ms, the windows and limits, the prefixes), `layout` the field names of a
 -- request, an event, a unit and a field group in the order their arrays hold them,
--- `metas` the metadata texts (JSON objects), `groups` the live hash's fields units add
--- to (per group its article and fields) and `requests`. Per request its rate key's
+-- `metas` the metadata texts (JSON objects), `units` the kinds of unit (per kind its
+-- de-duplication name ('' none), kind ('v' a view; 's' engaged seconds, 'r' an engaged
+-- reader or quarter, both only after the reader's counted view; 'p' other), amount, id
+-- part and trending kind ('v', 's' or '-', an event's first unit's)), `groups` what a
+-- unit adds to for an article (its article, the day's sketch its reader joins ('' none)
+-- and the live hash's fields, each +amount) and `requests`: per request its rate key's
 -- name and events; per event its state's name (the address's readers on the article),
--- sketch's name, trending kind ('v', 's' or '-'), article, reader, metadata (index of a
--- text, 0: none), event id ('' none) and units; per unit its de-duplication name (''
--- none), kind ('v' a view; 's' engaged seconds, 'r' an engaged reader or quarter, both
--- only after the reader's counted view; 'p' other), amount, id part, and field group
--- (each of its fields +amount).
+-- reader, metadata (index of a text, 0: none), event id ('' none) and units (per unit
+-- the index of its kind and of its group).
 --
 -- Every value is checked before the first write, so a bad call changes nothing.
 -- Returns {counted, repeats, address_limited, retried, no_view, engaged_limit,
@@ -94,12 +95,24 @@ local meta_texts = call.metas
 for m, text in ipairs(meta_texts) do
   text_of(text, 'metas[' .. m .. ']')
 end
+local unit_kinds = call.units
+for n, unit in ipairs(list_of(unit_kinds, 'units')) do
+  if type(unit) ~= 'table' or type(unit[U.dedup]) ~= 'string'
+    or type(unit[U.kind]) ~= 'string' or type(unit[U.amount]) ~= 'number'
+    or type(unit[U.part]) ~= 'string' or type(unit[U.trend]) ~= 'string' then
+    error('record: units[' .. n .. '] is not a well-formed unit')
+  end
+end
 local groups = call.groups
-for g, group in ipairs(groups) do
-  local what = 'groups[' .. g .. ']'
-  text_of(list_of(group, what)[G.article_id], what .. '.article_id')
-  for f, field in ipairs(list_of(group[G.fields], what .. '.fields')) do
-    text_of(field, what .. '.fields[' .. f .. ']')
+for g, group in ipairs(list_of(groups, 'groups')) do
+  if type(group) ~= 'table' or type(group[G.article_id]) ~= 'string'
+    or type(group[G.sketch]) ~= 'string' or type(group[G.fields]) ~= 'table' then
+    error('record: groups[' .. g .. '] is not a well-formed group')
+  end
+  for _, field in ipairs(group[G.fields]) do
+    if type(field) ~= 'string' then
+      error('record: groups[' .. g .. '] has a field that is not a string')
+    end
   end
 end
 
@@ -115,7 +128,10 @@ local function bad(what, r, e, u)
   end
   error('record: ' .. at .. ' is not a well-formed ' .. what)
 end
-local n_metas, n_groups = #meta_texts, #groups
+local n_metas, n_units, n_groups = #meta_texts, #unit_kinds, #groups
+local function names_none(index, bound)
+  return type(index) ~= 'number' or index < 1 or index > bound or index ~= math.floor(index)
+end
 local requests = call.requests
 for r, request in ipairs(requests) do
   if type(request) ~= 'table' or type(request[R.rate]) ~= 'string'
@@ -124,24 +140,18 @@ for r, request in ipairs(requests) do
   end
   for e, event in ipairs(request[R.events]) do
     if type(event) ~= 'table' or type(event[E.state]) ~= 'string'
-      or type(event[E.sketch]) ~= 'string' or type(event[E.trend]) ~= 'string'
-      or type(event[E.article_id]) ~= 'string' or type(event[E.reader]) ~= 'string'
-      or type(event[E.event_id]) ~= 'string' or type(event[E.units]) ~= 'table' then
+      or type(event[E.reader]) ~= 'string' or type(event[E.event_id]) ~= 'string'
+      or type(event[E.units]) ~= 'table' or #event[E.units] % 2 ~= 0 then
       bad('event', r, e)
     end
     local meta = event[E.metadata]
-    if type(meta) ~= 'number' or meta < 0 or meta > n_metas or meta ~= math.floor(meta) then
+    if meta ~= 0 and names_none(meta, n_metas) then
       bad('event (its metadata names no text)', r, e)
     end
-    for u, unit in ipairs(event[E.units]) do
-      if type(unit) ~= 'table' or type(unit[U.dedup]) ~= 'string'
-        or type(unit[U.kind]) ~= 'string' or type(unit[U.amount]) ~= 'number'
-        or type(unit[U.part]) ~= 'string' then
-        bad('unit', r, e, u)
-      end
-      local group = unit[U.fields]
-      if type(group) ~= 'number' or group < 1 or group > n_groups or group ~= math.floor(group) then
-        bad('unit (its fields name no group)', r, e, u)
+    local units = event[E.units]
+    for u = 1, #units, 2 do
+      if names_none(units[u], n_units) or names_none(units[u + 1], n_groups) then
+        bad('event (its units name no unit and group)', r, e)
       end
     end
   end
@@ -314,9 +324,10 @@ local sketch_readers = {}
 local metas = {}
 local decoded = {}
 -- What a counted unit of an event adds to the call's sums.
-local function add(event, unit, amount, first)
-  local article = event[E.article_id]
-  local trend = event[E.trend]
+local function add(event, unit, g, amount, first)
+  local group = groups[g]
+  local article = group[G.article_id]
+  local trend = unit[U.trend]
   if first and trend ~= '-' then
     local articles = trending[trend]
     if not articles then
@@ -325,8 +336,7 @@ local function add(event, unit, amount, first)
     end
     articles[article] = (articles[article] or 0) + 1
   end
-  local group = unit[U.fields]
-  sums[group] = (sums[group] or 0) + amount
+  sums[g] = (sums[g] or 0) + amount
   local meta_index = event[E.metadata]
   if first and meta_index > 0 then
     local given = decoded[meta_index]
@@ -345,8 +355,8 @@ local function add(event, unit, amount, first)
       end
     end
   end
-  local sketch = event[E.sketch]
-  if sketch ~= '' and unit[U.kind] == 'v' then
+  local sketch = group[G.sketch]
+  if sketch ~= '' then
     local readers = sketch_readers[sketch]
     if not readers then
       readers = {}
@@ -374,7 +384,8 @@ local function record(event)
     end
     id = event[E.event_id]
   end
-  for u, unit in ipairs(units) do
+  for u = 1, #units, 2 do
+    local unit, group = unit_kinds[units[u]], units[u + 1]
     local amount, why
     local kind = unit[U.kind]
     if state then
@@ -394,7 +405,7 @@ local function record(event)
       told[as] = told[as] + 1
     end
     if amount then
-      add(event, unit, amount, u == 1)
+      add(event, unit, group, amount, u == 1)
     end
   end
 end
