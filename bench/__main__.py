@@ -1,6 +1,6 @@
-"""python -m bench [http|flush|flush_scale|soak|profile|reports|cluster]: tracker against a bare
-aiohttp ceiling and naive designs, in one run, each server pinned to core 0 and wrk on
-core 1.
+"""python -m bench [http|flush|flush_scale|soak|profile|reports|cluster|record]: tracker
+against a bare aiohttp ceiling and naive designs, in one run, each server pinned to core 0
+and wrk on core 1; `record` the Redis time per event of recording.
 
 Needs Redis and PostgreSQL (TRACKER_TEST_REDIS_URL / TRACKER_TEST_DATABASE_URL, default
 127.0.0.1:6379 and :5432/test) and wrk (installed with apt-get when missing).
@@ -25,7 +25,7 @@ def main() -> None:
         "mode",
         nargs="?",
         default="http",
-        choices=("http", "flush", "flush_scale", "soak", "profile", "reports", "cluster"),
+        choices=("http", "flush", "flush_scale", "soak", "profile", "reports", "cluster", "record"),
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured run before each")
@@ -48,9 +48,13 @@ def main() -> None:
 
         http(args)
     else:
-        from bench import cluster, modes, reports
+        from bench import cluster, modes, record_cost, reports
 
-        special = {"reports": reports.reports, "cluster": cluster.cluster}
+        special = {
+            "reports": reports.reports,
+            "cluster": cluster.cluster,
+            "record": record_cost.record,
+        }
         mode = special.get(args.mode) or getattr(modes, args.mode)
         with bench_database(args.database_url) as url:
             args.database_url = url

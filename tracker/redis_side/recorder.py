@@ -22,10 +22,8 @@ from tracker.core.errors import RedisUnavailable
 from tracker.core.metadata import FIELDS, MetaFields, as_dict, cleaned
 from tracker.core.settings import Settings
 from tracker.core.utc import day_of, hour_of
-from tracker.events.bots import HUMAN, PREVIEWER
-from tracker.events.counts import ENGAGED, ENGAGED_S, PREVIEW, READ, REFERRAL, SHARE, VIEW
+from tracker.events.bots import HUMAN
 from tracker.events.models import MAX_ENGAGED_S, Event
-from tracker.events.referrals import referral_channel
 from tracker.redis_side import keys as k
 from tracker.redis_side.client import RedisClient, RedisNodes
 from tracker.redis_side.keys import Keys, ShardKeys, epoch_candidate, state_name, uniques_name
@@ -36,19 +34,17 @@ from tracker.redis_side.record_call import (
     FieldGroup,
     RecordHead,
     RequestRecord,
-    UnitRecord,
     arguments,
     raw_text,
 )
 from tracker.redis_side.scripts import RECORD, Call, run_calls, run_durably
+from tracker.redis_side.units import VIEW_UNIT, Unit, event_units, unit_record
 
 Entry = tuple[Event, Visitor]
 # The events of one request, recorded together.
 Request = Sequence[Entry]
 
 _MINUTE_MS: Final = 60_000
-# Counted views and shares go into trending buckets (keys.py: tr:<kind>:...).
-TRENDING_KINDS: Final = {VIEW: k.TRENDING_VIEWS, SHARE: k.TRENDING_SHARES}
 # A reader's state on an article (its counted view, event ids) is kept this much past
 # the longest a page counts engaged time (or the de-duplication window if longer): a
 # retry after a 503 comes within seconds, a page's engaged time when it is hidden.
@@ -57,13 +53,6 @@ READER_STATE_SLACK_S: Final = 60
 # many): the head that trending ranks. An address naming new articles endlessly adds no
 # more than that to Redis a bucket.
 TRENDING_KEEP: Final = 200
-
-# What kind of unit: the record script lets engaged time and engaged readers count only
-# after the reader's counted view of the article.
-VIEW_UNIT: Final = "v"
-SECONDS_UNIT: Final = "s"
-READER_UNIT: Final = "r"
-PLAIN_UNIT: Final = "p"
 
 
 @dataclass(slots=True)
@@ -80,58 +69,6 @@ class Recorded:
     retried: int = 0
     no_view: int = 0
     engaged_limit: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Unit:
-    """What the script adds for one event, or for one part of an engage event: `amount`
-    to each of `metrics`, once per reader within the de-duplication window if `dedup`."""
-
-    metrics: tuple[str, ...]
-    kind: str = PLAIN_UNIT
-    amount: int = 1
-    dedup: bool = True
-    # Tells this part's event id apart from its event's other parts (a retry of the
-    # event is then not counted again, part by part).
-    part: str = ""
-
-
-def event_units(event: Event, visitor: Visitor) -> tuple[Unit, ...]:
-    """An engage event adds its seconds (every time: they are increments, but never more
-    than the time since the reader's counted view) and, once per reader, an engaged
-    reader (on the page view's first) and each quarter first reached; link-preview
-    fetchers do not read. Any other event is one unit."""
-    if event.type != "engage":
-        metrics = event_metrics(event, visitor)
-        kind = VIEW_UNIT if metrics[0] == VIEW else PLAIN_UNIT
-        return _plain_units(metrics, kind)
-    if visitor.agent.kind != HUMAN:
-        return ()
-    units = []
-    if event.engaged_s:
-        units.append(Unit((ENGAGED_S,), SECONDS_UNIT, event.engaged_s, dedup=False, part="s"))
-    if event.seq == 0:
-        units.append(Unit((ENGAGED,), READER_UNIT, part="e"))
-    units.extend(Unit((f"{READ}:{q}",), READER_UNIT, part=f"q{q}") for q in event.quarters())
-    return tuple(units)
-
-
-@functools.lru_cache(maxsize=256)
-def _plain_units(metrics: tuple[str, ...], kind: str) -> tuple[Unit, ...]:
-    # Views, shares and previews: a few dozen kinds, made once each.
-    return (Unit(metrics, kind),)
-
-
-def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
-    """The counters one event adds to, before de-duplication."""
-    if visitor.agent.kind == PREVIEWER:
-        return (f"{PREVIEW}:{visitor.agent.channel}",)
-    if event.type == "view":
-        channel = referral_channel(event.referrer, event.url)
-        if channel is not None:
-            return (VIEW, f"{REFERRAL}:{channel}")
-        return (VIEW,)
-    return (event.metric,)
 
 
 _metadata_values: Final = operator.attrgetter(*FIELDS)
@@ -154,14 +91,6 @@ def _metadata_of(values: tuple[Any, ...]) -> str:
 def _event_id(event_id: str) -> msgspec.Raw:
     """A client's event id, kept compactly (8 bytes) in the reader's state."""
     return raw_text(hashlib.blake2b(event_id.encode(), digest_size=8).digest())
-
-
-@functools.lru_cache(maxsize=256)
-def _unit_record(unit: Unit) -> UnitRecord:
-    """What the record script is told of a kind of unit (a few dozen kinds, made once)."""
-    dedup = unit.metrics[0] if unit.dedup else ""
-    trend = TRENDING_KINDS.get(unit.metrics[0].partition(":")[0], "-")
-    return UnitRecord(dedup, unit.kind, unit.amount, unit.part, trend)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -235,7 +164,7 @@ class _ShardCall:
     def call(self) -> Call:
         keys = [self.shard.live, self.shard.sealed, self.shard.gen, self.shard.epoch]
         keys.append(self.shard.activity)
-        units = [_unit_record(unit) for unit in self._units]
+        units = [unit_record(unit) for unit in self._units]
         args = arguments(
             self._head, list(self._metas), units, self._group_list, list(self.parts.values())
         )
