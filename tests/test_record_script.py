@@ -18,7 +18,7 @@ from tracker.core.settings import Settings
 from tracker.core.utc import day_of
 from tracker.events.bots import READER
 from tracker.events.models import Event
-from tracker.redis_side.keys import TRENDING_BUCKET_S, Keys, ShardKeys
+from tracker.redis_side.keys import TRENDING_BUCKET_S, Keys, ShardKeys, state_name
 from tracker.redis_side.readers import Visitor
 from tracker.redis_side.record_call import (
     LAYOUT,
@@ -72,6 +72,7 @@ def well_formed(shard: ShardKeys) -> list[Any]:
         sealed_prefix=shard.sealed_prefix,
         trending_prefix=shard.trending_prefix,
         state_prefix=shard.state_prefix,
+        hash_state_prefix=shard.hash_state_prefix,
         rate_prefix=shard.rate_prefix,
         sketch_prefix=shard.sketch_prefix,
         first_claim=True,
@@ -215,15 +216,19 @@ async def test_a_state_kept_as_a_hash_before_is_read_as_it_was(
 ) -> None:
     """States were hashes of text fields before they were one MessagePack text each: a
     reader whose view counted just before the upgrade is a repeat after it, and its
-    engaged seconds still count from that view (the old hash is replaced as it changes)."""
+    engaged seconds still count from that view. The hash is left as it is (a process of
+    the version before, still running in a rolling upgrade, reads it as before; it
+    would fail on a text where it expects a hash)."""
     keys = Keys(redis_prefix, 1)
     settings = Settings(redis_prefix=redis_prefix, dedup_window_s=1800)
     recorder = Recorder(redis, keys, settings)
     visitor = Visitor(reader=b"r" * 16, agent=READER, address=b"a" * 8)
     now = time.time()
     viewed = int(now) - 100
-    state = keys.shard(0).state(b"a" * 8, "legacy")
-    await redis.hset(state, mapping={"w": f"{viewed}:1", "r" * 8 + "v": f"{viewed}:30"})
+    shard = keys.shard(0)
+    name = state_name(b"a" * 8, "legacy")
+    before = shard.hash_state_prefix + name
+    await redis.hset(before, mapping={"w": f"{viewed}:1", "r" * 8 + "v": f"{viewed}:30"})
 
     again = await recorder.record([[(Event(type="view", article_id="legacy"), visitor)]], now)
     engaged = Event(type="engage", article_id="legacy", engaged_s=120, seq=1)
@@ -233,4 +238,6 @@ async def test_a_state_kept_as_a_hash_before_is_read_as_it_was(
     assert seconds.counted == 1
     live = keys.shard(0).live
     assert await redis.hget(live, "t engaged_s legacy") == b"70"  # 100 s since, 30 granted
-    assert msgspec.msgpack.decode(await redis.get(state))["r" * 8] == {"v": viewed, "g": 100}
+    state = msgspec.msgpack.decode(await redis.get(shard.state_prefix + name))
+    assert state["r" * 8] == {"v": viewed, "g": 100}
+    assert await redis.type(before) == b"hash"  # what the version before reads, untouched

@@ -14,12 +14,14 @@ Per shard:
   activity          sorted set: per article, what the live hash, sealed pieces and batch
                     hold of it (the sum of its totals' increments): an upper bound of any
                     of its pending counts, for reports that rank without reading them all
-  s:<digest>        an address's readers on an article (one MessagePack map, kept an hour
+  rs:<digest>       an address's readers on an article (one MessagePack map, kept an hour
                     or the dedup window): the readers admitted in the window (the bound
                     per address), and per reader when its view, shares, engaged quarters
                     last counted (repeats within the window are not), the engaged seconds
-                    granted since its view, the ids of its counted events (record.lua;
-                    hashes of text fields before, still read)
+                    granted since its view, the ids of its counted events (record.lua)
+  s:<digest>        the same, as the version before kept it (a hash of text fields):
+                    read until it expires, never written (a process of that version, in
+                    a rolling upgrade, never meets a state it cannot read)
   r:<address>       the address's rate-limit state (when its bucket is empty again, ms)
   tr:<v|s>:<n>      sorted set: counted views or shares per article in the n-th 5-minute
                     bucket since the epoch, kept two hours (trending compares the last
@@ -142,6 +144,7 @@ class ShardKeys:
     trending_prefix: str
     sketch_prefix: str
     state_prefix: str
+    hash_state_prefix: str
     rate_prefix: str
 
     base: str
@@ -212,7 +215,8 @@ class Keys:
             sealed_prefix=f"{base}:sealed:",
             trending_prefix=f"{base}:tr:",
             sketch_prefix=f"{base}:u:",
-            state_prefix=f"{base}:s:",
+            state_prefix=f"{base}:rs:",
+            hash_state_prefix=f"{base}:s:",
             rate_prefix=f"{base}:r:",
         )
 

@@ -72,6 +72,7 @@ class RecordHead(msgspec.Struct, frozen=True):
     sealed_prefix: str  # keys.py's names: the script spells none
     trending_prefix: str
     state_prefix: str
+    hash_state_prefix: str  # where states were hashes before (read until they expire)
     rate_prefix: str
     sketch_prefix: str
     first_claim: bool  # events' metadata a first claim (a field keeps its first value)

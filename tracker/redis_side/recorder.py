@@ -117,6 +117,7 @@ class _ShardCall:
             sealed_prefix=shard.sealed_prefix,
             trending_prefix=shard.trending_prefix,
             state_prefix=shard.state_prefix,
+            hash_state_prefix=shard.hash_state_prefix,
             rate_prefix=shard.rate_prefix,
             sketch_prefix=shard.sketch_prefix,
         )
@@ -223,6 +224,7 @@ class Recorder:
             sealed_prefix="",
             trending_prefix="",
             state_prefix="",
+            hash_state_prefix="",
             rate_prefix="",
             sketch_prefix="",
             first_claim=self.first_claim,

@@ -85,6 +85,7 @@ local epoch_candidate = text_of(head.epoch_candidate, 'epoch_candidate')
 local sealed_prefix = text_of(head.sealed_prefix, 'sealed_prefix')
 local trending_prefix = text_of(head.trending_prefix, 'trending_prefix')
 local state_prefix = text_of(head.state_prefix, 'state_prefix')
+local hash_state_prefix = text_of(head.hash_state_prefix, 'hash_state_prefix')
 local rate_prefix = text_of(head.rate_prefix, 'rate_prefix')
 local sketch_prefix = text_of(head.sketch_prefix, 'sketch_prefix')
 if type(head.first_claim) ~= 'boolean' then
@@ -182,9 +183,11 @@ end
 -- The states of a call's events are read in one MGET and each changed one written once
 -- (SET with its expiry): three commands per event were most of the call's time.
 
--- Before, a state was a hash of text fields: 'w' "start:readers", per reader (8 bytes
--- of its id followed by) 'v' "view:granted", a metric's name its last time, 'i<id><part>'
--- "1". Read as such until the last expires (state_ttl_s after the upgrade).
+-- Before, a state was a hash of text fields, under another prefix (a process of the
+-- version before, during a rolling upgrade, never meets a state of this one as a type it
+-- cannot read): 'w' "start:readers", per reader (8 bytes of its id followed by) 'v'
+-- "view:granted", a metric's name its last time, 'i<id><part>' "1". Read as such until
+-- the last expires (state_ttl_s after the upgrade); never written.
 local function from_hash(fields)
   local state = {}
   for j = 1, #fields, 2 do
@@ -233,12 +236,15 @@ local function read_states()
       end
     end
   end
-  -- A key MGET found no text in may hold a state as it was kept before (a hash).
+  -- A state not found may be kept as it was before, a hash under hash_state_prefix.
   for j = 1, #missing, STATES_PER_READ do
-    local keys = {unpack(missing, j, math.min(j + STATES_PER_READ - 1, #missing))}
+    local keys = {}
+    for n = j, math.min(j + STATES_PER_READ - 1, #missing) do
+      keys[#keys + 1] = hash_state_prefix .. string.sub(missing[n], #state_prefix + 1)
+    end
     if redis.call('EXISTS', unpack(keys)) > 0 then
-      for _, key in ipairs(keys) do
-        states[key] = from_hash(redis.call('HGETALL', key))
+      for n, key in ipairs(keys) do
+        states[missing[j + n - 1]] = from_hash(redis.call('HGETALL', key))
       end
     end
   end
