@@ -78,7 +78,7 @@ def well_formed(shard: ShardKeys) -> list[Any]:
         first_claim=True,
     )
     units = [UnitRecord("view", "v", 1, "", "v")]
-    groups = [FieldGroup("x", "", ["t view x"])]
+    groups = [FieldGroup("x", "", ("t view x",))]
     event = EventRecord("x", raw_text(b"r" * 16), 1, "", [1, 1])
     return arguments(head, ['{"title":"T"}'], units, groups, [RequestRecord("", [event])])
 

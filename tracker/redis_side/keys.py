@@ -138,8 +138,9 @@ class ShardKeys:
     activity: str
     sketches_due: str
     sketches_taking: str
-    # What the scripts put a piece's generation, a trending bucket or a day's sketch
-    # after: the names of keys they make are spelled here, never in Lua.
+    # What the scripts put a piece's generation, a trending bucket, a day's sketch, a
+    # reader state's name (state_name) or an address's id (hex) after: the names of keys
+    # they make are spelled here, never in Lua.
     sealed_prefix: str
     trending_prefix: str
     sketch_prefix: str
@@ -156,13 +157,6 @@ class ShardKeys:
     def redis_id(self, batch_id: str) -> str:
         """The Redis-side `<epoch>:<gen>` of an id made by batch_id."""
         return batch_id.removeprefix(f"{self.shard}:")
-
-    def state(self, address: bytes, article_id: str) -> str:
-        """The readers of an address on an article (record.lua says what it holds)."""
-        return self.state_prefix + state_name(address, article_id)
-
-    def rate(self, address: bytes) -> str:
-        return self.rate_prefix + address.hex()
 
     def uniques(self, day: int, article_id: str) -> str:
         return self.sketch_prefix + uniques_name(day, article_id)

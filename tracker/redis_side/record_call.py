@@ -39,7 +39,7 @@ class FieldGroup(NamedTuple):
 
     article_id: str
     sketch: str
-    fields: list[str]
+    fields: tuple[str, ...]
 
 
 class EventRecord(NamedTuple):

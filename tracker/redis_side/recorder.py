@@ -94,7 +94,9 @@ def _event_id(event_id: str) -> msgspec.Raw:
 
 
 @functools.lru_cache(maxsize=8192)
-def _fields(hour: int, day: int | None, metrics: tuple[str, ...], article_id: str) -> list[str]:
+def _fields(
+    hour: int, day: int | None, metrics: tuple[str, ...], article_id: str
+) -> tuple[str, ...]:
     """The live hash's fields a unit adds to: per metric its hourly bucket and total, and
     for a reader's view its sketch's marker. A story's fields are made once an hour."""
     fields = []
@@ -103,7 +105,7 @@ def _fields(hour: int, day: int | None, metrics: tuple[str, ...], article_id: st
         fields.append(k.total_field(metric, article_id))
     if day is not None:
         fields.append(k.uniques_field(day, article_id))
-    return fields
+    return tuple(fields)
 
 
 class _ShardCall:
@@ -163,8 +165,8 @@ class _ShardCall:
         return part
 
     def call(self) -> Call:
-        keys = [self.shard.live, self.shard.sealed, self.shard.gen, self.shard.epoch]
-        keys.append(self.shard.activity)
+        shard = self.shard
+        keys = [shard.live, shard.sealed, shard.gen, shard.epoch, shard.activity]
         units = [unit_record(unit) for unit in self._units]
         args = arguments(
             self._head, list(self._metas), units, self._group_list, list(self.parts.values())

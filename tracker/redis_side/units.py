@@ -80,7 +80,8 @@ def event_metrics(event: Event, visitor: Visitor) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=256)
 def unit_record(unit: Unit) -> UnitRecord:
-    """What the record script is told of a kind of unit (a few dozen kinds, made once)."""
+    """What the record script is told of a kind of unit (views, shares, readers and
+    quarters are a few dozen kinds, made once; engaged seconds a kind per amount)."""
     dedup = unit.metrics[0] if unit.dedup else ""
     trend = TRENDING_KINDS.get(unit.metrics[0].partition(":")[0], "-")
     return UnitRecord(dedup, unit.kind, unit.amount, unit.part, trend)

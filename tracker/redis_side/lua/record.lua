@@ -119,13 +119,10 @@ end
 
 -- Checks: every value of every record, once, so the writes below never meet a bad one.
 -- One test per record, no call per value: the checks cost less than a tenth of the call.
-local function bad(what, r, e, u)
+local function bad(what, r, e)
   local at = 'requests[' .. r .. ']'
   if e then
     at = at .. '.events[' .. e .. ']'
-  end
-  if u then
-    at = at .. '.units[' .. u .. ']'
   end
   error('record: ' .. at .. ' is not a well-formed ' .. what)
 end
@@ -211,28 +208,30 @@ local function from_hash(fields)
 end
 
 local STATES_PER_READ = 1000 -- keys per MGET (unpack's stack)
+-- The states of the call's events, by name, each read once.
 local function read_states()
-  local names, wanted = {}, {}
+  local names, states = {}, {}
   for _, request in ipairs(requests) do
     for _, event in ipairs(request[R.events]) do
       local name = event[E.state]
-      if name ~= '' and not wanted[name] then
-        wanted[name] = true
-        names[#names + 1] = state_prefix .. name
+      if name ~= '' and not states[name] then
+        states[name] = {}
+        names[#names + 1] = name
       end
     end
   end
-  local states, missing = {}, {}
+  local missing = {}
   for j = 1, #names, STATES_PER_READ do
-    local keys = {unpack(names, j, math.min(j + STATES_PER_READ - 1, #names))}
+    local keys = {}
+    for n = j, math.min(j + STATES_PER_READ - 1, #names) do
+      keys[#keys + 1] = state_prefix .. names[n]
+    end
     local values = redis.call('MGET', unpack(keys))
-    for n, key in ipairs(keys) do
-      local value = values[n]
-      if value then
-        states[key] = cmsgpack.unpack(value)
+    for n = 1, #keys do
+      if values[n] then
+        states[names[j + n - 1]] = cmsgpack.unpack(values[n])
       else
-        states[key] = {}
-        missing[#missing + 1] = key
+        missing[#missing + 1] = names[j + n - 1]
       end
     end
   end
@@ -240,7 +239,7 @@ local function read_states()
   for j = 1, #missing, STATES_PER_READ do
     local keys = {}
     for n = j, math.min(j + STATES_PER_READ - 1, #missing) do
-      keys[#keys + 1] = hash_state_prefix .. string.sub(missing[n], #state_prefix + 1)
+      keys[#keys + 1] = hash_state_prefix .. missing[n]
     end
     if redis.call('EXISTS', unpack(keys)) > 0 then
       for n, key in ipairs(keys) do
@@ -378,8 +377,7 @@ local changed_states = {}
 local function record(event)
   local units = event[E.units]
   local name = event[E.state]
-  local key = name ~= '' and (state_prefix .. name)
-  local state = key and states[key]
+  local state = name ~= '' and states[name]
   local reader, id
   if state then
     local me = string.sub(event[E.reader], 1, 8)
@@ -399,7 +397,7 @@ local function record(event)
       amount, why = outcome(state, reader, unit, id_field)
       -- (A state changes only as a unit counts.)
       if amount then
-        changed_states[key] = state
+        changed_states[name] = state
       end
     elseif kind == 'v' or kind == 'p' then
       amount = unit[U.amount] -- nothing kept of this reader: no window, no id
@@ -429,8 +427,8 @@ for r, request in ipairs(requests) do
     end
   end
 end
-for key, state in pairs(changed_states) do
-  redis.call('SET', key, cmsgpack.pack(state), 'EX', state_ttl)
+for name, state in pairs(changed_states) do
+  redis.call('SET', state_prefix .. name, cmsgpack.pack(state), 'EX', state_ttl)
 end
 
 -- The groups' sums, per field (groups may share one: an article's total) and article.
