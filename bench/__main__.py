@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--workload", default="uniform", help="profile mode: what load")
     parser.add_argument("--rounds", type=int, default=3, help="http mode: interleaved rounds")
     parser.add_argument("--only", default="", help="comma list of servers to run")
+    parser.add_argument("--workloads", default="", help="http mode: comma list of workloads")
     parser.add_argument("--workers", type=int, default=1, help="tracker serve --workers")
     parser.add_argument("--counters", type=int, default=100_000, help="flush mode: dirty counters")
     parser.add_argument("--events", type=int, default=10_000_000, help="soak mode: events to send")

@@ -33,6 +33,11 @@ _ARTICLE = msgspec.json.encode(
         "shares_total": 0,
         "referrals": _ZEROS,
         "previews": _ZEROS,
+        "engaged_readers": 0,
+        "engaged_avg_s": 0.0,
+        "read_through": 0.0,
+        "read_depth": {"25": 0, "50": 0, "75": 0, "100": 0},
+        "imported": {"views": 0, "shares_total": 0},
     }
 )
 

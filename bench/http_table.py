@@ -61,12 +61,16 @@ def http_runs(args: argparse.Namespace) -> None:
     prefix = "bench-" + secrets.token_hex(4)
     results: list[Result] = []
     only = set(args.only.split(",")) if args.only else None
+    wanted = set(args.workloads.split(",")) if args.workloads else None
     try:
         for round_number in range(1, args.rounds + 1):
             for name, workloads in PLAN.items():
                 if only and name not in only:
                     continue
-                results += _one_server(args, wrk, name, workloads, prefix, round_number)
+                if wanted is not None:
+                    workloads = tuple(w for w in workloads if w in wanted)
+                if workloads:
+                    results += _one_server(args, wrk, name, workloads, prefix, round_number)
     finally:
         cleanup_redis(args.redis_url, prefix)
     print_table(results, args)

@@ -285,13 +285,16 @@ def profile(args: argparse.Namespace) -> None:
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(2)
+            # Non-blocking: a stopped process stops at its next system call, which drew
+            # the samples to them (getpid, made by asyncio.get_running_loop: 20 %).
             subprocess.run(
-                [py_spy(), "record", "-p", str(pid), "-d", f"{args.seconds:.0f}", "-r", "250",
-                 "-f", "raw", "-o", str(raw)],
+                [py_spy(), "record", "--nonblocking", "-p", str(pid), "-d",
+                 f"{args.seconds:.0f}", "-r", "250", "-f", "raw", "-o", str(raw)],
                 check=True, capture_output=True,
             )  # fmt: skip
             subprocess.run(
-                [py_spy(), "record", "-p", str(pid), "-d", "3", "-o", str(out / "profile.svg")],
+                [py_spy(), "record", "--nonblocking", "-p", str(pid), "-d", "3",
+                 "-o", str(out / "profile.svg")],
                 check=False, capture_output=True,
             )  # fmt: skip
             load.wait()

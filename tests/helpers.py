@@ -18,6 +18,7 @@ from prometheus_client.samples import Sample
 
 from tracker.core.settings import Settings
 from tracker.flush.loop import FlushResult
+from tracker.ops.metrics import Metrics
 from tracker.web.app_keys import METRICS, SERVICES
 
 Client = TestClient[web.Request, web.Application]
@@ -114,3 +115,19 @@ def require_tool(name: str, package: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def metric_label_names(metrics: Metrics) -> dict[str, set[str]]:
+    """Each metric family's label names, read from its definition: families without a
+    series yet count too. The request families are tallied apart (ops/request_tally.py)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    labels = {
+        next(iter(metric.describe())).name: set(metric._labelnames)
+        for metric in vars(metrics).values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+    if metrics.request_tally is not None:
+        for family in metrics.request_tally.describe():
+            labels[family.name] = set(family._labelnames)
+    return labels

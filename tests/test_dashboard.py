@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from prometheus_client.metrics import MetricWrapperBase
 
-from tests.helpers import require_tool
+from tests.helpers import metric_label_names, require_tool
 from tracker.core.errors import Ignored, Rejected
 from tracker.core.settings import Settings
 from tracker.events.models import CHANNELS
@@ -149,11 +148,7 @@ def exposed_series() -> dict[str, set[str]]:
     is exposed as `x_total`, a histogram `x` as `x_bucket`, `x_sum`, `x_count`.
     """
     metrics = Metrics()
-    labels = {
-        next(iter(metric.describe())).name: set(metric._labelnames)
-        for metric in vars(metrics).values()
-        if isinstance(metric, MetricWrapperBase)
-    }
+    labels = metric_label_names(metrics)
     series = {"up": set(TARGET_LABELS)}
     for family in metrics.registry.collect():
         for suffix in _SUFFIXES[family.type]:

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from click.testing import CliRunner
-from prometheus_client.metrics import MetricWrapperBase
 
+from tests.helpers import metric_label_names
 from tracker.cli.main import main as cli_main
 from tracker.core.settings import ENV_NAMES, Settings
 from tracker.ops.embedded import EMBEDDED_PACKAGES, EmbeddedNotInstalled, EmbeddedServers
@@ -1222,11 +1222,7 @@ def exposed_metrics() -> dict[str, set[str]]:
     exposes a counter `x` as `x_total` (and `x_created`), a histogram as `_bucket` etc.
     """
     metrics = Metrics()
-    labels = {
-        next(iter(metric.describe())).name: set(metric._labelnames)
-        for metric in vars(metrics).values()
-        if isinstance(metric, MetricWrapperBase)
-    }
+    labels = metric_label_names(metrics)
     exposed: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         for suffix in _SUFFIXES[family.type]:

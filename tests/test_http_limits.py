@@ -241,3 +241,38 @@ async def test_the_one_private_state_read_from_aiohttp_is_still_there() -> None:
     assert state == (0, False), f"aiohttp {aiohttp.__version__}: {state!r}"
     handler.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert _parsed_heads(handler)[0] == 1, "a parsed head is no longer counted"
+
+
+async def test_routes_that_answer_by_themselves_skip_the_middleware_and_keep_its_work(
+    served: tuple[str, web.Application],
+) -> None:
+    """TrackerServer calls the routes every article page takes straight from the router
+    (protocol.TrackerServer._dispatch): they still answer CORS, JSON errors and request
+    metrics; a request with `Expect: 100-continue` is answered 100 first (the app's own
+    path does that); other routes still pass through the middleware (a JSON 404)."""
+    address, app = served
+    origin = {"Origin": f"http://{address}"}  # the service's own origin: always allowed
+    async with aiohttp.ClientSession() as session:
+        stats = await session.get(f"http://{address}/api/v1/articles/a-1/stats", headers=origin)
+        bad = await session.get(f"http://{address}/api/v1/articles/{'x' * 200}/stats")
+        missing = await session.get(f"http://{address}/no/such/page")
+        assert (stats.status, bad.status, missing.status) == (200, 400, 404)
+        assert stats.headers["Access-Control-Allow-Origin"] == f"http://{address}"
+        assert (await bad.json())["detail"]["field"] == "article_id"
+        assert (await missing.json())["error"] == "not_found"
+    raw = await exchange(
+        address,
+        b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nUser-Agent: " + BROWSER_UA.encode()
+        + b"\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 40\r\nConnection: close\r\n\r\n"
+        + b'{"type":"view","article_id":"a-expect"} ',
+    )  # fmt: skip
+    assert raw.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 ")
+    exposition = app[METRICS].exposition().decode()
+    for route, status in (("/api/v1/articles/{article_id}/stats", 200),
+                          ("/api/v1/articles/{article_id}/stats", 400),
+                          ("/api/v1/events", 202)):  # fmt: skip
+        assert (
+            f'tracker_http_requests_total{{method="{"POST" if "events" in route else "GET"}",'
+            f'route="{route}",status="{status}"}} 1.0'
+        ) in exposition

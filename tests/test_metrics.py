@@ -251,3 +251,48 @@ async def test_two_apps_in_one_process_have_independent_registries(
     # Nothing is registered on the process-wide default registry.
     default = prometheus_client.REGISTRY
     assert default.get_sample_value("tracker_events_accepted_total", {"type": "view"}) is None
+
+
+def test_the_request_tally_exposes_what_the_clients_own_metrics_would() -> None:
+    """One process tallies requests in plain numbers (request_tally.py): its exposition
+    is the one prometheus-client's Counter and Histogram write for the same requests
+    (names, labels, bucket bounds, counts and sums; the histogram's `_created` aside)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from tracker.ops import request_tally as rt
+
+    observed = [
+        ("/api/v1/events", "POST", 202, 0.0004),
+        ("/api/v1/events", "POST", 202, 0.0005),  # on a bound: in its bucket ("le")
+        ("/api/v1/events", "POST", 400, 0.003),
+        ("/api/v1/articles/{article_id}/stats", "GET", 200, 0.0007),
+        ("/api/v1/articles/{article_id}/stats", "GET", 304, 7.5),  # past every bound
+    ]
+    own = CollectorRegistry()
+    requests = Counter(rt.REQUESTS_NAME, rt.REQUESTS_HELP, ["route", "method", "status"],
+                       registry=own)  # fmt: skip
+    durations = Histogram(rt.DURATION_NAME, rt.DURATION_HELP, ["route"],
+                          buckets=rt.DURATION_BUCKETS_S, registry=own)  # fmt: skip
+    metrics = Metrics()
+    for route, method, status, seconds in observed:
+        requests.labels(route, method, str(status)).inc()
+        durations.labels(route).observe(seconds)
+        metrics.observe_request(route, method, status, seconds)
+
+    def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return {
+            (s.name, tuple(sorted(s.labels.items())), s.value)
+            for family in registry.collect()
+            if family.name in (rt.REQUESTS_NAME, rt.DURATION_NAME)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    expected = samples(own)
+    assert len(expected) == 4 + 2 * (len(rt.DURATION_BUCKETS_S) + 1 + 2)
+    assert samples(metrics.registry) == expected
+    created = [
+        s for family in metrics.registry.collect() if family.name == rt.REQUESTS_NAME
+        for s in family.samples if s.name.endswith("_created")
+    ]  # fmt: skip
+    assert len(created) == 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,14 @@ from tracker.core.errors import Ignored, Rejected
 from tracker.core.metadata import PageOutcome
 from tracker.events.counts import PendingStats
 from tracker.events.models import CHANNELS, Event
+from tracker.ops.request_tally import (
+    DURATION_BUCKETS_S,
+    DURATION_HELP,
+    DURATION_NAME,
+    REQUESTS_HELP,
+    REQUESTS_NAME,
+    RequestTally,
+)
 
 PIXEL_ERRORS = (Rejected.INVALID, Rejected.UNAVAILABLE)
 
@@ -179,19 +187,26 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
-        self.http_requests = Counter(
-            "tracker_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.http_duration = Histogram(
-            "tracker_http_request_duration_seconds",
-            "Time to answer, by route template.",
-            ["route"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=r,
-        )
+        # One process tallies requests in plain numbers (request_tally.py); workers write
+        # prometheus-client's multiprocess files, which only its own metrics can.
+        self.request_tally: RequestTally | None = None
+        self.observe_request: Callable[[str, str, int, float], None]
+        if multiprocess_dir is None:
+            self.request_tally = RequestTally()
+            r.register(self.request_tally)
+            self.observe_request = self.request_tally.observe
+        else:
+            self.http_requests = Counter(
+                REQUESTS_NAME, REQUESTS_HELP, ["route", "method", "status"], registry=r
+            )
+            self.http_duration = Histogram(
+                DURATION_NAME,
+                DURATION_HELP,
+                ["route"],
+                buckets=DURATION_BUCKETS_S,
+                registry=r,
+            )
+            self.observe_request = self._observe_in_files
         self.build_info = Gauge(
             "tracker_build_info",
             "Always 1; the labels say which tracker and Python run.",
@@ -225,7 +240,7 @@ class Metrics:
         for outcome in PageOutcome:
             self.metadata_fetches.labels(outcome)
 
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+    def _observe_in_files(self, route: str, method: str, status: int, seconds: float) -> None:
         # Children cached per label set: labels() takes a lock and builds a tuple each call.
         key = (route, method, status)
         counter = self._request_counters.get(key)

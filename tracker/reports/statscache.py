@@ -95,6 +95,8 @@ class StatsCache:
 
     Anyone can ask for any id: the cache is bounded in bytes, entries go as they expire,
     and ids with nothing counted share one empty entry (their answer is made on a hit).
+    Callers give it valid ids only: the stats route answers an entry it finds without
+    checking the id again.
     """
 
     def __init__(

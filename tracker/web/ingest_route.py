@@ -14,7 +14,6 @@ from tracker.core.settings import Settings
 from tracker.ops.metrics import Metrics
 from tracker.web.ingest import pixel, record_events
 from tracker.web.middleware import (
-    answers_itself,
     error_answer,
     guarded,
     may_omit_origin,
@@ -22,7 +21,7 @@ from tracker.web.middleware import (
     origin_required,
 )
 from tracker.web.own_answers import CorsSets, Headers, frozen
-from tracker.web.protocol import arrived_at
+from tracker.web.protocol import answers_itself, arrived_at
 from tracker.web.responses import accepted_body
 
 ROUTE: Final = "/api/v1/events"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from aiohttp import web
 
 from tracker.core.errors import ClientClosed, OriginNotAllowed, Overloaded, TrackerError
 from tracker.web.app_keys import DEADLINES, LOOP_LAG, METRICS, PROXIES, SETTINGS
-from tracker.web.protocol import arrived_at
+from tracker.web.protocol import answers_by_itself, arrived_at
 from tracker.web.responses import error_response, refusal
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,6 @@ ARRIVED_AT: Final = web.RequestKey("arrived_at", float)
 
 # The paths that record events: tracker's own, and Plausible's Events API.
 INGEST_PATHS: Final = frozenset({"/api/v1/events", "/api/event"})
-# Set on a handler that does what this middleware does itself, with headers built once:
-# the routes every article page takes (ingest_route.py, stats_route.py).
-ANSWERS_ITSELF: Final = "tracker_answers_itself"
 # Paths a page on another origin may call: ingest (both) and the stats reads.
 CORS_PREFIXES: Final = ("/api/v1/events", "/api/event", "/api/v1/articles/", "/api/v1/popular")
 CORS_METHODS: Final = "GET, POST, OPTIONS"
@@ -63,20 +60,11 @@ def reject(request: web.Request, exc: TrackerError, *, events: int) -> web.Respo
     return refusal(exc, retry_after_s=app[SETTINGS].retry_after_s)
 
 
-H = TypeVar("H", bound=Callable[..., Any])
-
-
-def answers_itself(handler: H) -> H:
-    """Marks a handler that answers CORS, shedding, errors and metrics by itself."""
-    setattr(handler, ANSWERS_ITSELF, True)
-    return handler
-
-
 @web.middleware
 async def tracker_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Requests by route, method and status, timed from the arrival of their head: the
     time a request waited in this process is part of what its client waited."""
-    if getattr(handler, ANSWERS_ITSELF, False):
+    if answers_by_itself(handler):  # reached here in servers other than TrackerServer
         return await handler(request)
     loop = asyncio.get_running_loop()
     arrived = request[ARRIVED_AT] = arrived_at(request)

@@ -31,8 +31,8 @@ from tracker.redis_side.readers import client_address
 from tracker.reports.metric import metric_of
 from tracker.reports.rows import PopularQuery
 from tracker.web.app_keys import CLOCK, PROXIES, SERVICES
-from tracker.web.middleware import answers_itself
 from tracker.web.own_answers import ReadRoute
+from tracker.web.protocol import answers_itself
 from tracker.web.report_views import choice_param, int_param, label_param
 
 ROUTE: Final = "/api/v1/popular"

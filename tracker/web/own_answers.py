@@ -93,6 +93,13 @@ class ReadRoute:
         self.observe(route, request, response, arrived)
         return response
 
+    def held_answer(self, route: str, request: web.Request, answer: Answer) -> web.Response:
+        """`served` for an answer already in hand: the read every page makes, kept short."""
+        arrived = arrived_at(request)
+        response = self.respond(request, answer.body, answer.etag)
+        self.observe(route, request, response, arrived)
+        return response
+
     def _cors(self, request: web.Request, sets: CorsSets) -> Headers:
         origin = request.headers.get("Origin")
         found = sets.of(request, origin) if origin is not None else None

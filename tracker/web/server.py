@@ -58,7 +58,7 @@ async def started(app: web.Application) -> AsyncIterator[web.BaseRunner]:
     await resources.setup()
     try:
         assert resources.server is not None  # set by setup()
-        server = TrackerServer(resources.server, settings, app[METRICS])
+        server = TrackerServer(app, resources.server, settings, app[METRICS])
         runner = web.ServerRunner(server, shutdown_timeout=settings.shutdown_timeout_s)
         await runner.setup()
         try:
