@@ -25,7 +25,12 @@ class Listing(msgspec.Struct, frozen=True, gc=False):
 
 
 def listing_body(entries: Sequence[Cached]) -> bytes:
-    return b'{"articles":[' + b",".join(entry.body for entry in entries) + b"]}"
+    # One join of the parts: a listing's 60 kB is copied once, not once per "+".
+    parts = [b'{"articles":[']
+    for entry in entries:
+        parts += (entry.body, b",")
+    parts[-1] = b"]}" if entries else b'{"articles":[]}'
+    return b"".join(parts)
 
 
 def listing_etag(entries: Sequence[Cached]) -> str:
