@@ -29,7 +29,12 @@ from tests.helpers import (
 )
 from tests.test_report_endpoints import Editor, editor_on
 from tracker.core.settings import Settings
-from tracker.redis_side.readers import address_id
+from tracker.redis_side.readers import (
+    address_id,
+    client_address,
+    client_of,
+    limited_address_id,
+)
 from tracker.web.report_views import csv_cell
 
 FORMULA = '=HYPERLINK("http://evil.example","x")'
@@ -127,6 +132,40 @@ def test_an_ipv6_address_counts_by_its_64_for_the_limits() -> None:
     assert address_id(salt, "2001:db8:7:a::1") not in same
     assert address_id(salt, "192.0.2.1") != address_id(salt, "192.0.2.2")
     assert address_id(salt, "::ffff:192.0.2.1") == address_id(salt, "192.0.2.1")
+
+
+def test_ingest_reads_an_address_and_its_limited_form_in_one_parse_to_the_same_ids() -> None:
+    """Ingest takes the client's address and its /64 from one parse (client_of); the ids
+    are the ones address_id gives from the address's text, as the version before did,
+    so a rolling upgrade keeps each address's bound for the day."""
+    import hashlib
+    import ipaddress
+    import socket
+
+    def before(address: str) -> bytes:  # the version before, spelled out
+        digest = hashlib.blake2b(digest_size=12, key=salt[:64], person=b"address")
+        try:
+            parsed = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
+            return digest.update(address.encode()) or digest.digest()
+        if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped:
+            parsed = parsed.ipv4_mapped
+        if parsed.version == 4:
+            limited = str(parsed)
+        else:
+            limited = socket.inet_ntop(socket.AF_INET6, parsed.packed[:8] + bytes(8)) + "/64"
+        return digest.update(limited.encode()) or digest.digest()
+
+    salt = b"t" * 32
+    proxy = [ipaddress.ip_network("127.0.0.1/32")]
+    for sent in ("192.0.2.7", "2001:db8:7:9::5", "::ffff:192.0.2.7", "[2001:db8::1]:443",
+                 "198.51.100.9:8080", "not an address"):  # fmt: skip
+        client = client_of("127.0.0.1", sent, proxy)
+        assert client.address == client_address("127.0.0.1", sent, proxy)
+        assert limited_address_id(salt, client.limited) == address_id(salt, client.address)
+        assert address_id(salt, client.address) == before(client.address), sent
+    unix_socket = client_of(None, None, proxy)
+    assert unix_socket == ("", "")
 
 
 async def test_addresses_of_one_ipv6_64_share_the_readers_bound(

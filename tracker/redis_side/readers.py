@@ -12,7 +12,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from tracker.core.env_values import IPNetwork
 from tracker.core.utc import DAY_S
@@ -78,6 +78,14 @@ class TrustedProxies:
         return parsed is not None and parsed in self
 
 
+class Client(NamedTuple):
+    """A request's reader's address as text, and what the limits per address see of it:
+    the address, or for IPv6 its /64 (one subscriber has a whole /64 to rotate through)."""
+
+    address: str
+    limited: str
+
+
 def client_address(
     peer: str | None,
     forwarded_for: str | None,
@@ -85,6 +93,15 @@ def client_address(
 ) -> str:
     """The reader's address: the peer's, unless the peer is a trusted proxy; then the
     right-most X-Forwarded-For entry that is not itself a trusted proxy."""
+    return client_of(peer, forwarded_for, trusted_proxies).address
+
+
+def client_of(
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted_proxies: Sequence[IPNetwork] | TrustedProxies,
+) -> Client:
+    """client_address, with its limited form from the same parse (ingest needs both)."""
     trusted = (
         trusted_proxies
         if isinstance(trusted_proxies, TrustedProxies)
@@ -92,9 +109,9 @@ def client_address(
     )
     peer_ip = _parse_ip(peer) if peer else None
     if peer_ip is None:
-        return peer or ""
+        return Client(peer or "", peer or "")
     if not forwarded_for or not trusted or peer_ip not in trusted:
-        return _text(peer_ip)
+        return _client(peer_ip)
     client = peer_ip
     for part in reversed(forwarded_for.split(",")):
         hop = _parse_ip(part)
@@ -103,7 +120,14 @@ def client_address(
         client = hop
         if hop not in trusted:
             break
-    return _text(client)
+    return _client(client)
+
+
+def _client(parsed: Parsed) -> Client:
+    text = _text(parsed)
+    if parsed[0] == 4:
+        return Client(text, text)
+    return Client(text, socket.inet_ntop(socket.AF_INET6, parsed[2][:8] + bytes(8)) + "/64")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,19 +151,16 @@ def reader_id(salt: bytes, address: str, user_agent: str) -> bytes:
 
 def address_id(salt: bytes, address: str) -> bytes:
     """12 bytes that identify an address for one day (not its readers: no User-Agent),
-    for the limits per address. An IPv6 address counts by its /64: one subscriber has a
-    whole /64 to rotate through."""
-    digest = hashlib.blake2b(digest_size=12, key=salt[:64], person=b"address")
-    digest.update(_limited(address).encode())
-    return digest.digest()
-
-
-def _limited(address: str) -> str:
-    """What the limits per address see of one: an IPv4 address, or an IPv6 /64."""
+    for the limits per address. An IPv6 address counts by its /64."""
     parsed = _parse_ip(address)
-    if parsed is None or parsed[0] == 4:
-        return address if parsed is None else _text(parsed)
-    return socket.inet_ntop(socket.AF_INET6, parsed[2][:8] + bytes(8)) + "/64"
+    return limited_address_id(salt, address if parsed is None else _client(parsed).limited)
+
+
+def limited_address_id(salt: bytes, limited: str) -> bytes:
+    """address_id of an address already in its limited form (Client.limited)."""
+    digest = hashlib.blake2b(digest_size=12, key=salt[:64], person=b"address")
+    digest.update(limited.encode())
+    return digest.digest()
 
 
 class SaltStore:

@@ -19,7 +19,7 @@ from tracker.core.utc import day_of
 from tracker.events.bots import BOT, HUMAN
 from tracker.events.models import Event, parse_event_dict, parse_events
 from tracker.events.plausible import parse_plausible, rules_of
-from tracker.redis_side.readers import Visitor, address_id, client_address, reader_id
+from tracker.redis_side.readers import Visitor, client_of, limited_address_id, reader_id
 from tracker.web.app_keys import BOTS, CLOCK, METRICS, PROXIES, SERVICES, SETTINGS
 from tracker.web.bodies import read_body, too_large
 from tracker.web.middleware import EVENTS_IN_REQUEST, origin_allowed
@@ -128,9 +128,15 @@ async def visitor_of(request: web.Request, events: int) -> Visitor | None:
     # Several X-Forwarded-For lines are one list: a proxy may add its own line after the
     # client's, so the first line alone could be the client's invention.
     forwarded_for = ", ".join(headers.getall("X-Forwarded-For", ())) or None
-    address = client_address(request.remote, forwarded_for, app[PROXIES])
-    salt = await app[SERVICES].salts.salt(day_of(app[CLOCK]()))
-    return Visitor(reader_id(salt, address, user_agent), agent, address_id(salt, address))
+    client = client_of(request.remote, forwarded_for, app[PROXIES])
+    salts = app[SERVICES].salts
+    day = day_of(app[CLOCK]())
+    salt = salts.cached(day) or await salts.salt(day)
+    return Visitor(
+        reader_id(salt, client.address, user_agent),
+        agent,
+        limited_address_id(salt, client.limited),
+    )
 
 
 async def pixel(request: web.Request) -> web.Response:
