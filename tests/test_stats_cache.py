@@ -154,6 +154,26 @@ def test_the_zero_answer_is_the_encoded_zero_stats(article_id: str) -> None:
     assert _zero(article_id, shared).body == msgspec.json.encode(_zero_stats(article_id))
 
 
+async def test_an_article_with_nothing_counted_has_one_etag_first_read_and_after(
+    make_cache: MakeCache,
+) -> None:
+    """Its answer is made on each read (one shared empty entry): the ETag is a constant,
+    not a hash made per read, and the first read (a miss) answers the same one."""
+    from tracker.reports.statscache import ZERO_ETAG
+
+    async def nothing_counted(ids: list[str]) -> list[ArticleStats]:
+        return [_zero_stats(a) for a in ids]
+
+    cache = make_cache(nothing_counted, ttl_s=5.0, max_age_s=5.0)
+    first = await cache.one("zero-a")
+    again = cache.found("zero-a")
+    assert again is not None
+    assert first.etag == again.etag == ZERO_ETAG
+    assert first.body == again.body == msgspec.json.encode(_zero_stats("zero-a"))
+    counted = await make_cache(Source(), ttl_s=5.0, max_age_s=5.0).one("zero-a")
+    assert counted.etag != ZERO_ETAG
+
+
 async def test_closing_cancels_refreshes_in_flight(make_cache: MakeCache) -> None:
     source = Source()
     cache = make_cache(source, ttl_s=0.02, max_age_s=5.0)

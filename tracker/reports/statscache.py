@@ -74,9 +74,15 @@ _ZERO_HEAD: Final = b'{"article_id":'
 _ZERO_TAIL: Final = _encoder.encode(_zero_stats(""))[len(_ZERO_HEAD) + 2 :]
 
 
+# Every answer with nothing counted has this digest and ETag: its body is set by the id
+# in its URL alone, so the tag still names one body per URL, and no read hashes it.
+_ZERO_DIGEST: Final = bytes(8)
+ZERO_ETAG: Final = '"0"'
+
+
 def _zero(article_id: str, shared: Cached) -> Cached:
     body = _ZERO_HEAD + _encoder.encode(article_id) + _ZERO_TAIL
-    return _tagged(body, shared.refresh_at, shared.expires)
+    return Cached(body, _ZERO_DIGEST, ZERO_ETAG, shared.refresh_at, shared.expires)
 
 
 class StatsCache:
@@ -165,8 +171,12 @@ class StatsCache:
         return [found[article_id] for article_id in article_ids]
 
     def _store(self, article_id: str, stats: ArticleStats, now: float) -> Cached:
-        entry = _tagged(_encoder.encode(stats), now + self.ttl_s, now + self.serve_s)
-        kept = Cached(b"", b"", "", entry.refresh_at, entry.expires) if _is_zero(stats) else entry
+        refresh_at, expires = now + self.ttl_s, now + self.serve_s
+        if _is_zero(stats):
+            kept = Cached(b"", b"", "", refresh_at, expires)
+            entry = _zero(article_id, kept)  # the answer a hit will make, ETag and all
+        else:
+            entry = kept = _tagged(_encoder.encode(stats), refresh_at, expires)
         old = self._entries.pop(article_id, None)  # re-inserted: the dict stays in age order
         if old is not None:
             self.bytes -= _cost(article_id, old)
