@@ -235,7 +235,11 @@ async def test_generated_requests_get_no_server_error(
             break
         await asyncio.sleep(0.05)
     print(f"events accepted: {accepted:.0f} (not counted: {not_counted}), flushed: {flushed:.0f}")
-    assert flushed == expected
+    found_applied = sample(
+        metrics.registry, "tracker_flush_batches_total", outcome="already_applied"
+    )
+    failures = sum_of(metrics, "tracker_flush_failures_total")
+    assert flushed == expected, f"flush failures {failures}, batches found applied {found_applied}"
 
 
 async def test_nul_in_metadata_is_refused(client: Client) -> None:

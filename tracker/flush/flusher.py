@@ -169,7 +169,12 @@ class Flusher(FlushLoop):
                 # Redis handed back a batch PostgreSQL had moved past: its records were
                 # pruned long ago, so it was applied again. Redis lost what said so.
                 self._rolled_back(shard, result, f"batch {batch.id} was applied again")
-            await self.batches.release(batch)
+            released = await self.batches.release(batch)
+            if released:
+                # Counted as it leaves Redis, once, whichever attempt applied it: a batch
+                # whose parts all committed before a failure is found applied next time.
+                self.metrics.flush_events.inc(batch.events)
+                self.metrics.flush_counters.inc(len(batch.counters))
             if self.pages is not None and batch.page_urls:
                 self.pages.offer(_views_of(batch, batch.page_urls))
             if applied.parts_now:
@@ -177,8 +182,6 @@ class Flusher(FlushLoop):
                 result.events += batch.events
                 result.counters += len(batch.counters)
                 self.metrics.flush_batches.labels("applied").inc()
-                self.metrics.flush_events.inc(batch.events)
-                self.metrics.flush_counters.inc(len(batch.counters))
             else:
                 result.skipped += 1
                 self.metrics.flush_batches.labels("already_applied").inc()
