@@ -149,15 +149,10 @@ def reader_id(salt: bytes, address: str, user_agent: str) -> bytes:
     return digest.digest()
 
 
-def address_id(salt: bytes, address: str) -> bytes:
+def address_id(salt: bytes, limited: str) -> bytes:
     """12 bytes that identify an address for one day (not its readers: no User-Agent),
-    for the limits per address. An IPv6 address counts by its /64."""
-    parsed = _parse_ip(address)
-    return limited_address_id(salt, address if parsed is None else _client(parsed).limited)
-
-
-def limited_address_id(salt: bytes, limited: str) -> bytes:
-    """address_id of an address already in its limited form (Client.limited)."""
+    for the limits per address, from its limited form (Client.limited: an IPv6 address
+    counts by its /64)."""
     digest = hashlib.blake2b(digest_size=12, key=salt[:64], person=b"address")
     digest.update(limited.encode())
     return digest.digest()

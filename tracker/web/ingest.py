@@ -19,7 +19,7 @@ from tracker.core.utc import day_of
 from tracker.events.bots import BOT, HUMAN
 from tracker.events.models import Event, parse_event_dict, parse_events
 from tracker.events.plausible import parse_plausible, rules_of
-from tracker.redis_side.readers import Visitor, client_of, limited_address_id, reader_id
+from tracker.redis_side.readers import Visitor, address_id, client_of, reader_id
 from tracker.web.app_keys import BOTS, CLOCK, METRICS, PROXIES, SERVICES, SETTINGS
 from tracker.web.bodies import read_body, too_large
 from tracker.web.middleware import EVENTS_IN_REQUEST, origin_allowed
@@ -135,7 +135,7 @@ async def visitor_of(request: web.Request, events: int) -> Visitor | None:
     return Visitor(
         reader_id(salt, client.address, user_agent),
         agent,
-        limited_address_id(salt, client.limited),
+        address_id(salt, client.limited),
     )
 
 
