@@ -67,20 +67,14 @@ class RequestTally(Collector):
         durations.sum_s += seconds
 
     def describe(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            REQUESTS_NAME, REQUESTS_HELP, labels=("route", "method", "status")
-        )
-        yield HistogramMetricFamily(DURATION_NAME, DURATION_HELP, labels=("route",))
+        yield from _families()
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            REQUESTS_NAME, REQUESTS_HELP, labels=("route", "method", "status")
-        )
+        requests, durations = _families()
         for (route, method, status), count in self._requests.items():
             created = self._created[(route, method, status)]
             requests.add_metric((route, method, str(status)), count, created=created)
         yield requests
-        durations = HistogramMetricFamily(DURATION_NAME, DURATION_HELP, labels=("route",))
         for route, observed in self._durations.items():
             cumulative = 0
             buckets = []
@@ -89,3 +83,10 @@ class RequestTally(Collector):
                 buckets.append((label, float(cumulative)))
             durations.add_metric((route,), buckets, observed.sum_s)
         yield durations
+
+
+def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+    return (
+        CounterMetricFamily(REQUESTS_NAME, REQUESTS_HELP, labels=("route", "method", "status")),
+        HistogramMetricFamily(DURATION_NAME, DURATION_HELP, labels=("route",)),
+    )
